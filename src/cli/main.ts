@@ -1,0 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { ConfigError } from '../config/load.ts';
+import { CliError } from './output.ts';
+import { serveCommand } from './serve.ts';
+import { userCommand } from './user.ts';
+
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command('berth')
+  .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
+  .version(pkg.version, '-V, --version')
+  .showHelpAfterError();
+serveCommand(program);
+userCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CliError || err instanceof ConfigError) {
+    process.stderr.write(`berth: ${err.message}\n`);
+    process.exit(1);
+  }
+  throw err;
+}

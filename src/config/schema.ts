@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+const duration = z
+  .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 900, 15m, 1h or 7d')])
+  .transform((value) => (typeof value === 'number' ? value : parseDuration(value)));
+
+/** Parses `15m`-style durations into seconds (plain numbers are seconds). */
+export function parseDuration(text: string): number {
+  const match = /^(\d+)(ms|s|m|h|d)?$/.exec(text)!;
+  const n = Number(match[1]);
+  const unit = match[2] ?? 's';
+  const seconds = { ms: n / 1000, s: n, m: n * 60, h: n * 3600, d: n * 86400 }[unit]!;
+  return seconds;
+}
+
+const externalURL = z
+  .string()
+  .url()
+  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must start with http:// or https://')
+  .refine((u) => { const p = new URL(u); return (p.pathname === '/' || p.pathname === '') && !p.search && !p.hash; }, 'must be scheme://host[:port] with no path')
+  .transform((u) => new URL(u).origin);
+
+/** Every configuration option of Berth, with its default. The README's configuration table mirrors it. */
+export const configSchema = z
+  .object({
+    /** Address to listen on, host:port. */
+    addr: z
+      .string()
+      .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]*):\d{1,5}$/, 'host:port, e.g. 0.0.0.0:5000')
+      .refine((a) => !(Number(a.slice(a.lastIndexOf(':') + 1)) > 65535), 'port must be at most 65535')
+      .default('0.0.0.0:5000'),
+    /** Where SQLite, blobs, upload sessions and the signing key live. */
+    dataDir: z.string().min(1).default('./data'),
+    /** The URL(s) clients use to reach Berth; the token realm is built from them. */
+    externalURL: z.array(externalURL).default([]),
+    /** Password for the `admin` user created on first start; generated and printed once if unset. */
+    adminPassword: z.string().min(8, 'at least 8 characters').optional(),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    auth: z
+      .object({
+        /** Lifetime of access tokens, seconds or e.g. `30m`. */
+        tokenTTL: duration.default(1800),
+        /** Lifetime of OAuth2 refresh tokens. */
+        refreshTokenTTL: duration.default(30 * 86400),
+        /** Whether clients without credentials may pull. */
+        anonymousPull: z.boolean().default(false),
+        /** The `service` name in challenges and the token audience. */
+        service: z.string().min(1).default('berth'),
+        /** The token issuer claim. */
+        issuer: z.string().min(1).default('berth'),
+      })
+      .prefault({}),
+    tls: z
+      .object({ cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+      .refine((t) => Boolean(t.cert) === Boolean(t.key), 'tls.cert and tls.key must be given together')
+      .prefault({}),
+    uploads: z
+      .object({
+        /** Upload sessions untouched this long are removed. */
+        ttl: duration.default(7 * 86400),
+      })
+      .prefault({}),
+    /** Largest manifest accepted, bytes. */
+    maxManifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

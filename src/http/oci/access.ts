@@ -1,0 +1,97 @@
+import { RegistryError } from '../../domain/errors.ts';
+import type { Authorizer } from '../../auth/authorizer.ts';
+import type { PasswordAuthenticator } from '../../auth/authenticator.ts';
+import { ANONYMOUS, type Identity } from '../../auth/identity.ts';
+import { formatScope, grants, type Access } from '../../auth/scope.ts';
+import { TokenError, type TokenService } from '../../auth/tokens.ts';
+import type { Context } from '../context.ts';
+import { readCredentials } from '../credentials.ts';
+import { externalBase } from '../realm.ts';
+
+/** What a request may do once admitted. */
+export interface Grant {
+  identity: Identity;
+  /** Whether the request may also perform `action` on another resource (e.g. pull from a mount source). */
+  can(type: string, name: string, action: string): Promise<boolean>;
+}
+
+export interface AccessDeps {
+  tokens: TokenService;
+  passwords: PasswordAuthenticator;
+  authorizer: Authorizer;
+  externalURLs: readonly string[];
+  anonymousPull: boolean;
+}
+
+/**
+ * Admission to `/v2`: Bearer tokens from the token service, or Basic credentials checked directly
+ * (as Harbor allows, handy for curl). Every refusal for missing or insufficient credentials is a 401
+ * with a complete Bearer challenge — realm, service and the scope needed — so a client can always get
+ * the right token (M11); a caller whose identity lacks the permission gets 403 DENIED instead.
+ */
+export class OciAccess {
+  constructor(private readonly deps: AccessDeps) {}
+
+  /** Admits the request if it may perform every action in `needs`; otherwise throws the right error. */
+  async require(ctx: Context, needs: Access[]): Promise<Grant> {
+    const credentials = readCredentials(ctx.req);
+    ctx.auth.scheme = credentials.scheme;
+    if (credentials.scheme === 'bearer') {
+      let claims;
+      try {
+        claims = await this.deps.tokens.verifyAccess(credentials.token);
+      } catch (err) {
+        const reason = err instanceof TokenError ? err.reason : 'invalid';
+        throw this.challenge(ctx, needs, reason === 'expired' ? 'token expired: request a new one' : 'token invalid', 'invalid_token', { token: reason });
+      }
+      const identity: Identity = claims.subject === undefined ? ANONYMOUS : { kind: 'user', name: claims.subject, isAdmin: false };
+      ctx.auth.identity = identity;
+      for (const need of needs) {
+        for (const action of need.actions) {
+          if (grants(claims.access, need.type, need.name, action)) continue;
+          const allowed = await this.deps.authorizer.allowedActions(identity, need.type, need.name, [action]);
+          if (allowed.length === 0) throw denied(need, action);
+          throw this.challenge(ctx, needs, 'token does not grant the required scope', 'insufficient_scope');
+        }
+      }
+      return { identity, can: async (type, name, action) => grants(claims.access, type, name, action) };
+    }
+    let identity: Identity = ANONYMOUS;
+    if (credentials.scheme === 'basic') {
+      const user = await this.deps.passwords.authenticate(credentials.username, credentials.password);
+      if (!user) throw this.challenge(ctx, needs, 'invalid username or password');
+      identity = user;
+    } else if (needs.length === 0 || !this.deps.anonymousPull) {
+      // No (usable) credentials: always challenge, so clients learn where to get a token.
+      throw this.challenge(ctx, needs, 'authentication required');
+    }
+    ctx.auth.identity = identity;
+    const can = async (type: string, name: string, action: string) =>
+      (await this.deps.authorizer.allowedActions(identity, type, name, [action])).length > 0;
+    for (const need of needs) {
+      for (const action of need.actions) {
+        if (await can(need.type, need.name, action)) continue;
+        if (identity.kind === 'anonymous') throw this.challenge(ctx, needs, 'authentication required');
+        throw denied(need, action);
+      }
+    }
+    return { identity, can };
+  }
+
+  private challenge(ctx: Context, needs: Access[], message: string, error?: string, detail?: Record<string, unknown>): RegistryError {
+    const realm = `${externalBase(ctx.req, ctx.secure, this.deps.externalURLs)}/service/token`;
+    let value = `Bearer realm="${realm}",service="${this.deps.tokens.service}"`;
+    if (needs.length > 0) value += `,scope="${needs.map(formatScope).join(' ')}"`;
+    if (error) value += `,error="${error}"`;
+    const errorDetail = needs.length > 0 ? { ...detail, scope: needs.map(formatScope) } : detail;
+    return new RegistryError('UNAUTHORIZED', message, errorDetail, { headers: { 'WWW-Authenticate': value } });
+  }
+}
+
+function denied(need: Access, action: string): RegistryError {
+  return new RegistryError('DENIED', `requested access to the resource is denied: ${action} on ${need.type} ${need.name}`, {
+    type: need.type,
+    name: need.name,
+    action,
+  });
+}

@@ -1,0 +1,72 @@
+import { pipeline } from 'node:stream/promises';
+import { RegistryError } from '../../domain/errors.ts';
+import type { ByteRange } from '../../storage/blob-store.ts';
+import type { Route } from '../context.ts';
+import { sendEmpty } from '../respond.ts';
+import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
+
+/** Parses a single `Range: bytes=…` against a blob's size; 416 when unsatisfiable or malformed. */
+export function parseRange(header: string, size: number): ByteRange {
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const fail = () =>
+    new RegistryError('RANGE_INVALID', 'requested range not satisfiable', { range: header.slice(0, 100), size }, { headers: { 'Content-Range': `bytes */${size}` } });
+  if (!m || (m[1] === '' && m[2] === '')) throw fail();
+  let start: number;
+  let end: number;
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    if (suffix === 0) throw fail();
+    start = Math.max(size - suffix, 0);
+    end = size - 1;
+  } else {
+    start = Number(m[1]);
+    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+  }
+  if (start > end || start >= size) throw fail();
+  return { start, end };
+}
+
+/** `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`. */
+export function blobRoutes(deps: OciDeps): Route[] {
+  const { registry, access } = deps;
+  return [
+    {
+      name: 'blob',
+      methods: ['GET', 'HEAD', 'DELETE'],
+      pattern: /^\/v2\/(.+)\/blobs\/([^/]+)$/,
+      handler: async (ctx, [rawName, rawDigest]) => {
+        const name = repositoryParam(rawName);
+        const digest = segmentParam(rawDigest);
+        const method = ctx.req.method!;
+        if (method === 'DELETE') {
+          await access.require(ctx, [repositoryAccess(name, 'delete')]);
+          await registry.blobs.delete(name, digest);
+          sendEmpty(ctx.res, 202);
+          return;
+        }
+        await access.require(ctx, [repositoryAccess(name, 'pull')]);
+        const info = await registry.blobs.stat(name, digest);
+        const headers: Record<string, string | number> = {
+          'Content-Type': 'application/octet-stream',
+          'Docker-Content-Digest': info.digest,
+          ETag: `"${info.digest}"`,
+          'Accept-Ranges': 'bytes',
+          'Cache-Control': 'max-age=31536000',
+        };
+        const rangeHeader = ctx.req.headers.range;
+        const range = rangeHeader && info.size > 0 ? parseRange(rangeHeader, info.size) : undefined;
+        if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
+        headers['Content-Length'] = range ? range.end - range.start + 1 : info.size;
+        const status = range ? 206 : 200;
+        if (method === 'HEAD' || info.size === 0) {
+          ctx.res.writeHead(status, headers);
+          ctx.res.end();
+          return;
+        }
+        const { stream } = await registry.blobs.open(name, digest, range);
+        ctx.res.writeHead(status, headers);
+        await pipeline(stream, ctx.res);
+      },
+    },
+  ];
+}

@@ -1,0 +1,50 @@
+import type { IncomingMessage } from 'node:http';
+import { RegistryError } from '../../domain/errors.ts';
+import { assertRepositoryName } from '../../domain/names.ts';
+import type { Access } from '../../auth/scope.ts';
+import type { Registry } from '../../registry/index.ts';
+import type { OciAccess } from './access.ts';
+
+/** What the `/v2` route modules need. */
+export interface OciDeps {
+  registry: Registry;
+  access: OciAccess;
+  maxManifestBytes: number;
+}
+
+/** The repository name from a URL path segment group, validated. */
+export function repositoryParam(raw: string | undefined): string {
+  return assertRepositoryName(raw ?? '');
+}
+
+/** A percent-decoded path segment (a tag, digest or upload id). */
+export function segmentParam(raw: string | undefined): string {
+  try {
+    return decodeURIComponent(raw ?? '');
+  } catch {
+    throw new RegistryError('NAME_INVALID', 'malformed percent-encoding in the URL path');
+  }
+}
+
+/** The scope entry for actions on a repository. */
+export function repositoryAccess(name: string, ...actions: string[]): Access {
+  return { type: 'repository', name, actions };
+}
+
+/** `Content-Length` as a number, undefined when absent; `SIZE_INVALID` when malformed. */
+export function contentLength(req: IncomingMessage): number | undefined {
+  const value = req.headers['content-length'];
+  if (value === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(value)) throw new RegistryError('SIZE_INVALID', 'malformed Content-Length', { contentLength: value.slice(0, 40) });
+  return Number(value);
+}
+
+/** Whether the request carries a body (a length above zero, or chunked transfer encoding). */
+export function hasBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] !== undefined || (contentLength(req) ?? 0) > 0;
+}
+
+/** The `Range` header value for an upload holding `size` bytes (`0-0` when empty, as Distribution). */
+export function uploadRange(size: number): string {
+  return `0-${Math.max(size - 1, 0)}`;
+}

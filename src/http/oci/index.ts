@@ -1,0 +1,26 @@
+import type { Route } from '../context.ts';
+import { sendJSON } from '../respond.ts';
+import { blobRoutes } from './blobs.ts';
+import type { OciDeps } from './deps.ts';
+import { listingRoutes } from './listings.ts';
+import { manifestRoutes } from './manifests.ts';
+import { uploadRoutes } from './uploads.ts';
+
+/** Every `/v2` route, in matching order (uploads before blobs: `blobs/uploads/` is not a digest). */
+export function ociRoutes(deps: OciDeps): Route[] {
+  return [
+    {
+      name: 'base',
+      methods: ['GET', 'HEAD'],
+      pattern: /^\/v2\/?$/,
+      handler: async (ctx) => {
+        await deps.access.require(ctx, []);
+        sendJSON(ctx.res, 200, {});
+      },
+    },
+    ...listingRoutes(deps),
+    ...uploadRoutes(deps),
+    ...blobRoutes(deps),
+    ...manifestRoutes(deps),
+  ];
+}

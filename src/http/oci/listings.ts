@@ -1,0 +1,60 @@
+import type { Route } from '../context.ts';
+import { sendJSON } from '../respond.ts';
+import { parsePageSize, MAX_PAGE, type Page } from '../../registry/listings.ts';
+import { parseDigest } from '../../domain/digest.ts';
+import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
+
+/** The `Link` header pointing at the next page, relative like every URL Berth hands out. */
+function linkHeader(path: string, page: Page<string>): Record<string, string> {
+  if (page.next === undefined) return {};
+  return { Link: `<${path}?n=${page.n}&last=${encodeURIComponent(page.next)}>; rel="next"` };
+}
+
+/** Tags list, catalog and referrers. */
+export function listingRoutes(deps: OciDeps): Route[] {
+  const { registry, access } = deps;
+  return [
+    {
+      name: 'tags',
+      methods: ['GET'],
+      pattern: /^\/v2\/(.+)\/tags\/list$/,
+      handler: async (ctx, [rawName]) => {
+        const name = repositoryParam(rawName);
+        await access.require(ctx, [repositoryAccess(name, 'pull')]);
+        const n = parsePageSize(ctx.query.get('n'), MAX_PAGE);
+        const page = await registry.listings.tags(name, n, ctx.query.get('last') ?? undefined);
+        sendJSON(ctx.res, 200, { name, tags: page.items }, linkHeader(`/v2/${name}/tags/list`, page));
+      },
+    },
+    {
+      name: 'catalog',
+      methods: ['GET'],
+      pattern: /^\/v2\/_catalog$/,
+      handler: async (ctx) => {
+        await access.require(ctx, [{ type: 'registry', name: 'catalog', actions: ['*'] }]);
+        const n = parsePageSize(ctx.query.get('n'), 1000);
+        const page = await registry.listings.catalog(n, ctx.query.get('last') ?? undefined);
+        sendJSON(ctx.res, 200, { repositories: page.items }, linkHeader('/v2/_catalog', page));
+      },
+    },
+    {
+      name: 'referrers',
+      methods: ['GET'],
+      pattern: /^\/v2\/(.+)\/referrers\/([^/]+)$/,
+      handler: async (ctx, [rawName, rawDigest]) => {
+        const name = repositoryParam(rawName);
+        const digest = parseDigest(segmentParam(rawDigest)).value;
+        await access.require(ctx, [repositoryAccess(name, 'pull')]);
+        const artifactType = ctx.query.get('artifactType') ?? undefined;
+        const index = await registry.listings.referrers(name, digest, artifactType);
+        const body = JSON.stringify(index);
+        ctx.res.writeHead(200, {
+          'Content-Type': index.mediaType,
+          'Content-Length': Buffer.byteLength(body),
+          ...(artifactType !== undefined ? { 'OCI-Filters-Applied': 'artifactType' } : {}),
+        });
+        ctx.res.end(body);
+      },
+    },
+  ];
+}

@@ -1,0 +1,133 @@
+import type { Authorizer } from '../../auth/authorizer.ts';
+import type { PasswordAuthenticator } from '../../auth/authenticator.ts';
+import { ANONYMOUS, identityName, type Identity } from '../../auth/identity.ts';
+import { parseScopes, formatScope, type Access } from '../../auth/scope.ts';
+import { TokenError, type TokenService } from '../../auth/tokens.ts';
+import { RegistryError } from '../../domain/errors.ts';
+import type { Context, Route } from '../context.ts';
+import { readSmallBody } from '../body.ts';
+import { readCredentials } from '../credentials.ts';
+import { sendJSON } from '../respond.ts';
+
+export interface TokenDeps {
+  tokens: TokenService;
+  passwords: PasswordAuthenticator;
+  authorizer: Authorizer;
+}
+
+const FORM_LIMIT = 64 * 1024;
+
+/**
+ * The token service at `/service/token`: `GET` with Basic credentials (Docker token spec) and
+ * `POST` with an OAuth2 form (`password` and `refresh_token` grants), which containerd tries first.
+ * Tokens grant the intersection of the scopes asked for and what the caller may do; anonymous
+ * callers get a token too (granting what anonymous access allows, possibly nothing).
+ */
+export function tokenRoutes(deps: TokenDeps): Route[] {
+  async function grant(identity: Identity, scopes: Access[]): Promise<Access[]> {
+    const granted: Access[] = [];
+    for (const scope of scopes) {
+      const actions = await deps.authorizer.allowedActions(identity, scope.type, scope.name, scope.actions);
+      if (actions.length > 0) granted.push({ ...scope, actions });
+    }
+    return granted;
+  }
+
+  function loginFailed(ctx: Context, username: string): void {
+    ctx.log.warn({ username, client: ctx.req.socket.remoteAddress }, 'login failed');
+  }
+
+  async function get(ctx: Context): Promise<void> {
+    const credentials = readCredentials(ctx.req);
+    ctx.auth.scheme = credentials.scheme;
+    let identity: Identity = ANONYMOUS;
+    if (credentials.scheme === 'basic') {
+      const user = await deps.passwords.authenticate(credentials.username, credentials.password);
+      if (!user) {
+        loginFailed(ctx, credentials.username);
+        throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+      }
+      identity = user;
+    }
+    ctx.auth.identity = identity;
+    const access = await grant(identity, parseScopes(ctx.query.getAll('scope')));
+    const issued = await deps.tokens.issueAccess(identityName(identity), access);
+    const body: Record<string, unknown> = {
+      token: issued.token,
+      access_token: issued.token,
+      expires_in: issued.expiresIn,
+      issued_at: issued.issuedAt.toISOString(),
+    };
+    const generation = identity.kind === 'user' ? await deps.passwords.generation(identity.name) : undefined;
+    if (ctx.query.get('offline_token') === 'true' && identity.kind === 'user' && generation !== undefined) {
+      body.refresh_token = await deps.tokens.issueRefresh(identity.name, generation);
+    }
+    sendJSON(ctx.res, 200, body, { 'Cache-Control': 'no-store' });
+  }
+
+  async function post(ctx: Context): Promise<void> {
+    const type = (ctx.req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+    if (type !== 'application/x-www-form-urlencoded') {
+      oauthError(ctx, 400, 'invalid_request', 'the body must be application/x-www-form-urlencoded');
+      return;
+    }
+    const form = new URLSearchParams((await readSmallBody(ctx.req, FORM_LIMIT)).toString('utf8'));
+    const grantType = form.get('grant_type');
+    let identity: Identity;
+    if (grantType === 'password') {
+      const username = form.get('username');
+      const password = form.get('password');
+      if (!username || password === null) return oauthError(ctx, 400, 'invalid_request', 'username and password are required');
+      const user = await deps.passwords.authenticate(username, password);
+      if (!user) {
+        loginFailed(ctx, username);
+        return oauthError(ctx, 400, 'invalid_grant', 'invalid username or password');
+      }
+      identity = user;
+    } else if (grantType === 'refresh_token') {
+      const refreshToken = form.get('refresh_token');
+      if (!refreshToken) return oauthError(ctx, 400, 'invalid_request', 'refresh_token is required');
+      let claims;
+      try {
+        claims = await deps.tokens.verifyRefresh(refreshToken);
+      } catch (err) {
+        const reason = err instanceof TokenError && err.reason === 'expired' ? 'refresh token expired' : 'refresh token invalid';
+        return oauthError(ctx, 400, 'invalid_grant', reason);
+      }
+      const generation = await deps.passwords.generation(claims.subject);
+      if (generation === undefined || generation !== claims.generation) {
+        return oauthError(ctx, 400, 'invalid_grant', 'refresh token revoked: the user was removed or changed password');
+      }
+      identity = { kind: 'user', name: claims.subject, isAdmin: false };
+    } else {
+      return oauthError(ctx, 400, 'unsupported_grant_type', 'grant_type must be password or refresh_token');
+    }
+    ctx.auth.identity = identity;
+    const access = await grant(identity, parseScopes(form.getAll('scope')));
+    const issued = await deps.tokens.issueAccess(identityName(identity), access);
+    const body: Record<string, unknown> = {
+      access_token: issued.token,
+      token_type: 'Bearer',
+      expires_in: issued.expiresIn,
+      issued_at: issued.issuedAt.toISOString(),
+      scope: access.map(formatScope).join(' '),
+    };
+    if (grantType === 'password' && form.get('access_type') === 'offline' && identity.kind === 'user') {
+      body.refresh_token = await deps.tokens.issueRefresh(identity.name, (await deps.passwords.generation(identity.name)) ?? 0);
+    }
+    sendJSON(ctx.res, 200, body, { 'Cache-Control': 'no-store' });
+  }
+
+  return [
+    {
+      name: 'token',
+      methods: ['GET', 'POST'],
+      pattern: /^\/service\/token\/?$/,
+      handler: (ctx) => (ctx.req.method === 'POST' ? post(ctx) : get(ctx)),
+    },
+  ];
+}
+
+function oauthError(ctx: Context, status: number, error: string, description: string): void {
+  sendJSON(ctx.res, status, { error, error_description: description }, { 'Cache-Control': 'no-store' });
+}

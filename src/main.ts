@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import type { Config } from './config/schema.ts';
+import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
+import { openMetadata, type Metadata } from './metadata/index.ts';
+import { createRegistry } from './registry/index.ts';
+import { AuthenticatedUsersAuthorizer } from './auth/authorizer.ts';
+import { PasswordAuthenticator } from './auth/authenticator.ts';
+import { loadOrCreateSigningKey } from './auth/keys.ts';
+import { hashPassword } from './auth/passwords.ts';
+import { TokenService } from './auth/tokens.ts';
+import { createHandler } from './http/server.ts';
+import { createMetrics } from './http/metrics.ts';
+import { OciAccess } from './http/oci/access.ts';
+import { ociRoutes } from './http/oci/index.ts';
+import { opsRoutes } from './http/ops/ops.ts';
+import { tokenRoutes } from './http/token/token.ts';
+
+export interface RunningBerth {
+  /** The URL Berth listens on (its own address, not the external URL). */
+  url: string;
+  port: number;
+  log: Logger;
+  /** Stops accepting requests, lets in-flight ones finish (bounded), closes the stores. */
+  close(): Promise<void>;
+}
+
+const SHUTDOWN_GRACE_MS = 30_000;
+const UPLOAD_EXPIRY_INTERVAL_MS = 3_600_000;
+
+/** Splits `host:port` (IPv6 hosts in brackets). */
+function splitAddr(addr: string): { host: string; port: number } {
+  const colon = addr.lastIndexOf(':');
+  const host = addr.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  return { host: host || '0.0.0.0', port: Number(addr.slice(colon + 1)) };
+}
+
+/** Creates the `admin` user on first start; prints a generated password once, outside the logs. */
+async function bootstrapAdmin(meta: Metadata, config: Config, log: Logger): Promise<void> {
+  if ((await meta.users.count()) > 0) return;
+  const password = config.adminPassword ?? randomBytes(15).toString('base64url');
+  await meta.users.create('admin', await hashPassword(password), true);
+  log.info({ username: 'admin', generated: !config.adminPassword }, 'created the admin user');
+  if (!config.adminPassword) {
+    process.stderr.write(`\n  Berth created the user "admin" with the password:\n\n      ${password}\n\n  It is shown only this once. Change it with: berth user passwd admin\n\n`);
+  }
+}
+
+/** Composition root: config → stores → services → HTTP. */
+export async function startBerth(config: Config, logDestination?: DestinationStream): Promise<RunningBerth> {
+  const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination);
+  const store = new FilesystemBlobStore(join(config.dataDir, 'storage'));
+  await store.init();
+  const meta = await openMetadata(config.dataDir);
+  await bootstrapAdmin(meta, config, log);
+
+  const tokens = new TokenService(loadOrCreateSigningKey(config.dataDir), {
+    issuer: config.auth.issuer,
+    service: config.auth.service,
+    ttl: config.auth.tokenTTL,
+    refreshTTL: config.auth.refreshTokenTTL,
+  });
+  const passwords = new PasswordAuthenticator(meta.users);
+  const authorizer = new AuthenticatedUsersAuthorizer(config.auth.anonymousPull);
+  const registry = createRegistry(store, meta);
+  const access = new OciAccess({ tokens, passwords, authorizer, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
+  const metrics = createMetrics();
+  let draining = false;
+  const routes = [
+    ...opsRoutes({ metrics, draining: () => draining, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
+    ...tokenRoutes({ tokens, passwords, authorizer }),
+    ...ociRoutes({ registry, access, maxManifestBytes: config.maxManifestBytes }),
+  ];
+
+  const secure = Boolean(config.tls.cert);
+  const handler = createHandler(routes, log, metrics, secure);
+  // No overall request timeout: a multi-gigabyte layer may take long; idle sockets still time out.
+  const options = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
+  const server: Server = secure
+    ? createHttpsServer({ ...options, cert: readFileSync(config.tls.cert!), key: readFileSync(config.tls.key!) }, handler)
+    : createHttpServer(options, handler);
+
+  const { host, port } = splitAddr(config.addr);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `${secure ? 'https' : 'http'}://${shownHost}:${bound}`;
+  log.info({ addr: `${host}:${bound}`, tls: secure, externalURL: config.externalURL, dataDir: config.dataDir }, 'berth listening');
+
+  const expiry = setInterval(() => {
+    registry.uploads.expire(config.uploads.ttl).then(
+      (n) => n > 0 && log.info({ expired: n }, 'expired idle upload sessions'),
+      (err: unknown) => log.error({ err }, 'upload expiry failed'),
+    );
+  }, UPLOAD_EXPIRY_INTERVAL_MS);
+  expiry.unref();
+
+  return {
+    url,
+    port: bound,
+    log,
+    async close() {
+      draining = true;
+      clearInterval(expiry);
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
+      await closed;
+      clearTimeout(timer);
+      await meta.close();
+      log.info('berth stopped');
+    },
+  };
+}

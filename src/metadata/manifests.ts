@@ -1,0 +1,135 @@
+import type { DB } from './dialect.ts';
+import type { ManifestRow } from './schema.ts';
+
+/** A manifest to record, with what it references and the tag it was pushed under, if any. */
+export interface ManifestRecord {
+  repositoryId: number;
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  subjectDigest?: string;
+  annotations?: Record<string, string>;
+  references: { digest: string; kind: 'blob' | 'manifest' }[];
+  tag?: string;
+}
+
+/** A referrer as the referrers API lists it. */
+export interface Referrer {
+  digest: string;
+  mediaType: string;
+  size: number;
+  artifactType?: string;
+  annotations?: Record<string, string>;
+}
+
+/** Manifests, the blobs and manifests they reference, tags, and referrers. */
+export class ManifestStore {
+  constructor(private readonly db: DB) {}
+
+  /** Records a manifest (idempotent for the same digest) and points `tag` at it, atomically. */
+  async put(record: ManifestRecord): Promise<void> {
+    const now = Date.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('manifests')
+        .values({
+          repository_id: record.repositoryId,
+          digest: record.digest,
+          media_type: record.mediaType,
+          size: record.size,
+          artifact_type: record.artifactType ?? null,
+          subject_digest: record.subjectDigest ?? null,
+          annotations: record.annotations ? JSON.stringify(record.annotations) : null,
+          created_at: now,
+        })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        .execute();
+      const refs = dedupe(record.references);
+      if (refs.length > 0) {
+        await trx
+          .insertInto('manifest_references')
+          .values(refs.map((r) => ({ repository_id: record.repositoryId, manifest_digest: record.digest, child_digest: r.digest, kind: r.kind })))
+          .onConflict((oc) => oc.columns(['repository_id', 'manifest_digest', 'child_digest']).doNothing())
+          .execute();
+      }
+      if (record.tag !== undefined) {
+        await trx
+          .insertInto('tags')
+          .values({ repository_id: record.repositoryId, name: record.tag, manifest_digest: record.digest, updated_at: now })
+          .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_digest: record.digest, updated_at: now }))
+          .execute();
+      }
+    });
+  }
+
+  /** A manifest by digest. */
+  async byDigest(repositoryId: number, digest: string): Promise<ManifestRow | undefined> {
+    return this.db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+  }
+
+  /** The manifest a tag points at. */
+  async byTag(repositoryId: number, tag: string): Promise<ManifestRow | undefined> {
+    return this.db
+      .selectFrom('tags as t')
+      .innerJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+      .selectAll('m')
+      .where('t.repository_id', '=', repositoryId)
+      .where('t.name', '=', tag)
+      .executeTakeFirst();
+  }
+
+  /** Which of `digests` are manifests of the repository. */
+  async existing(repositoryId: number, digests: string[]): Promise<Set<string>> {
+    if (digests.length === 0) return new Set();
+    const rows = await this.db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', digests).execute();
+    return new Set(rows.map((r) => r.digest));
+  }
+
+  /** Deletes a manifest and every tag pointing at it; false when it did not exist. */
+  async delete(repositoryId: number, digest: string): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
+      await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
+      const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+      return Number(result.numDeletedRows) > 0;
+    });
+  }
+
+  /** Removes a tag (the manifest stays); false when there was no such tag. */
+  async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  /** Tag names, sorted, after `last`, at most `limit`. */
+  async tags(repositoryId: number, limit: number, last?: string): Promise<string[]> {
+    let query = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(limit);
+    if (last !== undefined) query = query.where('name', '>', last);
+    return (await query.execute()).map((r) => r.name);
+  }
+
+  /** Manifests whose subject is `digest`, optionally only those of one artifact type. */
+  async referrers(repositoryId: number, digest: string, artifactType?: string): Promise<Referrer[]> {
+    let query = this.db
+      .selectFrom('manifests')
+      .select(['digest', 'media_type', 'size', 'artifact_type', 'annotations'])
+      .where('repository_id', '=', repositoryId)
+      .where('subject_digest', '=', digest)
+      .orderBy('created_at')
+      .orderBy('digest');
+    if (artifactType !== undefined) query = query.where('artifact_type', '=', artifactType);
+    return (await query.execute()).map((r) => {
+      const referrer: Referrer = { digest: r.digest, mediaType: r.media_type, size: Number(r.size) };
+      if (r.artifact_type) referrer.artifactType = r.artifact_type;
+      if (r.annotations) referrer.annotations = JSON.parse(r.annotations) as Record<string, string>;
+      return referrer;
+    });
+  }
+}
+
+function dedupe<T extends { digest: string }>(items: T[]): T[] {
+  const seen = new Map<string, T>();
+  for (const item of items) if (!seen.has(item.digest)) seen.set(item.digest, item);
+  return [...seen.values()];
+}

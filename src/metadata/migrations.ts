@@ -1,0 +1,79 @@
+import type { Kysely, Migration } from 'kysely';
+import type { DialectTraits } from './dialect.ts';
+
+/**
+ * Schema migrations, in order. Only portable column types and constraints, so the same migrations
+ * run on SQLite and PostgreSQL; `dialect.ts` holds the differences (auto-increment keys).
+ */
+export function migrations(traits: DialectTraits): Record<string, Migration> {
+  return {
+    '0001_core': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('users')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('username', 'varchar(255)', (c) => c.notNull().unique())
+          .addColumn('password_hash', 'varchar(255)', (c) => c.notNull())
+          .addColumn('is_admin', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('credential_generation', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('repositories')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('repository_blobs')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('repository_blobs_pk', ['repository_id', 'digest'])
+          .execute();
+        await db.schema.createIndex('repository_blobs_digest').on('repository_blobs').column('digest').execute();
+        await db.schema
+          .createTable('manifests')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('media_type', 'varchar(255)', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('artifact_type', 'varchar(255)')
+          .addColumn('subject_digest', 'varchar(150)')
+          .addColumn('annotations', 'text')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('manifests_pk', ['repository_id', 'digest'])
+          .execute();
+        await db.schema.createIndex('manifests_subject').on('manifests').columns(['repository_id', 'subject_digest']).execute();
+        await db.schema
+          .createTable('manifest_references')
+          .addColumn('repository_id', 'integer', (c) => c.notNull())
+          .addColumn('manifest_digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('child_digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+          .addPrimaryKeyConstraint('manifest_references_pk', ['repository_id', 'manifest_digest', 'child_digest'])
+          .addForeignKeyConstraint('manifest_references_manifest', ['repository_id', 'manifest_digest'], 'manifests', ['repository_id', 'digest'], (fk) => fk.onDelete('cascade'))
+          .execute();
+        await db.schema.createIndex('manifest_references_child').on('manifest_references').column('child_digest').execute();
+        await db.schema
+          .createTable('tags')
+          .addColumn('repository_id', 'integer', (c) => c.notNull())
+          .addColumn('name', 'varchar(128)', (c) => c.notNull())
+          .addColumn('manifest_digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('tags_pk', ['repository_id', 'name'])
+          .addForeignKeyConstraint('tags_manifest', ['repository_id', 'manifest_digest'], 'manifests', ['repository_id', 'digest'], (fk) => fk.onDelete('cascade'))
+          .execute();
+        await db.schema
+          .createTable('upload_sessions')
+          .addColumn('id', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('repository', 'varchar(255)', (c) => c.notNull())
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import type { DB } from './dialect.ts';
+
+/** Repositories and which blobs each may serve. */
+export class RepositoryStore {
+  /** name → id; repositories are never renamed, and a delete removes its entry. */
+  private readonly ids = new Map<string, number>();
+
+  constructor(private readonly db: DB) {}
+
+  /** The id of repository `name`, or undefined when it has never held anything. */
+  async id(name: string): Promise<number | undefined> {
+    const cached = this.ids.get(name);
+    if (cached !== undefined) return cached;
+    const row = await this.db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
+    if (row) this.ids.set(name, row.id);
+    return row?.id;
+  }
+
+  /** The id of repository `name`, creating the repository when needed (safe under concurrency). */
+  async ensure(name: string): Promise<number> {
+    const existing = await this.id(name);
+    if (existing !== undefined) return existing;
+    await this.db
+      .insertInto('repositories')
+      .values({ name, created_at: Date.now() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    return (await this.id(name))!;
+  }
+
+  /** Links a blob into a repository (idempotent). */
+  async linkBlob(repositoryId: number, digest: string, size: number): Promise<void> {
+    await this.db
+      .insertInto('repository_blobs')
+      .values({ repository_id: repositoryId, digest, size, created_at: Date.now() })
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+      .execute();
+  }
+
+  /** The size of a blob linked into the repository, or undefined when it is not linked there. */
+  async blobSize(repositoryId: number, digest: string): Promise<number | undefined> {
+    const row = await this.db
+      .selectFrom('repository_blobs')
+      .select('size')
+      .where('repository_id', '=', repositoryId)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
+    return row === undefined ? undefined : Number(row.size);
+  }
+
+  /** Sizes of those of `digests` linked into the repository. */
+  async blobSizes(repositoryId: number, digests: string[]): Promise<Map<string, number>> {
+    if (digests.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('repository_blobs')
+      .select(['digest', 'size'])
+      .where('repository_id', '=', repositoryId)
+      .where('digest', 'in', digests)
+      .execute();
+    return new Map(rows.map((r) => [r.digest, Number(r.size)]));
+  }
+
+  /** Removes a blob's link from a repository; false when it was not linked. */
+  async unlinkBlob(repositoryId: number, digest: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom('repository_blobs')
+      .where('repository_id', '=', repositoryId)
+      .where('digest', '=', digest)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  /** Repository names holding at least one manifest, sorted, after `last`, at most `limit`. */
+  async catalog(limit: number, last?: string): Promise<string[]> {
+    let query = this.db
+      .selectFrom('repositories as r')
+      .select('r.name')
+      .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')))
+      .orderBy('r.name')
+      .limit(limit);
+    if (last !== undefined) query = query.where('r.name', '>', last);
+    return (await query.execute()).map((r) => r.name);
+  }
+}

@@ -1,0 +1,57 @@
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../domain/errors.ts';
+import { parseDigest } from '../domain/digest.ts';
+import type { BlobStore, ByteRange } from '../storage/blob-store.ts';
+import type { Metadata } from '../metadata/index.ts';
+
+export interface BlobInfo {
+  digest: string;
+  size: number;
+}
+
+/** Blobs as a repository sees them: only those linked into it exist for it. */
+export class BlobService {
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata) {}
+
+  /** Size of a blob in a repository; `BLOB_UNKNOWN` when it is not there. */
+  async stat(repository: string, digestParam: string): Promise<BlobInfo> {
+    const digest = parseDigest(digestParam).value;
+    const repoId = await this.meta.repositories.id(repository);
+    const size = repoId === undefined ? undefined : await this.meta.repositories.blobSize(repoId, digest);
+    if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    return { digest, size };
+  }
+
+  /** Opens a blob (or a range of it) of a repository for reading. */
+  async open(repository: string, digestParam: string, range?: ByteRange): Promise<{ info: BlobInfo; stream: Readable }> {
+    const info = await this.stat(repository, digestParam);
+    try {
+      return { info, stream: await this.store.read(info.digest, range) };
+    } catch (err) {
+      throw new RegistryError('BLOB_UNKNOWN', 'blob is recorded but its content is missing from storage', { digest: info.digest, cause: (err as Error).message });
+    }
+  }
+
+  /** Removes a blob from a repository (the bytes stay for other repositories until GC). */
+  async delete(repository: string, digestParam: string): Promise<void> {
+    const digest = parseDigest(digestParam).value;
+    const repoId = await this.meta.repositories.id(repository);
+    if (repoId === undefined || !(await this.meta.repositories.unlinkBlob(repoId, digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    }
+  }
+
+  /**
+   * Cross-repository mount: links a blob of `from` into `repository` without a copy. Returns
+   * undefined when `from` does not have it (the client then uploads normally).
+   */
+  async mount(repository: string, digestParam: string, from: string): Promise<BlobInfo | undefined> {
+    const digest = parseDigest(digestParam).value;
+    const fromId = await this.meta.repositories.id(from);
+    const size = fromId === undefined ? undefined : await this.meta.repositories.blobSize(fromId, digest);
+    if (size === undefined || (await this.store.stat(digest)) === undefined) return undefined;
+    const repoId = await this.meta.repositories.ensure(repository);
+    await this.meta.repositories.linkBlob(repoId, digest, size);
+    return { digest, size };
+  }
+}

@@ -1,0 +1,122 @@
+import { RegistryError } from '../domain/errors.ts';
+import { digestOf, parseDigest } from '../domain/digest.ts';
+import { isTag } from '../domain/names.ts';
+import { acceptsMediaType } from '../domain/media-types.ts';
+import { parseManifest, type ParsedManifest } from '../domain/manifest.ts';
+import type { BlobStore } from '../storage/blob-store.ts';
+import type { Metadata } from '../metadata/index.ts';
+import type { ManifestRow } from '../metadata/schema.ts';
+
+/** A manifest reference from a URL: a tag or a digest. */
+export type Reference = { tag: string } | { digest: string };
+
+/** Parses the `<reference>` of a manifest URL; `TAG_INVALID`/`DIGEST_INVALID` when it is neither. */
+export function parseReference(reference: string): Reference {
+  if (reference.includes(':')) return { digest: parseDigest(reference).value };
+  if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { tag: reference.slice(0, 200), reason: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}' });
+  return { tag: reference };
+}
+
+export interface StoredManifest {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface PushedManifest {
+  digest: string;
+  subject?: string;
+}
+
+/** Manifests: validated on push, stored byte-exact, served by tag or digest. */
+export class ManifestService {
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata) {}
+
+  /** Looks up a manifest without reading it (HEAD), honouring `Accept`. */
+  async stat(repository: string, reference: string, accept?: string): Promise<StoredManifest> {
+    const row = await this.find(repository, parseReference(reference));
+    if (!acceptsMediaType(accept, row.media_type)) {
+      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType: row.media_type, accept });
+    }
+    return { digest: row.digest, mediaType: row.media_type, size: Number(row.size) };
+  }
+
+  /** Reads a manifest's exact bytes (GET). */
+  async get(repository: string, reference: string, accept?: string): Promise<StoredManifest & { body: Buffer }> {
+    const info = await this.stat(repository, reference, accept);
+    try {
+      return { ...info, body: await this.store.readAll(info.digest) };
+    } catch (err) {
+      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest is recorded but its content is missing from storage', { digest: info.digest, cause: (err as Error).message });
+    }
+  }
+
+  /**
+   * Stores a manifest pushed to `reference` (PUT). Everything it references must already be in the
+   * repository; the bytes are stored exactly as sent, before the metadata that points at them.
+   */
+  async put(repository: string, reference: string, body: Buffer, contentType: string | undefined): Promise<PushedManifest> {
+    const ref = parseReference(reference);
+    const algorithm = 'digest' in ref ? parseDigest(ref.digest).algorithm : 'sha256';
+    const digest = digestOf(body, algorithm);
+    if ('digest' in ref && ref.digest !== digest) {
+      throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference it was pushed to', { reference: ref.digest, actual: digest });
+    }
+    const manifest = parseManifest(body, contentType);
+    const repoId = await this.meta.repositories.id(repository);
+    await this.checkReferences(repoId, manifest);
+    await this.store.putSmall(digest, body);
+    const id = repoId ?? (await this.meta.repositories.ensure(repository));
+    await this.meta.manifests.put({
+      repositoryId: id,
+      digest,
+      mediaType: manifest.mediaType,
+      size: body.length,
+      ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
+      ...(manifest.subject ? { subjectDigest: manifest.subject.digest } : {}),
+      ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+      references: [
+        ...manifest.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })),
+        ...manifest.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
+      ],
+      ...('tag' in ref ? { tag: ref.tag } : {}),
+    });
+    return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
+  }
+
+  /**
+   * Deletes by digest (the manifest and every tag on it) or by tag (only the tag; the manifest
+   * stays reachable by digest).
+   */
+  async delete(repository: string, reference: string): Promise<void> {
+    const ref = parseReference(reference);
+    const repoId = await this.meta.repositories.id(repository);
+    const deleted =
+      repoId !== undefined &&
+      ('tag' in ref ? await this.meta.manifests.deleteTag(repoId, ref.tag) : await this.meta.manifests.delete(repoId, ref.digest));
+    if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference });
+  }
+
+  private async find(repository: string, ref: Reference): Promise<ManifestRow> {
+    const repoId = await this.meta.repositories.id(repository);
+    const row =
+      repoId === undefined ? undefined : 'tag' in ref ? await this.meta.manifests.byTag(repoId, ref.tag) : await this.meta.manifests.byDigest(repoId, ref.digest);
+    if (!row) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', 'tag' in ref ? { tag: ref.tag } : { digest: ref.digest });
+    return row;
+  }
+
+  private async checkReferences(repoId: number | undefined, manifest: ParsedManifest): Promise<void> {
+    const blobSizes = repoId === undefined ? new Map<string, number>() : await this.meta.repositories.blobSizes(repoId, manifest.blobs.map((b) => b.digest));
+    for (const blob of manifest.blobs) {
+      const size = blobSizes.get(blob.digest);
+      if (size === undefined) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to the repository', { digest: blob.digest });
+      if (size !== blob.size) throw new RegistryError('MANIFEST_INVALID', 'manifest invalid: descriptor size does not match the blob', { digest: blob.digest, descriptorSize: blob.size, blobSize: size });
+    }
+    const children = manifest.manifests.map((m) => m.digest);
+    const present = repoId === undefined ? new Set<string>() : await this.meta.manifests.existing(repoId, children);
+    for (const child of children) {
+      if (!present.has(child)) throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to the repository', { digest: child });
+    }
+  }
+}
+

@@ -1,0 +1,231 @@
+import { randomBytes, type Hash } from 'node:crypto';
+import { finished, type Readable } from 'node:stream';
+import { RegistryError } from '../domain/errors.ts';
+import { newHash, parseDigest, type Digest } from '../domain/digest.ts';
+import { StorageError, type BlobStore } from '../storage/blob-store.ts';
+import type { Metadata } from '../metadata/index.ts';
+import { HashTap } from './hash-tap.ts';
+
+/** The running SHA-256 of an upload's first `offset` bytes, kept between requests. */
+interface HashState {
+  hash: Hash;
+  offset: number;
+}
+
+/** What a client declared about a chunk (`Content-Range`, `Content-Length`). */
+export interface ChunkHeaders {
+  contentRange?: string;
+  contentLength?: number;
+}
+
+export interface UploadStatus {
+  id: string;
+  repository: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+export interface CompletedBlob {
+  digest: string;
+  size: number;
+}
+
+/**
+ * Upload sessions of the OCI push protocol: start, append chunks, complete with a digest, cancel.
+ * Bytes stream from the request through a hash into the blob store, never buffered whole. The hash
+ * state is kept in memory between chunks; after a restart (or on another replica) it is rebuilt from
+ * the stored bytes, so a session survives anything but the loss of its bytes.
+ */
+export class UploadService {
+  private readonly hashes = new Map<string, HashState>();
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata) {}
+
+  /** Opens a session for `repository`; `createdBy` is the identity that opened it. */
+  async start(repository: string, createdBy: string | undefined): Promise<UploadStatus> {
+    const id = randomBytes(18).toString('base64url');
+    await this.store.createUpload(id);
+    await this.meta.uploads.create(id, repository, createdBy ?? null);
+    this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
+    return { id, repository, size: 0 };
+  }
+
+  /** The session `id` of `repository` and its size; `BLOB_UPLOAD_UNKNOWN` if there is none. */
+  async status(repository: string, id: string): Promise<UploadStatus> {
+    const session = await this.meta.uploads.find(id);
+    if (!session || session.repository !== repository) throw unknownUpload(id);
+    const size = await this.store.uploadSize(id);
+    if (size === undefined) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session lost: its bytes are gone from storage', { uploadId: id });
+    return { id, repository, size };
+  }
+
+  /** Appends a chunk (PATCH). Enforces in-order chunks via `Content-Range` when given. */
+  async append(repository: string, id: string, body: Readable, headers: ChunkHeaders): Promise<UploadStatus> {
+    return this.locked(id, async () => {
+      const current = await this.status(repository, id);
+      const range = parseContentRange(headers.contentRange, current.size);
+      if (range && headers.contentLength !== undefined && headers.contentLength !== range.end - range.start + 1) {
+        throw rangeError(`Content-Length ${headers.contentLength} does not match Content-Range ${headers.contentRange}`, current.size);
+      }
+      const size = await this.write(id, current.size, body);
+      if (range && size - current.size !== range.end - range.start + 1) {
+        throw new RegistryError('SIZE_INVALID', 'chunk shorter or longer than its Content-Range', { received: size - current.size, contentRange: headers.contentRange });
+      }
+      if (headers.contentLength !== undefined && size - current.size !== headers.contentLength) {
+        throw new RegistryError('SIZE_INVALID', 'chunk length does not match Content-Length', { received: size - current.size, contentLength: headers.contentLength });
+      }
+      await this.meta.uploads.touch(id);
+      return { id, repository, size };
+    });
+  }
+
+  /**
+   * Completes a session (PUT): appends the optional final chunk, verifies the whole upload against
+   * `digest`, and commits it durably. A digest mismatch cancels the session (`DIGEST_INVALID`).
+   */
+  async complete(repository: string, id: string, digestParam: string | undefined, body: Readable | undefined, headers: ChunkHeaders): Promise<CompletedBlob> {
+    if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'digest query parameter is required to complete an upload');
+    const digest = parseDigest(digestParam);
+    return this.locked(id, async () => {
+      let { size } = await this.status(repository, id);
+      if (body) {
+        const range = parseContentRange(headers.contentRange, size);
+        size = await this.write(id, size, body);
+        if (range && size !== range.end + 1) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { contentRange: headers.contentRange, size });
+      }
+      const actual = await this.digestOf(id, size, digest);
+      if (actual !== digest.value) {
+        await this.discard(id);
+        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
+      }
+      await this.store.commitUpload(id, digest.value);
+      const repoId = await this.meta.repositories.ensure(repository);
+      await this.meta.repositories.linkBlob(repoId, digest.value, size);
+      await this.meta.uploads.delete(id);
+      this.hashes.delete(id);
+      return { digest: digest.value, size };
+    });
+  }
+
+  /**
+   * A whole blob in one request (POST with `?digest=`): written to a private session that is
+   * completed at once, so a failure leaves nothing visible.
+   */
+  async monolithic(repository: string, digestParam: string, body: Readable, createdBy: string | undefined, contentLength?: number): Promise<CompletedBlob> {
+    parseDigest(digestParam);
+    const session = await this.start(repository, createdBy);
+    try {
+      return await this.complete(repository, session.id, digestParam, body, contentLength === undefined ? {} : { contentLength });
+    } catch (err) {
+      await this.discard(session.id);
+      throw err;
+    }
+  }
+
+  /** Cancels a session (DELETE); `BLOB_UPLOAD_UNKNOWN` if there is none. */
+  async cancel(repository: string, id: string): Promise<void> {
+    await this.locked(id, async () => {
+      const session = await this.meta.uploads.find(id);
+      if (!session || session.repository !== repository) throw unknownUpload(id);
+      await this.discard(id);
+    });
+  }
+
+  /** Removes sessions idle for longer than `ttlSeconds` and their bytes. Returns how many. */
+  async expire(ttlSeconds: number): Promise<number> {
+    const ids = await this.meta.uploads.idleSince(Date.now() - ttlSeconds * 1000);
+    for (const id of ids) await this.locked(id, () => this.discard(id));
+    return ids.length;
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.hashes.delete(id);
+    await this.store.deleteUpload(id);
+    await this.meta.uploads.delete(id);
+  }
+
+  /** Streams `body` into the upload at `offset` through the running hash; returns the new size. */
+  private async write(id: string, offset: number, body: Readable): Promise<number> {
+    const state = await this.hashAt(id, offset);
+    const tap = new HashTap(state.hash);
+    // A client that disconnects mid-body must fail the write (and so close the file), not stall it.
+    // The request itself is left alone so an error response can still be sent.
+    finished(body, (err) => {
+      if (err) tap.destroy(err);
+    });
+    try {
+      const size = await this.store.appendUpload(id, offset, body.pipe(tap));
+      state.offset = size;
+      return size;
+    } catch (err) {
+      // The hash may have seen bytes the store did not keep: rebuild it from storage next time.
+      this.hashes.delete(id);
+      body.unpipe(tap);
+      tap.destroy();
+      if (err instanceof StorageError && err.kind === 'offset_mismatch') throw rangeError(err.message, offset);
+      throw err;
+    }
+  }
+
+  /** The SHA-256 state after the first `offset` bytes, rebuilt from storage when not in memory. */
+  private async hashAt(id: string, offset: number): Promise<HashState> {
+    const known = this.hashes.get(id);
+    if (known && known.offset === offset) return known;
+    const state = { hash: newHash('sha256'), offset: 0 };
+    if (offset > 0) {
+      const stream = await this.store.readUpload(id);
+      for await (const chunk of stream) {
+        state.hash.update(chunk as Buffer);
+        state.offset += (chunk as Buffer).length;
+      }
+    }
+    this.hashes.set(id, state);
+    return state;
+  }
+
+  private async digestOf(id: string, size: number, wanted: Digest): Promise<string> {
+    if (wanted.algorithm === 'sha256') {
+      const state = await this.hashAt(id, size);
+      return `sha256:${state.hash.copy().digest('hex')}`;
+    }
+    const hash = newHash(wanted.algorithm);
+    for await (const chunk of await this.store.readUpload(id)) hash.update(chunk as Buffer);
+    return `${wanted.algorithm}:${hash.digest('hex')}`;
+  }
+
+  /** Runs `task` with no other task of the same session in flight (chunks must not interleave). */
+  private async locked<T>(id: string, task: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(id) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(task);
+    const tail = run.catch(() => undefined);
+    this.locks.set(id, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id);
+    }
+  }
+}
+
+function unknownUpload(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session unknown: it never existed, was completed or cancelled, or expired', { uploadId: id.slice(0, 64) });
+}
+
+function rangeError(reason: string, size: number): RegistryError {
+  return new RegistryError('RANGE_INVALID', 'chunk out of order or overlapping', { reason, size }, {
+    headers: { Range: `0-${Math.max(size - 1, 0)}` },
+  });
+}
+
+/** Parses a chunk's `Content-Range: <start>-<end>`; it must continue exactly where the upload ends. */
+function parseContentRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
+  if (header === undefined || header === '') return undefined;
+  const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
+  if (!m) throw rangeError(`malformed Content-Range "${header.slice(0, 100)}"`, size);
+  const start = Number(m[1]);
+  const end = Number(m[2]);
+  if (end < start) throw rangeError(`Content-Range end before start: ${header}`, size);
+  if (start !== size) throw rangeError(`chunk starts at ${start} but the upload holds ${size} bytes`, size);
+  return { start, end };
+}

@@ -1,0 +1,76 @@
+import type { Readable } from 'node:stream';
+
+/** A byte range, both ends inclusive, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * Where blob and manifest bytes live: content-addressed committed blobs, plus upload sessions that
+ * are appended to and then committed under their digest. Drivers know nothing about HTTP, users or
+ * repositories; every method may reject with a `StorageError` or a driver I/O error.
+ *
+ * Implementations: `filesystem/` (one machine). Every driver passes `contract.ts`.
+ */
+export interface BlobStore {
+  /** The size of a committed blob, or `undefined` when it does not exist. */
+  stat(digest: string): Promise<number | undefined>;
+
+  /**
+   * Opens a committed blob for reading, optionally a range of it. Rejects with
+   * `StorageError('not_found')` when the blob does not exist.
+   */
+  read(digest: string, range?: ByteRange): Promise<Readable>;
+
+  /** Reads a whole committed blob into memory: for manifests and configs only (small). */
+  readAll(digest: string): Promise<Buffer>;
+
+  /**
+   * Stores small, complete content under `digest` durably (the caller has verified the digest).
+   * Storing a digest that already exists is a no-op.
+   */
+  putSmall(digest: string, data: Uint8Array): Promise<void>;
+
+  /** Deletes a committed blob; deleting a missing blob is a no-op. Only garbage collection calls it. */
+  delete(digest: string): Promise<void>;
+
+  /** Creates an empty upload session's storage. `id` is an opaque URL-safe identifier. */
+  createUpload(id: string): Promise<void>;
+
+  /**
+   * Appends a stream to an upload that currently holds exactly `offset` bytes, and resolves to the
+   * new size. Rejects with `StorageError('offset_mismatch')` when the upload's size is not `offset`,
+   * `StorageError('not_found')` when the upload does not exist. If the stream fails mid-way, the bytes
+   * already written stay (the caller re-reads `uploadSize`). The write is not flushed to disk yet.
+   */
+  appendUpload(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number>;
+
+  /** The number of bytes an upload holds, or `undefined` when it does not exist. */
+  uploadSize(id: string): Promise<number | undefined>;
+
+  /** Reads an upload's bytes from `start` (to rebuild a hash after a restart). */
+  readUpload(id: string, start?: number): Promise<Readable>;
+
+  /**
+   * Makes an upload's bytes the committed blob `digest`, durably (flushed before it resolves), and
+   * removes the upload. If the blob already exists the upload is just removed. The caller has verified
+   * the digest; the blob becomes visible to `stat`/`read` only once it is complete.
+   */
+  commitUpload(id: string, digest: string): Promise<void>;
+
+  /** Removes an upload's storage; a missing upload is a no-op. */
+  deleteUpload(id: string): Promise<void>;
+}
+
+export type StorageErrorKind = 'not_found' | 'offset_mismatch' | 'invalid';
+
+/** A storage failure the registry layer maps to a registry error. */
+export class StorageError extends Error {
+  readonly kind: StorageErrorKind;
+  constructor(kind: StorageErrorKind, message: string) {
+    super(message);
+    this.name = 'StorageError';
+    this.kind = kind;
+  }
+}

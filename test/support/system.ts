@@ -1,0 +1,189 @@
+// Machine-level helpers: Debian packages the tests need, free ports, readiness polling, temp dirs.
+import { constants } from 'node:fs';
+import { access, mkdtemp } from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cleanEnv, run } from './run.ts';
+
+/** A program a test needs and the Debian package that provides it. */
+export interface PackageNeed {
+  /** Executable name, looked up on PATH and in the sbin directories. */
+  readonly binary: string;
+  /** Debian package to install when the executable is missing. */
+  readonly pkg: string;
+}
+
+/** Every package the end-to-end suite uses, by binary. */
+export const E2E_PACKAGES: readonly PackageNeed[] = [
+  { binary: 'nginx', pkg: 'nginx' },
+  { binary: 'openssl', pkg: 'openssl' },
+  { binary: 'dockerd', pkg: 'docker.io' },
+  { binary: 'docker', pkg: 'docker.io' },
+  { binary: 'ctr', pkg: 'containerd' },
+  { binary: 'skopeo', pkg: 'skopeo' },
+  { binary: 'docker-registry', pkg: 'docker-registry' },
+  { binary: 'htpasswd', pkg: 'apache2-utils' },
+];
+
+const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
+
+/** Finds an executable on PATH (plus the sbin directories); undefined when it is not installed. */
+export async function findBinary(binary: string): Promise<string | undefined> {
+  const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), ...SBIN_DIRS].filter(Boolean);
+  for (const dir of dirs) {
+    const candidate = path.join(dir, binary);
+    try {
+      await access(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      /* not here */
+    }
+  }
+  return undefined;
+}
+
+let aptUpdated: Promise<void> | undefined;
+
+/**
+ * Makes sure every binary is installed. Missing ones are installed with `apt-get install -y` when
+ * running as root (after one `apt-get update` per process); otherwise this throws an Error naming
+ * the packages to install. It never skips silently.
+ */
+export async function ensurePackages(pkgs: readonly PackageNeed[]): Promise<void> {
+  const missing: PackageNeed[] = [];
+  for (const need of pkgs) if (!(await findBinary(need.binary))) missing.push(need);
+  if (missing.length === 0) return;
+  const names = [...new Set(missing.map((m) => m.pkg))];
+  const what = missing.map((m) => `${m.binary} (package ${m.pkg})`).join(', ');
+  if (process.getuid?.() !== 0) {
+    throw new Error(`missing ${what}; install with: apt-get install -y ${names.join(' ')}`);
+  }
+  const env = cleanEnv({ DEBIAN_FRONTEND: 'noninteractive' });
+  aptUpdated ??= run('apt-get', ['update'], { env, timeoutMs: 600_000 }).then(() => undefined);
+  try {
+    await aptUpdated;
+  } catch (error) {
+    aptUpdated = undefined;
+    throw new Error(`apt-get update failed while installing ${names.join(' ')}`, { cause: error });
+  }
+  await run('apt-get', ['install', '-y', ...names], { env, timeoutMs: 900_000 });
+  for (const need of missing) {
+    if (!(await findBinary(need.binary))) {
+      throw new Error(`installed package ${need.pkg} but ${need.binary} is still missing`);
+    }
+  }
+}
+
+/** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('could not determine a free port'));
+      });
+    });
+  });
+}
+
+/** Options for {@link waitForHttp}. */
+export interface WaitForHttpOptions {
+  /** Give up after this long. */
+  readonly timeoutMs: number;
+  /** Pause between attempts; default 200 ms. */
+  readonly intervalMs?: number;
+  /** Status that means ready; default 200. */
+  readonly status?: number;
+  /** PEM CA certificate(s) to trust for https URLs. */
+  readonly ca?: string;
+  /** Checked before every attempt: returning a string aborts the wait with that reason. */
+  readonly abortIf?: () => string | undefined;
+}
+
+function probe(url: URL, ca: string | undefined, timeoutMs: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const request = (url.protocol === 'https:' ? https : http).request(
+      url,
+      { method: 'GET', timeout: timeoutMs, ca, agent: false },
+      (response) => {
+        response.resume();
+        response.on('end', () => resolve(response.statusCode ?? 0));
+        response.on('error', reject);
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+/**
+ * Polls `url` with GET until it answers with the expected status (default 200). Throws when the
+ * timeout passes or `abortIf` reports a reason (e.g. the server process died), naming the last
+ * status or error seen.
+ */
+export async function waitForHttp(url: string, options: WaitForHttpOptions): Promise<void> {
+  const target = new URL(url);
+  const deadline = Date.now() + options.timeoutMs;
+  const wanted = options.status ?? 200;
+  let last = 'no attempt';
+  while (Date.now() < deadline) {
+    const reason = options.abortIf?.();
+    if (reason) throw new Error(`gave up waiting for ${url}: ${reason} (last: ${last})`);
+    try {
+      const status = await probe(target, options.ca, Math.min(5_000, Math.max(1, deadline - Date.now())));
+      if (status === wanted) return;
+      last = `status ${status}`;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    await sleep(options.intervalMs ?? 200);
+  }
+  throw new Error(`${url} did not answer ${wanted} within ${options.timeoutMs} ms (last: ${last})`);
+}
+
+/** Polls until a TCP connection to host:port succeeds, or throws after `timeoutMs`. */
+export async function waitForTcp(
+  host: string,
+  port: number,
+  options: { readonly timeoutMs: number; readonly abortIf?: () => string | undefined },
+): Promise<void> {
+  const deadline = Date.now() + options.timeoutMs;
+  let last = 'no attempt';
+  while (Date.now() < deadline) {
+    const reason = options.abortIf?.();
+    if (reason) throw new Error(`gave up waiting for ${host}:${port}: ${reason} (last: ${last})`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = net.connect({ host, port, timeout: 2_000 });
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('timeout', () => {
+        last = 'connect timeout';
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once('error', (error) => {
+        last = error.message;
+        resolve(false);
+      });
+    });
+    if (ok) return;
+    await sleep(200);
+  }
+  throw new Error(`${host}:${port} did not accept connections within ${options.timeoutMs} ms (last: ${last})`);
+}
+
+/** Creates a fresh, empty directory under os.tmpdir() whose name starts with `prefix`. */
+export function tmpDir(prefix: string): Promise<string> {
+  return mkdtemp(path.join(os.tmpdir(), prefix.endsWith('-') ? prefix : `${prefix}-`));
+}

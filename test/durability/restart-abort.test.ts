@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { adminBasic, startTestServer } from '../support/server.ts';
+
+const auth = { Authorization: adminBasic() };
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+/** Files under `dir` this process holds open. */
+function openFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // the descriptor closed while we looked
+    }
+  }
+  return out;
+}
+
+/** Sends a request whose body stops after `sent` of `declared` bytes, then drops the connection. */
+async function abortedRequest(url: string, method: string, path: string, declared: number, sent: Buffer): Promise<void> {
+  const { hostname, port } = new URL(url);
+  const socket = connect(Number(port), hostname);
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  socket.write(`${method} ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${auth.Authorization}\r\nContent-Length: ${declared}\r\n\r\n`);
+  socket.write(sent);
+  await sleep(300);
+  socket.destroy();
+  await sleep(300);
+}
+
+test('a chunked upload continues after Berth restarts, and the blob is intact', async () => {
+  let server = await startTestServer();
+  const dataDir = server.dataDir;
+  try {
+    const blob = randomBytes(3 * 1024 * 1024 + 17);
+    const start = await fetch(`${server.url}/v2/team/restart/blobs/uploads/`, { method: 'POST', headers: auth });
+    assert.equal(start.status, 202);
+    const location = start.headers.get('location')!;
+    assert.match(location, /^\/v2\/team\/restart\/blobs\/uploads\//, 'upload URLs are relative');
+    const first = blob.subarray(0, 2 * 1024 * 1024);
+    const patch = await fetch(`${server.url}${location}`, { method: 'PATCH', headers: { ...auth, 'Content-Range': `0-${first.length - 1}` }, body: first });
+    assert.equal(patch.status, 202);
+    assert.equal(patch.headers.get('range'), `0-${first.length - 1}`);
+
+    await server.close(true);
+    server = await startTestServer({}, dataDir);
+
+    const status = await fetch(`${server.url}${location}`, { headers: auth });
+    assert.equal(status.status, 204);
+    assert.equal(status.headers.get('range'), `0-${first.length - 1}`, 'the session and its bytes survived');
+    const rest = blob.subarray(first.length);
+    const patch2 = await fetch(`${server.url}${location}`, {
+      method: 'PATCH',
+      headers: { ...auth, 'Content-Range': `${first.length}-${blob.length - 1}` },
+      body: rest,
+    });
+    assert.equal(patch2.status, 202);
+    const put = await fetch(`${server.url}${location}?digest=${sha256(blob)}`, { method: 'PUT', headers: auth });
+    assert.equal(put.status, 201, await put.text());
+    const got = Buffer.from(await (await fetch(`${server.url}/v2/team/restart/blobs/${sha256(blob)}`, { headers: auth })).arrayBuffer());
+    assert.ok(got.equals(blob), 'pulled bytes equal pushed bytes');
+  } finally {
+    await server.close();
+  }
+});
+
+test('a client that aborts mid-PATCH leaves nothing visible, no open files, and a usable session', async () => {
+  const server = await startTestServer();
+  try {
+    const start = await fetch(`${server.url}/v2/team/abort/blobs/uploads/`, { method: 'POST', headers: auth });
+    const location = start.headers.get('location')!;
+    const blob = randomBytes(4 * 1024 * 1024);
+    await abortedRequest(server.url, 'PATCH', location, blob.length, blob.subarray(0, 1024 * 1024));
+    assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'no file handle left open');
+    const head = await fetch(`${server.url}/v2/team/abort/blobs/${sha256(blob)}`, { method: 'HEAD', headers: auth });
+    assert.equal(head.status, 404, 'nothing visible');
+    const status = await fetch(`${server.url}${location}`, { headers: auth });
+    assert.equal(status.status, 204);
+    const size = Number(status.headers.get('range')!.split('-')[1]) + 1;
+    assert.ok(size <= 1024 * 1024, `the session holds at most what arrived (${size})`);
+    // The client resumes from what the server has, and the digest still verifies.
+    const resume = await fetch(`${server.url}${location}`, { method: 'PATCH', headers: { ...auth, 'Content-Range': `${size}-${blob.length - 1}` }, body: blob.subarray(size) });
+    assert.equal(resume.status, 202, await resume.text());
+    const put = await fetch(`${server.url}${location}?digest=${sha256(blob)}`, { method: 'PUT', headers: auth });
+    assert.equal(put.status, 201, await put.text());
+  } finally {
+    await server.close();
+  }
+});
+
+test('an aborted monolithic upload and an aborted download leave no files behind', async () => {
+  const server = await startTestServer();
+  try {
+    const blob = randomBytes(2 * 1024 * 1024);
+    await abortedRequest(server.url, 'POST', `/v2/team/mono/blobs/uploads/?digest=${sha256(blob)}`, blob.length, blob.subarray(0, 500_000));
+    assert.deepEqual(readdirSync(join(server.dataDir, 'storage', 'uploads')), [], 'the private session was discarded');
+    assert.equal((await fetch(`${server.url}/v2/team/mono/blobs/${sha256(blob)}`, { method: 'HEAD', headers: auth })).status, 404);
+
+    const big = randomBytes(16 * 1024 * 1024);
+    const pushed = await fetch(`${server.url}/v2/team/mono/blobs/uploads/?digest=${sha256(big)}`, { method: 'POST', headers: auth, body: big });
+    assert.equal(pushed.status, 201);
+    const controller = new AbortController();
+    const res = await fetch(`${server.url}/v2/team/mono/blobs/${sha256(big)}`, { headers: auth, signal: controller.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    controller.abort();
+    await sleep(500);
+    assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'the blob file was closed');
+  } finally {
+    await server.close();
+  }
+});

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
@@ -9,6 +9,16 @@ import { blobPath, uploadPath, uploadsDir } from './paths.ts';
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
+}
+
+/** Opens a file, turning "no such file" into `StorageError('not_found')` naming `what`. */
+async function openExisting(path: string, flags: 'r' | 'r+', what: string): Promise<FileHandle> {
+  try {
+    return await open(path, flags);
+  } catch (err) {
+    if (isNotFound(err)) throw new StorageError('not_found', `${what} not found`);
+    throw err;
+  }
 }
 
 /** Flushes a directory entry so a rename inside it survives a power cut. */
@@ -53,15 +63,8 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async read(digest: string, range?: ByteRange): Promise<Readable> {
-    const path = blobPath(this.root, digest);
     // Open first so a missing blob is an error here, not on the response stream.
-    let handle;
-    try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new StorageError('not_found', `blob ${digest} not found`);
-      throw err;
-    }
+    const handle = await openExisting(blobPath(this.root, digest), 'r', `blob ${digest}`);
     return createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: 1024 * 1024 });
   }
 
@@ -118,14 +121,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async readUpload(id: string, start = 0): Promise<Readable> {
-    const path = uploadPath(this.root, id);
-    let handle;
-    try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      if (isNotFound(err)) throw new StorageError('not_found', 'upload not found');
-      throw err;
-    }
+    const handle = await openExisting(uploadPath(this.root, id), 'r', 'upload');
     return createReadStream('', { fd: handle, start, highWaterMark: 1024 * 1024 });
   }
 
@@ -136,13 +132,7 @@ export class FilesystemBlobStore implements BlobStore {
       await this.deleteUpload(id);
       return;
     }
-    let handle;
-    try {
-      handle = await open(source, 'r+');
-    } catch (err) {
-      if (isNotFound(err)) throw new StorageError('not_found', 'upload not found');
-      throw err;
-    }
+    const handle = await openExisting(source, 'r+', 'upload');
     try {
       await handle.sync();
     } finally {

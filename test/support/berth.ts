@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ManagedProcess, ProcessRegistry, tailFile } from './processes.ts';
+import { type ManagedProcess, type ProcessRegistry, startProcess, tailFile } from './processes.ts';
 import { cleanEnv } from './run.ts';
 import { freePort, tmpDir, waitForHttp } from './system.ts';
 
@@ -19,8 +19,11 @@ export interface BerthOptions {
   readonly dataDir?: string;
   /** BERTH_ADMIN_PASSWORD; default random. */
   readonly adminPassword?: string;
-  /** BERTH_EXTERNAL_URL, e.g. `https://berth-e2e.test` (unset when omitted). */
-  readonly externalUrl?: string;
+  /**
+   * BERTH_EXTERNAL_URL, e.g. `https://berth-e2e.test` (unset when omitted). Several URLs (joined
+   * with commas) let one server hand out the right token realm to direct and proxied clients.
+   */
+  readonly externalUrl?: string | readonly string[];
   /** BERTH_LOG_LEVEL; default `info`. */
   readonly logLevel?: string;
   /** More environment variables for the server. */
@@ -57,13 +60,12 @@ export async function startBerth(options: BerthOptions = {}): Promise<BerthServe
   const adminPassword = options.adminPassword ?? randomBytes(12).toString('base64url');
   const logFile = path.join(await tmpDir('berth-log'), 'berth.log');
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  const registry = options.registry ?? new ProcessRegistry();
   const env = cleanEnv({
     BERTH_ADDR: `${host.includes(':') ? `[${host}]` : host}:${port}`,
     BERTH_DATA_DIR: dataDir,
     BERTH_ADMIN_PASSWORD: adminPassword,
     BERTH_LOG_LEVEL: options.logLevel ?? 'info',
-    ...(options.externalUrl ? { BERTH_EXTERNAL_URL: options.externalUrl } : {}),
+    ...(options.externalUrl ? { BERTH_EXTERNAL_URL: [options.externalUrl].flat().join(',') } : {}),
     ...options.env,
   });
   let current: ManagedProcess | undefined;
@@ -75,7 +77,7 @@ export async function startBerth(options: BerthOptions = {}): Promise<BerthServe
   };
   const start = async (): Promise<void> => {
     if (current && !current.exitDescription()) throw new Error(`Berth already running (pid ${current.pid})`);
-    const child = await registry.start({
+    const child = await startProcess({
       name: 'berth',
       command: process.execPath,
       args: [path.join(REPO_ROOT, 'bin', 'berth.js'), 'serve'],
@@ -98,6 +100,7 @@ export async function startBerth(options: BerthOptions = {}): Promise<BerthServe
   };
 
   await start();
+  options.registry?.add({ name: 'berth', stop });
   return {
     url,
     host,

@@ -4,6 +4,9 @@ import { gunzipSync } from 'node:zlib';
 import type { RandomImage } from './images.ts';
 import { CommandError, type RunOptions, type RunResult, describeResult, run } from './run.ts';
 
+/** Bound on each client command (a hung push is a failure mode of its own); small images take seconds. */
+export const DEFAULT_CLIENT_TIMEOUT_MS = 120_000;
+
 /** How the client reaches the registry: TLS with a CA to trust, or plain HTTP. */
 export type ClientTls = { readonly caFile: string } | 'plain';
 
@@ -54,7 +57,7 @@ export class Session {
 
   /** Runs one command; throws ClientFailure (with its full output) when it fails. */
   async run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
-    const merged: RunOptions = { timeoutMs: 300_000, ...this.#defaults, ...options, allowFailure: true };
+    const merged: RunOptions = { timeoutMs: DEFAULT_CLIENT_TIMEOUT_MS, ...this.#defaults, ...options, allowFailure: true };
     const result = await run(command, args, merged);
     this.transcript.push(result);
     if ((result.code !== 0 || result.timedOut) && !options.allowFailure) {

@@ -11,6 +11,8 @@ export interface CtrOptions {
   readonly namespace?: string;
   /** Add `--http-dump` to push and pull, so a failure shows every request and response header. */
   readonly httpDump?: boolean;
+  /** Bound on each ctr command; default DEFAULT_CLIENT_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
 }
 
 /** Parses `ctr images ls` and returns the target digest of `reference`. */
@@ -29,7 +31,10 @@ function digestFromList(listing: string, reference: string): string | undefined 
  */
 export async function pushPullCtr(target: RegistryTarget, image: RandomImage, options: CtrOptions): Promise<ClientRun> {
   const namespace = options.namespace ?? `berth-e2e-${randomBytes(4).toString('hex')}`;
-  const session = new Session('ctr', { redact: [target.password] });
+  const session = new Session('ctr', {
+    redact: [target.password],
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+  });
   const ctr = ['-a', options.containerdSocket, '-n', namespace];
   const reference = referenceOf(target);
   const remote = [

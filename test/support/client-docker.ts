@@ -5,6 +5,14 @@ import type { RandomImage } from './images.ts';
 import { cleanEnv } from './run.ts';
 import { type ClientRun, type RegistryTarget, Session, referenceOf } from './client-common.ts';
 
+/** Which engine to use. */
+export interface DockerClientOptions {
+  /** DOCKER_HOST and DOCKER_CONFIG of the engine (Dockerd.env). */
+  readonly dockerEnv: DockerEnv;
+  /** Bound on each docker command; default DEFAULT_CLIENT_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
+}
+
 interface InspectShape {
   Id?: string;
   RootFS?: { Layers?: string[] };
@@ -16,10 +24,12 @@ interface InspectShape {
  * pulled image ID equals the config digest and its layers equal the diff_ids. For TLS targets the
  * CA is installed in /etc/docker/certs.d/<registryHost>/ for the duration of the call.
  */
-export async function pushPullDocker(target: RegistryTarget, image: RandomImage, docker: DockerEnv): Promise<ClientRun> {
+export async function pushPullDocker(target: RegistryTarget, image: RandomImage, options: DockerClientOptions): Promise<ClientRun> {
+  const { DOCKER_HOST, DOCKER_CONFIG } = options.dockerEnv;
   const session = new Session('docker', {
-    env: cleanEnv({ DOCKER_HOST: docker.DOCKER_HOST, DOCKER_CONFIG: docker.DOCKER_CONFIG }),
+    env: cleanEnv({ DOCKER_HOST, DOCKER_CONFIG }),
     redact: [target.password],
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   });
   const reference = referenceOf(target);
   const ca = target.tls === 'plain' ? undefined : await installDockerRegistryCa(target.registryHost, target.tls.caFile);

@@ -12,6 +12,8 @@ export interface SkopeoOptions {
   readonly workDir?: string;
   /** Add `--debug`, so a failure shows the HTTP requests skopeo made. */
   readonly debug?: boolean;
+  /** Bound on each skopeo command; default DEFAULT_CLIENT_TIMEOUT_MS. */
+  readonly timeoutMs?: number;
 }
 
 /**
@@ -27,6 +29,7 @@ export async function pushPullSkopeo(target: RegistryTarget, image: RandomImage,
   const session = new Session('skopeo', {
     env: cleanEnv({ CONTAINERS_REGISTRIES_CONF: registriesConf, REGISTRY_AUTH_FILE: path.join(workDir, 'auth.json') }),
     redact: [target.password],
+    ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
   });
   const tlsFlags = async (side: 'src' | 'dest'): Promise<string[]> => {
     if (target.tls === 'plain') return [`--${side}-tls-verify=false`];

@@ -4,9 +4,10 @@ export {
   type ClientTls,
   type RegistryTarget,
   ClientFailure,
+  DEFAULT_CLIENT_TIMEOUT_MS,
   diffIdOf,
   referenceOf,
 } from './client-common.ts';
-export { pushPullDocker } from './client-docker.ts';
+export { type DockerClientOptions, pushPullDocker } from './client-docker.ts';
 export { type CtrOptions, pushPullCtr } from './client-ctr.ts';
 export { type SkopeoOptions, pushPullSkopeo } from './client-skopeo.ts';

@@ -2,7 +2,7 @@
 import { access, copyFile, mkdir, readFile, rm, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ManagedProcess, ProcessRegistry, stopByPidFile, tailFile } from './processes.ts';
+import { type ManagedProcess, type ProcessRegistry, startProcess, stopByPidFile, tailFile } from './processes.ts';
 import { cleanEnv, run } from './run.ts';
 import { ensurePackages, tmpDir } from './system.ts';
 
@@ -93,9 +93,8 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
     env.DOCKER_HOST,
     ...(options.insecureRegistries ?? []).map((r) => `--insecure-registry=${r}`),
   ];
-  const registry = options.registry ?? new ProcessRegistry();
   const logFile = path.join(dir, 'dockerd.log');
-  const child = await registry.start({ name: 'dockerd', command: 'dockerd', args, logFile });
+  const child = await startProcess({ name: 'dockerd', command: 'dockerd', args, logFile });
   const containerdSocket = path.join(execRoot, 'containerd', 'containerd.sock');
   let stopped = false;
   const stop = async (): Promise<void> => {
@@ -108,6 +107,7 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
       await rm(dir, { recursive: true, force: true });
     }
   };
+  options.registry?.add({ name: 'dockerd', stop });
 
   const deadline = Date.now() + (options.timeoutMs ?? 60_000);
   let last = '';
@@ -121,8 +121,9 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
       last = `no containerd socket at ${containerdSocket}`;
     } else if (result) last = `${result.stdout}${result.stderr}`;
     if (died || Date.now() > deadline) {
+      const log = await tailFile(logFile);
       await stop().catch(() => undefined);
-      throw new Error(`dockerd did not become ready: ${died ?? 'timeout'}\n${last}\n${await tailFile(logFile)}`);
+      throw new Error(`dockerd did not become ready: ${died ?? 'timeout'}\n${last}\n--- ${logFile} ---\n${log}`);
     }
     await sleep(300);
   }

@@ -1,7 +1,7 @@
 // A private nginx instance: TLS reverse proxy in front of one upstream, config generated per test.
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { type ManagedProcess, ProcessRegistry, readPidFile, stopByPidFile, tailFile } from './processes.ts';
+import { type ManagedProcess, type ProcessRegistry, readPidFile, startProcess, stopByPidFile, tailFile } from './processes.ts';
 import { run } from './run.ts';
 import { ensurePackages, tmpDir, waitForTcp } from './system.ts';
 
@@ -138,13 +138,14 @@ export async function startNginx(options: NginxOptions): Promise<NginxInstance> 
   const args = ['-c', confFile, '-p', prefix, '-e', errorLog];
   await run('nginx', ['-t', ...args], { timeoutMs: 30_000 });
 
-  const registry = options.registry ?? new ProcessRegistry();
-  const child = await registry.start({ name: 'nginx', command: 'nginx', args, logFile: path.join(prefix, 'nginx.out.log') });
+  const child = await startProcess({ name: 'nginx', command: 'nginx', args, logFile: path.join(prefix, 'nginx.out.log') });
   const stop = async (): Promise<void> => {
     await child.stop();
+    // With `daemon off;` the pid file names the child itself; anything else is a stray master.
     const pid = await readPidFile(pidFile);
     if (pid !== undefined && pid !== child.pid) await stopByPidFile(pidFile);
   };
+  options.registry?.add({ name: 'nginx', stop });
   try {
     await waitForTcp(options.listenIp, options.listenPort, { timeoutMs: 15_000, abortIf: () => child.exitDescription() });
   } catch (error) {

@@ -13,7 +13,7 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Return the result instead of throwing when the exit code is not 0. */
   readonly allowFailure?: boolean;
-  /** Secrets (e.g. passwords in `--user u:p`) shown as `***` in the recorded command line. */
+  /** Secrets (e.g. passwords in `--user u:p`) shown as `***` in the recorded command line (4+ chars). */
   readonly redact?: readonly string[];
 }
 
@@ -44,6 +44,33 @@ export class CommandError extends Error {
   }
 }
 
+/** Removes ANSI colour and cursor sequences. */
+export function stripAnsi(text: string): string {
+  return text.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+}
+
+/**
+ * Shortens progress-bar output (ctr redraws its whole table every 100 ms, thousands of lines for a
+ * hung push): strips ANSI sequences and, beyond 200 lines, keeps each distinct line once, in
+ * order, plus the last `elapsed:` line.
+ */
+export function condenseProgress(text: string): string {
+  const lines = stripAnsi(text).split('\n');
+  if (lines.length <= 200) return lines.join('\n');
+  const seen = new Set<string>();
+  const kept: string[] = [];
+  let lastElapsed: string | undefined;
+  for (const raw of lines.map((l) => l.trimEnd())) {
+    if (/^elapsed:/.test(raw)) lastElapsed = raw;
+    else if (!seen.has(raw)) {
+      seen.add(raw);
+      kept.push(raw);
+    }
+  }
+  if (lastElapsed) kept.push(lastElapsed);
+  return `(${lines.length} lines condensed to ${kept.length} distinct ones)\n${kept.join('\n')}`;
+}
+
 /** Formats a result as `$ cmd` + exit status + stdout + stderr, for error messages and transcripts. */
 export function describeResult(result: RunResult): string {
   const status = result.timedOut
@@ -53,8 +80,8 @@ export function describeResult(result: RunResult): string {
       : `signal ${result.signal ?? '?'}`;
   return [
     `$ ${result.commandLine}  (${status})`,
-    result.stdout.trim() ? `--- stdout ---\n${result.stdout.trimEnd()}` : '--- stdout: (empty)',
-    result.stderr.trim() ? `--- stderr ---\n${result.stderr.trimEnd()}` : '--- stderr: (empty)',
+    result.stdout.trim() ? `--- stdout ---\n${condenseProgress(result.stdout.trimEnd())}` : '--- stdout: (empty)',
+    result.stderr.trim() ? `--- stderr ---\n${condenseProgress(result.stderr.trimEnd())}` : '--- stderr: (empty)',
   ].join('\n');
 }
 
@@ -88,7 +115,7 @@ export function cleanEnv(extra: Readonly<Record<string, string>> = {}): NodeJS.P
 export function run(command: string, args: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const timeoutMs = options.timeoutMs ?? 120_000;
   let line = commandLine(command, args);
-  for (const secret of options.redact ?? []) if (secret) line = line.replaceAll(secret, '***');
+  for (const secret of options.redact ?? []) if (secret.length >= 4) line = line.replaceAll(secret, '***');
   return new Promise<RunResult>((resolve, reject) => {
     const child = spawn(command, args, {
       env: options.env ?? cleanEnv(),

@@ -11,7 +11,8 @@ export async function readSmallBody(req: IncomingMessage, limit: number): Promis
   if (declared !== undefined && Number(declared) > limit) throw tooLarge();
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req) {
+  // Leave the request alone when stopping early: the error response then closes the connection.
+  for await (const chunk of req.iterator({ destroyOnReturn: false })) {
     total += (chunk as Buffer).length;
     if (total > limit) throw tooLarge();
     chunks.push(chunk as Buffer);

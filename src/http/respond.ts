@@ -25,6 +25,9 @@ export function sendError(ctx: Context, err: unknown): void {
     res.destroy();
     return;
   }
+  // Answering before the whole request body arrived: the rest of it would be read as the next
+  // request, so the connection must close after this response.
+  if (!ctx.req.complete) res.setHeader('Connection', 'close');
   if (err instanceof RegistryError) {
     const entry: { code: string; message: string; detail?: unknown } = { code: err.code, message: err.message };
     if (err.detail !== undefined) entry.detail = err.detail;

@@ -49,9 +49,10 @@ export class OciAccess {
       for (const need of needs) {
         for (const action of need.actions) {
           if (grants(claims.access, need.type, need.name, action)) continue;
+          // An anonymous token is never "denied": the caller may simply not have logged in yet.
           const allowed = await this.deps.authorizer.allowedActions(identity, need.type, need.name, [action]);
-          if (allowed.length === 0) throw denied(need, action);
-          throw this.challenge(ctx, needs, 'token does not grant the required scope', 'insufficient_scope');
+          if (allowed.length === 0 && identity.kind !== 'anonymous') throw denied(need, action);
+          throw this.challenge(ctx, needs, identity.kind === 'anonymous' ? 'authentication required' : 'token does not grant the required scope', 'insufficient_scope');
         }
       }
       return { identity, can: async (type, name, action) => grants(claims.access, type, name, action) };

@@ -45,7 +45,9 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       const user = await deps.passwords.authenticate(credentials.username, credentials.password);
       if (!user) {
         loginFailed(ctx, credentials.username);
-        throw new RegistryError('UNAUTHORIZED', 'invalid username or password');
+        throw new RegistryError('UNAUTHORIZED', 'invalid username or password', undefined, {
+          headers: { 'WWW-Authenticate': `Basic realm="${deps.tokens.service}", charset="UTF-8"` },
+        });
       }
       identity = user;
     }

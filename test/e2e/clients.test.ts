@@ -12,7 +12,7 @@ import { addHostsEntry, randomLoopbackIp } from '../support/hosts.ts';
 import { type RandomImage, createRandomImage } from '../support/images.ts';
 import { HOST_WITH_PORT_DIRECTIVES, type NginxInstance, startNginx } from '../support/nginx.ts';
 import { ProcessRegistry, tailFile } from '../support/processes.ts';
-import { ensurePackages, freePort } from '../support/system.ts';
+import { E2E_PACKAGES, ensurePackages, freePort } from '../support/system.ts';
 import { type TlsMaterial, createTlsMaterial } from '../support/tls.ts';
 
 const DOMAIN = 'berth-e2e.test';
@@ -38,14 +38,7 @@ describe('real clients against Berth', { timeout: 15 * 60_000 }, () => {
       if (process.getuid?.() !== 0) {
         throw new Error('the client e2e suite must run as root: it edits /etc/hosts, runs dockerd and binds port 443');
       }
-      await ensurePackages([
-        { binary: 'nginx', pkg: 'nginx' },
-        { binary: 'openssl', pkg: 'openssl' },
-        { binary: 'dockerd', pkg: 'docker.io' },
-        { binary: 'docker', pkg: 'docker.io' },
-        { binary: 'ctr', pkg: 'containerd' },
-        { binary: 'skopeo', pkg: 'skopeo' },
-      ]);
+      await ensurePackages(E2E_PACKAGES);
       const hosts = await addHostsEntry(randomLoopbackIp(), DOMAIN);
       registry.defer('hosts entry', () => hosts.remove());
       tls = await createTlsMaterial({ dnsNames: [DOMAIN] });

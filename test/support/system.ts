@@ -25,8 +25,6 @@ export const E2E_PACKAGES: readonly PackageNeed[] = [
   { binary: 'docker', pkg: 'docker.io' },
   { binary: 'ctr', pkg: 'containerd' },
   { binary: 'skopeo', pkg: 'skopeo' },
-  { binary: 'docker-registry', pkg: 'docker-registry' },
-  { binary: 'htpasswd', pkg: 'apache2-utils' },
 ];
 
 const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];

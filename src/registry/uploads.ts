@@ -149,6 +149,9 @@ export class UploadService {
   private async write(id: string, offset: number, body: Readable): Promise<number> {
     const state = await this.hashAt(id, offset);
     const tap = new HashTap(state.hash);
+    // The store's pipeline reports the tap's errors, but it attaches only after an await; an abort
+    // landing before that must not become an uncaught 'error' event (it would kill the process).
+    tap.on('error', () => undefined);
     // A client that disconnects mid-body must fail the write (and so close the file), not stall it.
     // The request itself is left alone so an error response can still be sent.
     finished(body, (err) => {

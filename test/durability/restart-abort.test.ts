@@ -121,3 +121,31 @@ test('an aborted monolithic upload and an aborted download leave no files behind
     await server.close();
   }
 });
+
+test('clients that vanish right after sending headers never crash the server', async () => {
+  const server = await startTestServer();
+  let uncaught: unknown;
+  const onUncaught = (err: unknown) => {
+    uncaught = err;
+  };
+  process.on('uncaughtException', onUncaught);
+  try {
+    const { hostname, port } = new URL(server.url);
+    for (let i = 0; i < 60; i++) {
+      const start = await fetch(`${server.url}/v2/team/vanish/blobs/uploads/`, { method: 'POST', headers: auth });
+      const location = start.headers.get('location')!;
+      const socket = connect(Number(port), hostname);
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      // Headers and a first byte, then gone: the abort lands while the server is still preparing the write.
+      socket.write(`PATCH ${location} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${auth.Authorization}\r\nContent-Length: 1000000\r\n\r\nx`);
+      await sleep(i % 5);
+      socket.destroy();
+    }
+    await sleep(300);
+    assert.equal(uncaught, undefined, `an uncaught exception escaped: ${String(uncaught)}`);
+    assert.equal((await fetch(`${server.url}/healthz`)).status, 200, 'the server still answers');
+  } finally {
+    process.off('uncaughtException', onUncaught);
+    await server.close();
+  }
+});

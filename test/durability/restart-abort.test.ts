@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { digestOf } from '../../src/domain/digest.ts';
 import { readdirSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -8,7 +9,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { adminBasic, startTestServer } from '../support/server.ts';
 
 const auth = { Authorization: adminBasic() };
-const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
 
 /** Files under `dir` this process holds open. */
 function openFilesUnder(dir: string): string[] {
@@ -66,9 +66,9 @@ test('a chunked upload continues after Berth restarts, and the blob is intact', 
       body: rest,
     });
     assert.equal(patch2.status, 202);
-    const put = await fetch(`${server.url}${location}?digest=${sha256(blob)}`, { method: 'PUT', headers: auth });
+    const put = await fetch(`${server.url}${location}?digest=${digestOf(blob)}`, { method: 'PUT', headers: auth });
     assert.equal(put.status, 201, await put.text());
-    const got = Buffer.from(await (await fetch(`${server.url}/v2/team/restart/blobs/${sha256(blob)}`, { headers: auth })).arrayBuffer());
+    const got = Buffer.from(await (await fetch(`${server.url}/v2/team/restart/blobs/${digestOf(blob)}`, { headers: auth })).arrayBuffer());
     assert.ok(got.equals(blob), 'pulled bytes equal pushed bytes');
   } finally {
     await server.close();
@@ -83,7 +83,7 @@ test('a client that aborts mid-PATCH leaves nothing visible, no open files, and 
     const blob = randomBytes(4 * 1024 * 1024);
     await abortedRequest(server.url, 'PATCH', location, blob.length, blob.subarray(0, 1024 * 1024));
     assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'no file handle left open');
-    const head = await fetch(`${server.url}/v2/team/abort/blobs/${sha256(blob)}`, { method: 'HEAD', headers: auth });
+    const head = await fetch(`${server.url}/v2/team/abort/blobs/${digestOf(blob)}`, { method: 'HEAD', headers: auth });
     assert.equal(head.status, 404, 'nothing visible');
     const status = await fetch(`${server.url}${location}`, { headers: auth });
     assert.equal(status.status, 204);
@@ -92,7 +92,7 @@ test('a client that aborts mid-PATCH leaves nothing visible, no open files, and 
     // The client resumes from what the server has, and the digest still verifies.
     const resume = await fetch(`${server.url}${location}`, { method: 'PATCH', headers: { ...auth, 'Content-Range': `${size}-${blob.length - 1}` }, body: blob.subarray(size) });
     assert.equal(resume.status, 202, await resume.text());
-    const put = await fetch(`${server.url}${location}?digest=${sha256(blob)}`, { method: 'PUT', headers: auth });
+    const put = await fetch(`${server.url}${location}?digest=${digestOf(blob)}`, { method: 'PUT', headers: auth });
     assert.equal(put.status, 201, await put.text());
   } finally {
     await server.close();
@@ -103,15 +103,15 @@ test('an aborted monolithic upload and an aborted download leave no files behind
   const server = await startTestServer();
   try {
     const blob = randomBytes(2 * 1024 * 1024);
-    await abortedRequest(server.url, 'POST', `/v2/team/mono/blobs/uploads/?digest=${sha256(blob)}`, blob.length, blob.subarray(0, 500_000));
+    await abortedRequest(server.url, 'POST', `/v2/team/mono/blobs/uploads/?digest=${digestOf(blob)}`, blob.length, blob.subarray(0, 500_000));
     assert.deepEqual(readdirSync(join(server.dataDir, 'storage', 'uploads')), [], 'the private session was discarded');
-    assert.equal((await fetch(`${server.url}/v2/team/mono/blobs/${sha256(blob)}`, { method: 'HEAD', headers: auth })).status, 404);
+    assert.equal((await fetch(`${server.url}/v2/team/mono/blobs/${digestOf(blob)}`, { method: 'HEAD', headers: auth })).status, 404);
 
     const big = randomBytes(16 * 1024 * 1024);
-    const pushed = await fetch(`${server.url}/v2/team/mono/blobs/uploads/?digest=${sha256(big)}`, { method: 'POST', headers: auth, body: big });
+    const pushed = await fetch(`${server.url}/v2/team/mono/blobs/uploads/?digest=${digestOf(big)}`, { method: 'POST', headers: auth, body: big });
     assert.equal(pushed.status, 201);
     const controller = new AbortController();
-    const res = await fetch(`${server.url}/v2/team/mono/blobs/${sha256(big)}`, { headers: auth, signal: controller.signal });
+    const res = await fetch(`${server.url}/v2/team/mono/blobs/${digestOf(big)}`, { headers: auth, signal: controller.signal });
     const reader = res.body!.getReader();
     await reader.read();
     controller.abort();

@@ -1,6 +1,6 @@
 // Shared types and helpers of the real-client drivers (docker, ctr, skopeo).
-import { createHash } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
+import { digestOf } from '../../src/domain/digest.ts';
 import type { RandomImage } from './images.ts';
 import { CommandError, type RunOptions, type RunResult, describeResult, run } from './run.ts';
 
@@ -80,12 +80,7 @@ export function referenceOf(target: RegistryTarget): string {
 /** sha256 of the uncompressed layer (gunzipped when gzip-compressed), as `sha256:…`. */
 export function diffIdOf(blob: Buffer): string {
   const tar = blob.length > 2 && blob[0] === 0x1f && blob[1] === 0x8b ? gunzipSync(blob) : blob;
-  return `sha256:${createHash('sha256').update(tar).digest('hex')}`;
-}
-
-/** `sha256:…` of bytes. */
-export function digestOf(bytes: Buffer): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  return digestOf(tar);
 }
 
 interface ManifestShape {

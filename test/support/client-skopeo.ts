@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { RandomImage } from './images.ts';
 import { cleanEnv } from './run.ts';
 import { tmpDir } from './system.ts';
-import { type ClientRun, type RegistryTarget, Session, digestOf, referenceOf, verifyPulledImage } from './client-common.ts';
+import { digestOf } from '../../src/domain/digest.ts';
+import { type ClientRun, type RegistryTarget, Session, referenceOf, verifyPulledImage } from './client-common.ts';
 
 /** Options for {@link pushPullSkopeo}. */
 export interface SkopeoOptions {

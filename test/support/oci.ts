@@ -1,10 +1,13 @@
 // Small OCI distribution client helpers for the HTTP conformance tests: blobs (monolithic and
 // chunked), manifests (OCI image / index / artifact, Docker schema 2 / list), raw HTTP requests.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import assert from 'node:assert/strict';
+import { digestOf, type Algorithm } from '../../src/domain/digest.ts';
 import { adminBasic } from './server.ts';
+
+export { digestOf };
 
 export const MEDIA = {
   ociManifest: 'application/vnd.oci.image.manifest.v1+json',
@@ -23,7 +26,6 @@ export const MEDIA = {
 /** The OCI empty descriptor's content: `{}` (2 bytes). */
 export const EMPTY_JSON = Buffer.from('{}');
 
-export type Algorithm = 'sha256' | 'sha512';
 
 /** Bytes `fetch` accepts as a body (not backed by a SharedArrayBuffer). */
 export type Bytes = Uint8Array<ArrayBuffer>;
@@ -41,11 +43,6 @@ export interface Descriptor {
 /** Random bytes for a blob. */
 export function randomBlob(size = 1024): Buffer<ArrayBuffer> {
   return randomBytes(size);
-}
-
-/** `algorithm:hex` of `bytes`. */
-export function digestOf(bytes: Uint8Array, algorithm: Algorithm = 'sha256'): string {
-  return `${algorithm}:${createHash(algorithm).update(bytes).digest('hex')}`;
 }
 
 /** A descriptor of `bytes` with `mediaType`. */

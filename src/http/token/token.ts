@@ -33,6 +33,12 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
     return granted;
   }
 
+  /** A refresh token at the user's current credential generation; none if the user is gone. */
+  async function refreshTokenFor(username: string): Promise<string | undefined> {
+    const generation = await deps.passwords.generation(username);
+    return generation === undefined ? undefined : deps.tokens.issueRefresh(username, generation);
+  }
+
   function loginFailed(ctx: Context, username: string): void {
     ctx.log.warn({ username, client: ctx.req.socket.remoteAddress }, 'login failed');
   }
@@ -60,9 +66,9 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       expires_in: issued.expiresIn,
       issued_at: issued.issuedAt.toISOString(),
     };
-    const generation = identity.kind === 'user' ? await deps.passwords.generation(identity.name) : undefined;
-    if (ctx.query.get('offline_token') === 'true' && identity.kind === 'user' && generation !== undefined) {
-      body.refresh_token = await deps.tokens.issueRefresh(identity.name, generation);
+    if (ctx.query.get('offline_token') === 'true' && identity.kind === 'user') {
+      const refresh = await refreshTokenFor(identity.name);
+      if (refresh) body.refresh_token = refresh;
     }
     sendJSON(ctx.res, 200, body, { 'Cache-Control': 'no-store' });
   }
@@ -115,7 +121,8 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       scope: access.map(formatScope).join(' '),
     };
     if (grantType === 'password' && form.get('access_type') === 'offline' && identity.kind === 'user') {
-      body.refresh_token = await deps.tokens.issueRefresh(identity.name, (await deps.passwords.generation(identity.name)) ?? 0);
+      const refresh = await refreshTokenFor(identity.name);
+      if (refresh) body.refresh_token = refresh;
     }
     sendJSON(ctx.res, 200, body, { 'Cache-Control': 'no-store' });
   }

@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { digestOf } from '../../src/domain/digest.ts';
 import { readdirSync, readlinkSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RawConnection } from '../support/oci.ts';
 import { adminBasic, startTestServer } from '../support/server.ts';
 
 const auth = { Authorization: adminBasic() };
@@ -26,17 +26,17 @@ function openFilesUnder(dir: string): string[] {
 
 /** Sends a request whose body stops after `sent` of `declared` bytes, then drops the connection. */
 async function abortedRequest(url: string, method: string, path: string, declared: number, sent: Buffer): Promise<void> {
-  const { hostname, port } = new URL(url);
-  const socket = connect(Number(port), hostname);
-  await new Promise<void>((resolve, reject) => {
-    socket.once('connect', resolve);
-    socket.once('error', reject);
-  });
-  socket.write(`${method} ${path} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${auth.Authorization}\r\nContent-Length: ${declared}\r\n\r\n`);
-  socket.write(sent);
+  const connection = await RawConnection.open(url);
+  connection.write(requestHead(url, method, path, declared));
+  connection.write(sent);
   await sleep(300);
-  socket.destroy();
+  connection.close();
   await sleep(300);
+}
+
+/** The head of a request with a body of `declared` bytes, as a client would send it. */
+function requestHead(url: string, method: string, path: string, declared: number): string {
+  return `${method} ${path} HTTP/1.1\r\nHost: ${new URL(url).host}\r\nAuthorization: ${auth.Authorization}\r\nContent-Length: ${declared}\r\n\r\n`;
 }
 
 test('a chunked upload continues after Berth restarts, and the blob is intact', async () => {
@@ -130,16 +130,14 @@ test('clients that vanish right after sending headers never crash the server', a
   };
   process.on('uncaughtException', onUncaught);
   try {
-    const { hostname, port } = new URL(server.url);
     for (let i = 0; i < 60; i++) {
       const start = await fetch(`${server.url}/v2/team/vanish/blobs/uploads/`, { method: 'POST', headers: auth });
       const location = start.headers.get('location')!;
-      const socket = connect(Number(port), hostname);
-      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const connection = await RawConnection.open(server.url);
       // Headers and a first byte, then gone: the abort lands while the server is still preparing the write.
-      socket.write(`PATCH ${location} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: ${auth.Authorization}\r\nContent-Length: 1000000\r\n\r\nx`);
+      connection.write(`${requestHead(server.url, 'PATCH', location, 1_000_000)}x`);
       await sleep(i % 5);
-      socket.destroy();
+      connection.close();
     }
     await sleep(300);
     assert.equal(uncaught, undefined, `an uncaught exception escaped: ${String(uncaught)}`);

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError } from '../config/load.ts';
 import { CliError } from './output.ts';
+import { proxyConfigCommand } from './proxy-config.ts';
 import { serveCommand } from './serve.ts';
 import { userCommand } from './user.ts';
 
@@ -13,6 +14,7 @@ const program = new Command('berth')
   .showHelpAfterError();
 serveCommand(program);
 userCommand(program);
+proxyConfigCommand(program);
 
 try {
   await program.parseAsync(process.argv);

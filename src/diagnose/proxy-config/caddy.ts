@@ -1,0 +1,56 @@
+// Caddy: a Caddyfile (Caddy 2.6 or later) with one site in front of Berth.
+import { berthSettingLines, hashComments, headerLines, hostForUrl, type ProxyConfigOptions, upstreamHostPort } from './options.ts';
+import { commented } from './nginx.ts';
+
+/** The site address: scheme, host and the port Caddy listens on; an inner hop without TLS matches any host. */
+function siteAddress(options: ProxyConfigOptions): string {
+  const port = options.listen.port;
+  if (!options.tls) return options.inner ? `http://:${port}` : `http://${hostForUrl(options.hostname)}:${port}`;
+  return `https://${hostForUrl(options.hostname)}:${port}`;
+}
+
+/** Renders the Caddyfile for these options. */
+export function renderCaddy(options: ProxyConfigOptions): string {
+  const t = '    ';
+  const global = [
+    '{',
+    commented(t, 'auto_https disable_redirects', 'no http->https redirect: it must never answer /v2/ or /service/ (M6)'),
+  ];
+  global.push('}');
+
+  const site = [`${siteAddress(options)} {`];
+  if (options.listen.host !== undefined) site.push(commented(t, `bind ${options.listen.host}`, 'listen on this address only'));
+  if (options.tls) {
+    site.push(
+      commented(t, `tls ${options.tlsCert} ${options.tlsKey}`, options.tlsPlaceholder ? 'placeholder paths; drop the line to let Caddy get a certificate' : 'certificate (full chain) and key'),
+    );
+  }
+  site.push(
+    `${t}# No request_body max_size: Caddy limits no body unless told to (M7).`,
+    `${t}# Authorization passes untouched; no basic_auth here (M5).`,
+    `${t}# Berth (--upstream):`,
+    `${t}reverse_proxy ${options.upstreamScheme}://${upstreamHostPort(options)} {`,
+    commented(`${t}${t}`, 'header_up Host {http.request.hostport}', 'Host exactly as the client sent it, port or not (M2)'),
+    options.inner
+      ? commented(`${t}${t}`, 'header_up X-Forwarded-Proto {http.request.header.X-Forwarded-Proto}', 'TLS ended further out: pass its scheme on (M1)')
+      : `${t}${t}# Caddy sets X-Forwarded-Proto (TLS ends here, M1) and X-Forwarded-For itself.`,
+    commented(`${t}${t}`, 'flush_interval -1', 'stream responses (blobs) without buffering (M8)'),
+    `${t}${t}transport http {`,
+    commented(`${t}${t}${t}`, 'read_timeout 900s', 'a big layer takes minutes (M8)'),
+    commented(`${t}${t}${t}`, 'write_timeout 900s', 'same, towards Berth'),
+    `${t}${t}}`,
+    `${t}}`,
+    '}',
+  );
+  return [
+    hashComments(headerLines('caddy', options, 'A Caddyfile (/etc/caddy/Caddyfile); check it with: caddy validate --adapter caddyfile --config Caddyfile')),
+    '# Caddy streams request bodies and speaks HTTP/1.1 to Berth by default (M8).',
+    '',
+    ...global,
+    '',
+    ...site,
+    '',
+    hashComments(berthSettingLines(options)),
+    '',
+  ].join('\n');
+}

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError } from '../config/load.ts';
+import { doctorCommand } from './doctor.ts';
 import { CliError } from './output.ts';
 import { proxyConfigCommand } from './proxy-config.ts';
 import { serveCommand } from './serve.ts';
@@ -14,6 +15,7 @@ const program = new Command('berth')
   .showHelpAfterError();
 serveCommand(program);
 userCommand(program);
+doctorCommand(program);
 proxyConfigCommand(program);
 
 try {

@@ -158,6 +158,8 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
       const main = mainFinding(report.findings);
       assert.equal(main?.mechanism, 'M5');
       assert.match(main!.fix, /proxy_set_header Authorization ""/);
+      const echoed = report.findings.find((f) => f.mechanism === 'M5' && f.evidence.some((e) => e.includes('authorization.present: false')));
+      assert.ok(echoed, 'the echo endpoint confirms that the header never reached Berth');
     });
   });
 });

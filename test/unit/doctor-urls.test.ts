@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseChallenges } from '../../src/diagnose/doctor/challenge.ts';
+import { redactTokens } from '../../src/diagnose/doctor/recorder.ts';
 import { formatSize, parseSize, probeSizes } from '../../src/diagnose/doctor/size.ts';
 import { canonicalAuthority, familiesDroppingCredentials, judgeNextUrl, judgeRealm, parseTarget, rawOrigin, resolveReference } from '../../src/diagnose/doctor/urls.ts';
 
@@ -104,5 +105,14 @@ describe('challenges and sizes', () => {
     assert.equal(formatSize(1024 ** 2 + 1), '1MiB+1');
     assert.deepEqual(probeSizes(4 * 1024 ** 2), [512 * 1024, 1024 ** 2 + 1, 2 * 1024 ** 2 + 1, 4 * 1024 ** 2]);
     assert.equal(probeSizes(110 * 1000 ** 2).at(-2), 100 * 1024 ** 2 + 1);
+  });
+});
+
+describe('report hygiene', () => {
+  test('tokens are redacted from recorded bodies', () => {
+    const ex = { method: 'GET', url: 'https://h/service/token', auth: 'basic' as const, bodyBytes: 0, chunked: false, status: 200, headers: {}, durationMs: 1, body: '{"token":"abc.def","access_token":"abc.def","expires_in":300}' };
+    const red = redactTokens(ex);
+    assert.doesNotMatch(red.body!, /abc\.def/);
+    assert.match(red.body!, /"expires_in":300/);
   });
 });

@@ -1,7 +1,7 @@
 // Following a URL the server handed back, the way strict clients do.
 import { explainAuthenticated401 } from './auth.ts';
 import { urlFindings } from './findings.ts';
-import { type Recorder, type Verdict, describe } from './recorder.ts';
+import { type Recorder, type Verdict, berthDiagnosis, describe, shortenState } from './recorder.ts';
 import { familiesDroppingCredentials, judgeNextUrl } from './urls.ts';
 import type { Exchange } from './types.ts';
 
@@ -44,14 +44,16 @@ export async function follow(rec: Recorder, f: FollowRequest): Promise<Exchange>
   const request = (authorization: string | undefined, to: string) => ({ method: f.method, url: to, authorization, body: f.body, headers: f.headers });
 
   if (judgement.problems.length > 0) {
-    rec.note(`${f.id}-judge`, `judge ${judgement.absolute ? 'absolute' : 'relative'} Location`, false, `${f.reference}: ${judgement.problems.join('; ')}`);
+    rec.note(`${f.id}-judge`, `judge ${judgement.absolute ? 'absolute' : 'relative'} Location`, false, shortenState(`${f.reference}: ${judgement.problems.join('; ')}`));
   }
   if (dropping.length > 0 && rec.authorization) {
     const strict = await rec.request(`${f.id}-as-${dropping.join('+')}`, `${f.title} as ${dropping.join('/')} (no credentials)`, request(undefined, url), (ex) => ({
       ok: ex.status !== undefined && ex.status < 400,
       note: ex.status === 401 ? `401: this is what ${dropping.join(' and ')} get` : undefined,
     }));
-    evidence.push(`Location: ${f.reference} (from ${f.from})`, `${describe(strict)}: ${dropping.join(', ')} send no credentials to this URL`);
+    evidence.push(shortenState(`Location: ${f.reference} (from ${f.from})`), `${describe(strict)}: ${dropping.join(', ')} send no credentials to this URL`);
+    const diagnosis = berthDiagnosis(strict);
+    if (diagnosis) evidence.push(`Berth diagnosis: ${diagnosis.code}${diagnosis.message ? ` — ${diagnosis.message}` : ''}`);
     if (strict.status !== undefined && strict.status < 400) {
       for (const finding of urlFindings(judgement, evidence, rec.info.kind, false)) rec.add({ ...finding, severity: 'warning' });
       return strict;

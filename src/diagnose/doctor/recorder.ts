@@ -23,7 +23,7 @@ export class Recorder {
   async request(id: string, title: string, req: ProbeRequest, verdict: Verdict): Promise<Exchange> {
     const exchange = await send(this.config, req);
     const { ok, note } = exchange.error ? { ok: false, note: `${exchange.error.code}: ${exchange.error.message}` } : verdict(exchange);
-    this.steps.push({ id, title, exchange, ok, ...(note ? { note } : {}) });
+    this.steps.push({ id, title, exchange: redactTokens(exchange), ok, ...(note ? { note } : {}) });
     return exchange;
   }
 
@@ -47,6 +47,12 @@ export class Recorder {
   }
 }
 
+/** The report is shared in chats and tickets: tokens in token-endpoint answers are replaced. */
+export function redactTokens(ex: Exchange): Exchange {
+  if (!ex.body || !/"(token|access_token|refresh_token)"/.test(ex.body)) return ex;
+  return { ...ex, body: ex.body.replace(/("(?:token|access_token|refresh_token)"\s*:\s*)"[^"]*"/g, '$1"<redacted>"') };
+}
+
 /** Expect exactly these statuses. */
 export function expect(...statuses: number[]): Verdict {
   return (ex) => ({ ok: ex.status !== undefined && statuses.includes(ex.status) });
@@ -59,7 +65,12 @@ export const inform: Verdict = () => ({ ok: null });
 export function describe(ex: Exchange): string {
   const got = ex.error ? ex.error.code : String(ex.status);
   const keys = ['location', 'www-authenticate'].filter((k) => ex.headers[k]).map((k) => `${k}: ${ex.headers[k]}`);
-  return `${ex.method} ${ex.url} [auth: ${ex.auth}] → ${got}${keys.length ? ` (${keys.join('; ')})` : ''}`;
+  return shortenState(`${ex.method} ${ex.url} [auth: ${ex.auth}] → ${got}${keys.length ? ` (${keys.join('; ')})` : ''}`);
+}
+
+/** Upload URLs carry long opaque `_state` tokens (Distribution); they say nothing to a reader. */
+export function shortenState(text: string): string {
+  return text.replace(/([?&]_state=)[^&\s;)]+/g, '$1…');
 }
 
 /** `detail.diagnosis` of an OCI error body (Berth, contract B), if present. */

@@ -7,15 +7,17 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config/schema.ts';
+import { checkConfig } from './config/check.ts';
 import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
 import { openMetadata, type Metadata } from './metadata/index.ts';
 import { createRegistry } from './registry/index.ts';
 import { AuthenticatedUsersAuthorizer } from './auth/authorizer.ts';
 import { PasswordAuthenticator } from './auth/authenticator.ts';
-import { loadOrCreateSigningKey } from './auth/keys.ts';
+import { deriveSecret, loadOrCreateSigningKey } from './auth/keys.ts';
 import { hashPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
 import { createHandler } from './http/server.ts';
+import { AddressSet } from './domain/cidr.ts';
 import { createMetrics } from './http/metrics.ts';
 import { OciAccess } from './http/oci/access.ts';
 import { ociRoutes } from './http/oci/index.ts';
@@ -55,12 +57,14 @@ async function bootstrapAdmin(meta: Metadata, config: Config, log: Logger): Prom
 /** Composition root: config → stores → services → HTTP. */
 export async function startBerth(config: Config, logDestination?: DestinationStream): Promise<RunningBerth> {
   const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination);
+  for (const warning of checkConfig(config)) log.warn({ check: 'config' }, warning);
   const store = new FilesystemBlobStore(join(config.dataDir, 'storage'));
   await store.init();
   const meta = await openMetadata(config.dataDir);
   await bootstrapAdmin(meta, config, log);
 
-  const tokens = new TokenService(loadOrCreateSigningKey(config.dataDir), {
+  const signingKey = loadOrCreateSigningKey(config.dataDir);
+  const tokens = new TokenService(signingKey, {
     issuer: config.auth.issuer,
     service: config.auth.service,
     ttl: config.auth.tokenTTL,
@@ -68,18 +72,18 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   });
   const passwords = new PasswordAuthenticator(meta.users);
   const authorizer = new AuthenticatedUsersAuthorizer(config.auth.anonymousPull);
-  const registry = createRegistry(store, meta);
+  const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'));
   const access = new OciAccess({ tokens, passwords, authorizer, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   const metrics = createMetrics();
   let draining = false;
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
     ...tokenRoutes({ tokens, passwords, authorizer }),
-    ...ociRoutes({ registry, access, maxManifestBytes: config.maxManifestBytes }),
+    ...ociRoutes({ registry, access, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL }),
   ];
 
   const secure = Boolean(config.tls.cert);
-  const handler = createHandler(routes, log, metrics, secure);
+  const handler = createHandler(routes, { log, metrics, secure, trustedProxies: new AddressSet(config.trustedProxies) });
   // No overall request timeout: a multi-gigabyte layer may take long; idle sockets still time out.
   const options = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
   const server: Server = secure

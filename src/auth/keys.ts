@@ -1,4 +1,4 @@
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -36,4 +36,13 @@ export function loadOrCreateSigningKey(dataDir: string): SigningKey {
   const der = publicKey.export({ format: 'der', type: 'spki' });
   const kid = Buffer.from(der).toString('base64url').slice(-16);
   return { privateKey, publicKey, kid };
+}
+
+/**
+ * A secret derived from the signing key for another purpose (`label`), so replicas sharing the
+ * signing key share it too, without a second key file to distribute.
+ */
+export function deriveSecret(key: SigningKey, label: string): Buffer {
+  const material = key.privateKey.export({ format: 'der', type: 'pkcs8' });
+  return Buffer.from(hkdfSync('sha256', material, Buffer.alloc(0), `berth ${label}`, 32));
 }

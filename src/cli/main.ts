@@ -1,17 +1,15 @@
-import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError } from '../config/load.ts';
+import { VERSION } from '../version.ts';
 import { doctorCommand } from './doctor.ts';
 import { CliError } from './output.ts';
 import { proxyConfigCommand } from './proxy-config.ts';
 import { serveCommand } from './serve.ts';
 import { userCommand } from './user.ts';
 
-const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
-  .version(pkg.version, '-V, --version')
+  .version(VERSION, '-V, --version')
   .showHelpAfterError();
 serveCommand(program);
 userCommand(program);

@@ -15,6 +15,7 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_ADDR', flag: 'addr', path: 'addr', kind: 'string', help: 'listen address host:port' },
   { env: 'BERTH_DATA_DIR', flag: 'dataDir', path: 'dataDir', kind: 'string', help: 'data directory' },
   { env: 'BERTH_EXTERNAL_URL', flag: 'externalUrl', path: 'externalURL', kind: 'list', help: 'external URL(s), comma-separated' },
+  { env: 'BERTH_TRUSTED_PROXIES', flag: 'trustedProxies', path: 'trustedProxies', kind: 'list', help: 'addresses/CIDRs of proxies whose forwarded headers are trusted, comma-separated' },
   { env: 'BERTH_ADMIN_PASSWORD', path: 'adminPassword', kind: 'string', help: 'initial admin password' },
   { env: 'BERTH_LOG_LEVEL', flag: 'logLevel', path: 'log.level', kind: 'string', help: 'log level' },
   { env: 'BERTH_TOKEN_TTL', flag: 'tokenTtl', path: 'auth.tokenTTL', kind: 'string', help: 'access token lifetime' },
@@ -83,7 +84,9 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
     if (typeof raw !== 'object' || Array.isArray(raw)) throw new ConfigError(`config file ${file}: must be a YAML mapping`);
   }
-  if (typeof raw.externalURL === 'string') raw.externalURL = convert(raw.externalURL, 'list', 'externalURL');
+  for (const key of ['externalURL', 'trustedProxies'] as const) {
+    if (typeof raw[key] === 'string') raw[key] = convert(raw[key], 'list', key);
+  }
   for (const o of OVERRIDES) {
     const fromEnv = env[o.env];
     if (fromEnv !== undefined && fromEnv !== '') setPath(raw, o.path, convert(fromEnv, o.kind, o.env));

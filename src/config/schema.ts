@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseCidr } from '../domain/cidr.ts';
 
 const duration = z
   .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 900, 15m, 1h or 7d')])
@@ -20,6 +21,9 @@ const externalURL = z
   .refine((u) => { const p = new URL(u); return (p.pathname === '/' || p.pathname === '') && !p.search && !p.hash; }, 'must be scheme://host[:port] with no path')
   .transform((u) => new URL(u).origin);
 
+/** An IPv4/IPv6 address or CIDR block, e.g. `10.0.0.0/8`, `127.0.0.1`, `fd00::/8`. */
+const addressOrCidr = z.string().refine((value) => parseCidr(value) !== undefined, 'an IP address or CIDR block such as 10.0.0.0/8');
+
 /** Every configuration option of Berth, with its default. The README's configuration table mirrors it. */
 export const configSchema = z
   .object({
@@ -33,6 +37,11 @@ export const configSchema = z
     dataDir: z.string().min(1).default('./data'),
     /** The URL(s) clients use to reach Berth; the token realm is built from them. */
     externalURL: z.array(externalURL).default([]),
+    /**
+     * Proxies whose `Forwarded` / `X-Forwarded-*` headers are believed (client address, scheme, host).
+     * Headers from anyone else are logged but ignored.
+     */
+    trustedProxies: z.array(addressOrCidr).default([]),
     /** Password for the `admin` user created on first start; generated and printed once if unset. */
     adminPassword: z.string().min(8, 'at least 8 characters').optional(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Identity } from '../auth/identity.ts';
+import type { RequestOrigin } from './forwarded.ts';
 
 /** How a request authenticated, for the access log. Never holds the credential itself. */
 export interface RequestAuth {
@@ -23,6 +24,19 @@ export interface Context {
   route: string;
   /** Whether the connection is TLS (to Berth itself). */
   secure: boolean;
+  /** How the request reached Berth: peer, and the client's address, scheme and host as far as trusted. */
+  origin: RequestOrigin;
+  /** The error code sent, if the request failed (for the log). */
+  errorCode?: string;
+  /** What Berth concluded about a failed request (e.g. credentials dropped on the way), for the log. */
+  diagnosis?: Diagnosis;
+}
+
+/** A named conclusion about a request, written to its access-log line (read by `berth logs explain`). */
+export interface Diagnosis {
+  code: string;
+  message: string;
+  [field: string]: unknown;
 }
 
 export type Handler = (ctx: Context, params: string[]) => Promise<void>;

@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { RequestOrigin } from './forwarded.ts';
 
 const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' };
 
@@ -9,24 +9,40 @@ export function normalizeHost(host: string, protocol: string): string {
   return port && lower.endsWith(`:${port}`) ? lower.slice(0, -port.length - 1) : lower;
 }
 
+/** The host name without any port (IPv6 brackets kept). */
+function hostName(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.startsWith('[') ? lower.slice(0, lower.indexOf(']') + 1) : lower.replace(/:\d+$/, '');
+}
+
 /**
- * The base URL for the token realm. With external URLs configured: the one whose host matches the
- * request's Host (default ports normalised), else the first. Without: the request's own Host and
- * the connection's scheme. Upload URLs never use this: they are relative.
+ * The external URL a request was addressed to. Matches the host the client used (`origin.host`:
+ * the Host header, or a trusted proxy's forwarded host) against the configured URLs: exact
+ * host[:port] with default ports normalised first; then the host name alone, preferring the scheme
+ * the request came by (a proxy that sends `Host $host` drops a non-default port, M2); else the first
+ * URL. Undefined when none is configured.
  */
-export function externalBase(req: IncomingMessage, secure: boolean, externalURLs: readonly string[]): string {
-  const protocol = secure ? 'https:' : 'http:';
-  const host = req.headers.host;
-  if (externalURLs.length > 0) {
-    if (host) {
-      for (const url of externalURLs) {
-        const parsed = new URL(url);
-        if (normalizeHost(parsed.host, parsed.protocol) === normalizeHost(host, parsed.protocol)) return url;
-      }
-    }
-    return externalURLs[0]!;
+export function matchExternalURL(origin: RequestOrigin, externalURLs: readonly string[]): string | undefined {
+  if (externalURLs.length === 0) return undefined;
+  const host = origin.host;
+  if (host) {
+    const parsed = externalURLs.map((url) => ({ url, u: new URL(url) }));
+    const exact = parsed.find(({ u }) => normalizeHost(u.host, u.protocol) === normalizeHost(host, u.protocol));
+    if (exact) return exact.url;
+    const byName = parsed.filter(({ u }) => hostName(u.host) === hostName(host));
+    if (byName.length > 0) return (byName.find(({ u }) => u.protocol === `${origin.scheme}:`) ?? byName[0]!).url;
   }
-  if (host && /^[A-Za-z0-9.\-_:[\]]+$/.test(host)) return `${protocol}//${normalizeHost(host, protocol)}`;
-  const local = req.socket.localAddress ?? '127.0.0.1';
-  return `${protocol}//${local.includes(':') ? `[${local}]` : local}:${req.socket.localPort}`;
+  return externalURLs[0];
+}
+
+/**
+ * The base URL for the token realm: the matching external URL, or without any configured, the
+ * origin's scheme and host. Upload URLs never use this: they are relative.
+ */
+export function externalBase(origin: RequestOrigin, externalURLs: readonly string[], localAddress: string, localPort: number): string {
+  const configured = matchExternalURL(origin, externalURLs);
+  if (configured) return configured;
+  const protocol = `${origin.scheme}:`;
+  if (origin.host && /^[A-Za-z0-9.\-_:[\]]+$/.test(origin.host)) return `${protocol}//${normalizeHost(origin.host, protocol)}`;
+  return `${protocol}//${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;
 }

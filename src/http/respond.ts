@@ -29,6 +29,9 @@ export function sendError(ctx: Context, err: unknown): void {
   // request, so the connection must close after this response.
   if (!ctx.req.complete) res.setHeader('Connection', 'close');
   if (err instanceof RegistryError) {
+    ctx.errorCode = err.code;
+    const diagnosis = (err.detail as { diagnosis?: unknown } | undefined)?.diagnosis;
+    if (typeof diagnosis === 'string') ctx.diagnosis ??= { code: diagnosis, message: err.message };
     const entry: { code: string; message: string; detail?: unknown } = { code: err.code, message: err.message };
     if (err.detail !== undefined) entry.detail = err.detail;
     const body = ctx.req.method === 'HEAD' ? undefined : { errors: [entry] };
@@ -37,6 +40,7 @@ export function sendError(ctx: Context, err: unknown): void {
     else sendEmpty(res, err.status, { 'Content-Type': 'application/json', ...err.headers });
     return;
   }
+  ctx.errorCode = 'INTERNAL';
   ctx.log.error({ err }, 'unexpected error');
   const status = ERROR_CODES.INTERNAL.status;
   const body = { errors: [{ code: 'INTERNAL', message: ERROR_CODES.INTERNAL.message, detail: { requestId: ctx.id } }] };

@@ -5,19 +5,9 @@ import { RegistryError } from '../domain/errors.ts';
 import { identityName } from '../auth/identity.ts';
 import type { Context, Route } from './context.ts';
 import type { Metrics } from './metrics.ts';
+import type { AddressSet } from '../domain/cidr.ts';
+import { forwardingHeaders, resolveOrigin } from './forwarded.ts';
 import { sendError } from './respond.ts';
-
-const FORWARDED_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'] as const;
-
-/** The headers a proxy may have added, for the access log (the evidence `logs explain` reads). */
-function forwardedHeaders(req: IncomingMessage): Record<string, string> | undefined {
-  let found: Record<string, string> | undefined;
-  for (const name of FORWARDED_HEADERS) {
-    const value = req.headers[name];
-    if (value !== undefined) (found ??= {})[name] = Array.isArray(value) ? value.join(', ') : value;
-  }
-  return found;
-}
 
 /**
  * Wire bytes per request: counted from where the previous request on the same keep-alive socket
@@ -36,11 +26,20 @@ function match(routes: readonly Route[], path: string, method: string): { route:
   return allow ? { allow } : undefined;
 }
 
+export interface HandlerOptions {
+  log: Logger;
+  metrics: Metrics;
+  /** Whether Berth itself terminates TLS. */
+  secure: boolean;
+  /** Proxies whose forwarded headers are believed. */
+  trustedProxies: AddressSet;
+}
+
 /**
- * Builds the request listener: request id, routing, the one error mapping, one access-log line per
- * request and metrics. Knows nothing about what the routes do.
+ * Builds the request listener: request id, origin, routing, the one error mapping, one access-log
+ * line per request and metrics. Knows nothing about what the routes do.
  */
-export function createHandler(routes: readonly Route[], log: Logger, metrics: Metrics, secure: boolean) {
+export function createHandler(routes: readonly Route[], { log, metrics, secure, trustedProxies }: HandlerOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const started = process.hrtime.bigint();
     const incoming = req.headers['x-request-id'];
@@ -58,6 +57,7 @@ export function createHandler(routes: readonly Route[], log: Logger, metrics: Me
       auth: { scheme: 'none' },
       route: 'unmatched',
       secure,
+      origin: resolveOrigin(req, secure, trustedProxies),
     };
     const socket = req.socket;
     const mark = socketMarks.get(socket) ?? { read: 0, written: 0 };
@@ -87,11 +87,15 @@ export function createHandler(routes: readonly Route[], log: Logger, metrics: Me
           bytesOut,
           durationMs: Math.round(seconds * 1e6) / 1e3,
           host: req.headers.host,
-          forwarded: forwardedHeaders(req),
-          client: socket.remoteAddress,
+          scheme: secure ? 'https' : 'http',
+          forwarded: forwardingHeaders(req),
+          client: ctx.origin.client,
+          peer: ctx.origin.peer,
           userAgent: req.headers['user-agent'],
           auth: ctx.auth.scheme,
           user: ctx.auth.identity ? identityName(ctx.auth.identity) ?? 'anonymous' : undefined,
+          error: ctx.errorCode,
+          diagnosis: ctx.diagnosis,
         },
         'request',
       );

@@ -75,5 +75,11 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
           .execute();
       },
     },
+    '0002_upload_origin': {
+      async up(db: Kysely<unknown>) {
+        // How the request that opened a session arrived (JSON), to explain later requests that fail.
+        await db.schema.alterTable('upload_sessions').addColumn('origin', 'text').execute();
+      },
+    },
   };
 }

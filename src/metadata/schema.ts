@@ -66,6 +66,8 @@ export interface UploadSessionsTable {
   id: string;
   repository: string;
   created_by: string | null;
+  /** JSON of how the opening request arrived (host, scheme, forwarded headers, client, user agent). */
+  origin: string | null;
   created_at: number;
   updated_at: number;
 }

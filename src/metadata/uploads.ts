@@ -5,9 +5,9 @@ import type { UploadSessionRow } from './schema.ts';
 export class UploadStore {
   constructor(private readonly db: DB) {}
 
-  async create(id: string, repository: string, createdBy: string | null): Promise<void> {
+  async create(id: string, repository: string, createdBy: string | null, origin: string | null): Promise<void> {
     const now = Date.now();
-    await this.db.insertInto('upload_sessions').values({ id, repository, created_by: createdBy, created_at: now, updated_at: now }).execute();
+    await this.db.insertInto('upload_sessions').values({ id, repository, created_by: createdBy, origin, created_at: now, updated_at: now }).execute();
   }
 
   async find(id: string): Promise<UploadSessionRow | undefined> {

@@ -4,6 +4,7 @@ import { BlobService } from './blobs.ts';
 import { ListingService } from './listings.ts';
 import { ManifestService } from './manifests.ts';
 import { UploadService } from './uploads.ts';
+import { UploadIds } from './upload-ids.ts';
 
 /** The OCI registry's services over one blob store and one metadata database. */
 export interface Registry {
@@ -13,10 +14,11 @@ export interface Registry {
   listings: ListingService;
 }
 
-export function createRegistry(store: BlobStore, meta: Metadata): Registry {
+/** `uploadIdKey`: a secret shared by every replica, for self-verifying upload session ids. */
+export function createRegistry(store: BlobStore, meta: Metadata, uploadIdKey: Buffer): Registry {
   return {
     blobs: new BlobService(store, meta),
-    uploads: new UploadService(store, meta),
+    uploads: new UploadService(store, meta, new UploadIds(uploadIdKey)),
     manifests: new ManifestService(store, meta),
     listings: new ListingService(meta),
   };

@@ -1,10 +1,11 @@
-import { randomBytes, type Hash } from 'node:crypto';
+import type { Hash } from 'node:crypto';
 import { finished, type Readable } from 'node:stream';
 import { RegistryError } from '../domain/errors.ts';
 import { newHash, parseDigest, type Digest } from '../domain/digest.ts';
 import { StorageError, type BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import { HashTap } from './hash-tap.ts';
+import type { UploadIds } from './upload-ids.ts';
 
 /** The running SHA-256 of an upload's first `offset` bytes, kept between requests. */
 interface HashState {
@@ -25,6 +26,29 @@ export interface UploadStatus {
   size: number;
 }
 
+/** How the request that opened a session arrived; kept to explain later requests of it that fail. */
+export interface SessionOrigin {
+  /** The Host header as it reached Berth. */
+  host?: string;
+  /** The scheme of the connection to Berth. */
+  scheme: string;
+  /** The external URL the request matched (or was derived from), e.g. `https://hub.example.com`. */
+  via: string;
+  /** Forwarding headers present (`x-forwarded-proto`, `forwarded`, …). */
+  forwarded?: Record<string, string>;
+  client: string;
+  userAgent?: string;
+}
+
+/** A session as recorded when it was opened. */
+export interface SessionRecord {
+  id: string;
+  repository: string;
+  openedBy: string | null;
+  openedAt: number;
+  origin?: SessionOrigin;
+}
+
 export interface CompletedBlob {
   digest: string;
   size: number;
@@ -40,13 +64,13 @@ export class UploadService {
   private readonly hashes = new Map<string, HashState>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly store: BlobStore, private readonly meta: Metadata) {}
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata, private readonly ids: UploadIds) {}
 
-  /** Opens a session for `repository`; `createdBy` is the identity that opened it. */
-  async start(repository: string, createdBy: string | undefined): Promise<UploadStatus> {
-    const id = randomBytes(18).toString('base64url');
+  /** Opens a session for `repository`; `createdBy` is the identity that opened it, `origin` how it arrived. */
+  async start(repository: string, createdBy: string | undefined, origin?: SessionOrigin): Promise<UploadStatus> {
+    const id = this.ids.issue();
     await this.store.createUpload(id);
-    await this.meta.uploads.create(id, repository, createdBy ?? null);
+    await this.meta.uploads.create(id, repository, createdBy ?? null, origin ? JSON.stringify(origin) : null);
     this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
     return { id, repository, size: 0 };
   }
@@ -54,10 +78,28 @@ export class UploadService {
   /** The session `id` of `repository` and its size; `BLOB_UPLOAD_UNKNOWN` if there is none. */
   async status(repository: string, id: string): Promise<UploadStatus> {
     const session = await this.meta.uploads.find(id);
-    if (!session || session.repository !== repository) throw unknownUpload(id);
+    if (!session || session.repository !== repository) throw this.unknown(id);
     const size = await this.store.uploadSize(id);
-    if (size === undefined) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session lost: its bytes are gone from storage', { uploadId: id });
+    if (size === undefined) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session lost: it is recorded but its bytes are gone from storage (a replica with storage of its own, or storage wiped)', {
+        diagnosis: 'upload-bytes-lost',
+        uploadId: id,
+      });
+    }
     return { id, repository, size };
+  }
+
+  /** The session as recorded when opened, if it exists in `repository`. */
+  async record(repository: string, id: string): Promise<SessionRecord | undefined> {
+    const row = await this.meta.uploads.find(id);
+    if (!row || row.repository !== repository) return undefined;
+    let origin: SessionOrigin | undefined;
+    try {
+      origin = row.origin ? (JSON.parse(row.origin) as SessionOrigin) : undefined;
+    } catch {
+      origin = undefined;
+    }
+    return { id, repository, openedBy: row.created_by, openedAt: Number(row.created_at), origin };
   }
 
   /** Appends a chunk (PATCH). Enforces in-order chunks via `Content-Range` when given. */
@@ -127,7 +169,7 @@ export class UploadService {
   async cancel(repository: string, id: string): Promise<void> {
     await this.locked(id, async () => {
       const session = await this.meta.uploads.find(id);
-      if (!session || session.repository !== repository) throw unknownUpload(id);
+      if (!session || session.repository !== repository) throw this.unknown(id);
       await this.discard(id);
     });
   }
@@ -209,10 +251,23 @@ export class UploadService {
       if (this.locks.get(id) === tail) this.locks.delete(id);
     }
   }
-}
 
-function unknownUpload(id: string): RegistryError {
-  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session unknown: it never existed, was completed or cancelled, or expired', { uploadId: id.slice(0, 64) });
+  /** `BLOB_UPLOAD_UNKNOWN`, saying whether this registry ever issued the id (M10). */
+  private unknown(id: string): RegistryError {
+    const issuedAt = this.ids.issuedAt(id);
+    if (issuedAt === undefined) {
+      return new RegistryError(
+        'BLOB_UPLOAD_UNKNOWN',
+        'upload session unknown: this registry never issued this id. Another registry may answer under the same name, or replicas do not share their metadata and storage',
+        { diagnosis: 'upload-session-never-issued', uploadId: id.slice(0, 64) },
+      );
+    }
+    return new RegistryError(
+      'BLOB_UPLOAD_UNKNOWN',
+      `upload session unknown: it was issued here at ${new Date(issuedAt).toISOString()} and has ended (completed, cancelled, or expired after being idle) or its record was lost`,
+      { diagnosis: 'upload-session-ended', uploadId: id, issuedAt: new Date(issuedAt).toISOString() },
+    );
+  }
 }
 
 function rangeError(reason: string, size: number): RegistryError {

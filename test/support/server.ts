@@ -16,16 +16,18 @@ export interface TestServer {
 }
 
 /** Starts Berth in-process. `overrides` are raw config values (validated like a YAML file). */
-export async function startTestServer(overrides: Record<string, unknown> = {}, dataDir?: string): Promise<TestServer> {
+export async function startTestServer(overrides: Record<string, unknown> = {}, dataDir?: string, logLines?: Record<string, unknown>[]): Promise<TestServer> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'berth-test-'));
   const config: Config = configSchema.parse({
     addr: '127.0.0.1:0',
     dataDir: dir,
     adminPassword: ADMIN_PASSWORD,
-    log: { level: process.env.BERTH_TEST_LOG ?? 'silent' },
+    log: { level: logLines ? 'info' : (process.env.BERTH_TEST_LOG ?? 'silent') },
     ...overrides,
   });
-  const berth = await startBerth(config);
+  // With `logLines`, every JSON log line is parsed into it (to assert what the log says).
+  const destination = logLines ? { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) } : undefined;
+  const berth = await startBerth(config, destination);
   return {
     url: berth.url,
     dataDir: dir,

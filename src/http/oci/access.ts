@@ -79,8 +79,24 @@ export class OciAccess {
     return { identity, can };
   }
 
+  /** Whether a bearer token is valid, expired or invalid (for diagnostics; grants nothing). */
+  async inspectBearer(token: string): Promise<'valid' | 'expired' | 'invalid'> {
+    try {
+      await this.deps.tokens.verifyAccess(token);
+      return 'valid';
+    } catch (err) {
+      return err instanceof TokenError ? err.reason : 'invalid';
+    }
+  }
+
+  /** The external URL this request came through: the matching configured one, or derived from the request. */
+  externalURL(ctx: Context): string {
+    const socket = ctx.req.socket;
+    return externalBase(ctx.origin, this.deps.externalURLs, socket.localAddress ?? '127.0.0.1', socket.localPort ?? 0);
+  }
+
   private challenge(ctx: Context, needs: Access[], message: string, error?: string, detail?: Record<string, unknown>): RegistryError {
-    const realm = `${externalBase(ctx.req, ctx.secure, this.deps.externalURLs)}/service/token`;
+    const realm = `${this.externalURL(ctx)}/service/token`;
     let value = `Bearer realm="${realm}",service="${this.deps.tokens.service}"`;
     if (needs.length > 0) value += `,scope="${needs.map(formatScope).join(' ')}"`;
     if (error) value += `,error="${error}"`;

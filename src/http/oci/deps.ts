@@ -10,6 +10,9 @@ export interface OciDeps {
   registry: Registry;
   access: OciAccess;
   maxManifestBytes: number;
+  /** Access token lifetime, seconds (for explanations and the echo endpoint). */
+  tokenTTL: number;
+  externalURLs: readonly string[];
 }
 
 /** The repository name from a URL path segment group, validated. */

@@ -1,6 +1,7 @@
 import type { Route } from '../context.ts';
 import { sendJSON } from '../respond.ts';
 import { blobRoutes } from './blobs.ts';
+import { echoRoutes } from './echo.ts';
 import type { OciDeps } from './deps.ts';
 import { listingRoutes } from './listings.ts';
 import { manifestRoutes } from './manifests.ts';
@@ -9,6 +10,7 @@ import { uploadRoutes } from './uploads.ts';
 /** Every `/v2` route, in matching order (uploads before blobs: `blobs/uploads/` is not a digest). */
 export function ociRoutes(deps: OciDeps): Route[] {
   return [
+    ...echoRoutes(deps),
     {
       name: 'base',
       methods: ['GET', 'HEAD'],

@@ -1,5 +1,6 @@
 import type { Route } from '../context.ts';
 import { sendEmpty } from '../respond.ts';
+import { explainRefusal, sessionOrigin } from './diagnosis.ts';
 import { contentLength, hasBody, repositoryAccess, repositoryParam, segmentParam, uploadRange, type OciDeps } from './deps.ts';
 
 /** The upload endpoints: start (plain, monolithic, mount), chunk, complete, status, cancel. */
@@ -38,7 +39,7 @@ export function uploadRoutes(deps: OciDeps): Route[] {
           sendEmpty(ctx.res, 201, { Location: `/v2/${name}/blobs/${blob.digest}`, 'Docker-Content-Digest': blob.digest });
           return;
         }
-        const session = await registry.uploads.start(name, createdBy);
+        const session = await registry.uploads.start(name, createdBy, sessionOrigin(ctx, access.externalURL(ctx)));
         sendEmpty(ctx.res, 202, sessionHeaders(name, session.id, 0));
       },
     },
@@ -49,7 +50,11 @@ export function uploadRoutes(deps: OciDeps): Route[] {
       handler: async (ctx, [rawName, rawId]) => {
         const name = repositoryParam(rawName);
         const id = segmentParam(rawId);
-        await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
+        try {
+          await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
+        } catch (err) {
+          throw explainRefusal(ctx, err, await registry.uploads.record(name, id), deps.tokenTTL);
+        }
         const chunk = { contentRange: ctx.req.headers['content-range'], contentLength: contentLength(ctx.req) };
         switch (ctx.req.method) {
           case 'GET': {

@@ -1,0 +1,53 @@
+import type { Config } from './schema.ts';
+
+const LOOPBACK = /^(localhost|127(?:\.\d+){3}|\[::1\])$/i;
+
+/**
+ * Berth's own configuration, checked for what would break clients behind (or without) a proxy.
+ * Returns warnings in plain words; none of them stops Berth.
+ */
+export function checkConfig(config: Config): string[] {
+  const warnings: string[] = [];
+  const tls = Boolean(config.tls.cert);
+  const listenPort = Number(config.addr.slice(config.addr.lastIndexOf(':') + 1));
+  const urls = config.externalURL.map((u) => new URL(u));
+  const portOf = (u: URL) => (u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port));
+
+  if (urls.length === 0) {
+    warnings.push(
+      'externalURL is not set: the token realm is derived from each request\'s Host header and scheme. Behind a reverse proxy that rewrites either, ' +
+        'clients are sent to a wrong realm; set externalURL to the URL(s) clients use, e.g. https://registry.example.com',
+    );
+  }
+  if (tls && urls.length > 0 && urls.every((u) => u.protocol === 'http:')) {
+    warnings.push(`Berth serves HTTPS itself (tls.cert is set) but every externalURL is http:// (${config.externalURL.join(', ')}): clients following the realm will speak plain HTTP to a TLS port`);
+  }
+  for (const u of urls) {
+    const port = portOf(u);
+    if (port === listenPort && u.protocol === 'https:' && !tls) {
+      warnings.push(`externalURL ${u.origin} names Berth's own listen port ${listenPort} with https, but Berth serves plain HTTP there: set tls.cert and tls.key, or name the TLS proxy's port`);
+    }
+    if (port === listenPort && u.protocol === 'http:' && tls) {
+      warnings.push(`externalURL ${u.origin} names Berth's own listen port ${listenPort} with http, but Berth serves HTTPS there`);
+    }
+    if (u.protocol === 'http:' && !LOOPBACK.test(u.hostname)) {
+      warnings.push(`externalURL ${u.origin} is plain HTTP: passwords and tokens cross the network unencrypted, and Docker needs it listed in insecure-registries`);
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const u of urls) {
+    const key = `${u.hostname}:${portOf(u)}`;
+    const other = seen.get(key);
+    if (other && other !== u.protocol) warnings.push(`externalURL lists ${u.host} with both http and https: Berth cannot tell which one a request used, and picks by scheme`);
+    seen.set(key, u.protocol);
+  }
+  for (const entry of config.trustedProxies) {
+    if (/\/0$/.test(entry.trim())) {
+      warnings.push(`trustedProxies contains ${entry}: every client may then forge its address, scheme and host through X-Forwarded-* headers; list only your proxies`);
+    }
+  }
+  if (config.auth.tokenTTL < 300) {
+    warnings.push(`auth.tokenTTL is ${config.auth.tokenTTL} s: an upload that takes longer fails on its final request with an expired token (M9); 1800 s or more is safer`);
+  }
+  return warnings;
+}

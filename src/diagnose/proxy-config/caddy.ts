@@ -1,6 +1,9 @@
 // Caddy: a Caddyfile (Caddy 2.6 or later) with one site in front of Berth.
 import { berthSettingLines, hashComments, headerLines, hostForUrl, type ProxyConfigOptions, upstreamHostPort } from './options.ts';
-import { commented } from './nginx.ts';
+import { commented as aligned } from './nginx.ts';
+
+/** `caddy fmt` puts one space before a trailing comment; keep the output as it would. */
+const commented = (indent: string, directive: string, why: string): string => aligned(indent, directive, why, 0);
 
 /** The site address: scheme, host and the port Caddy listens on; an inner hop without TLS matches any host. */
 function siteAddress(options: ProxyConfigOptions): string {
@@ -11,7 +14,7 @@ function siteAddress(options: ProxyConfigOptions): string {
 
 /** Renders the Caddyfile for these options. */
 export function renderCaddy(options: ProxyConfigOptions): string {
-  const t = '    ';
+  const t = '\t';
   const global = [
     '{',
     commented(t, 'auto_https disable_redirects', 'no http->https redirect: it must never answer /v2/ or /service/ (M6)'),
@@ -30,10 +33,10 @@ export function renderCaddy(options: ProxyConfigOptions): string {
     `${t}# Authorization passes untouched; no basic_auth here (M5).`,
     `${t}# Berth (--upstream):`,
     `${t}reverse_proxy ${options.upstreamScheme}://${upstreamHostPort(options)} {`,
-    commented(`${t}${t}`, 'header_up Host {http.request.hostport}', 'Host exactly as the client sent it, port or not (M2)'),
+    `${t}${t}# Host goes to Berth exactly as the client sent it, port or not: Caddy's default, keep it (M2).`,
     options.inner
       ? commented(`${t}${t}`, 'header_up X-Forwarded-Proto {http.request.header.X-Forwarded-Proto}', 'TLS ended further out: pass its scheme on (M1)')
-      : `${t}${t}# Caddy sets X-Forwarded-Proto (TLS ends here, M1) and X-Forwarded-For itself.`,
+      : `${t}${t}# Caddy sets X-Forwarded-Proto (${options.tls ? 'https: TLS ends here' : 'http'}, M1) and X-Forwarded-For itself.`,
     commented(`${t}${t}`, 'flush_interval -1', 'stream responses (blobs) without buffering (M8)'),
     `${t}${t}transport http {`,
     commented(`${t}${t}${t}`, 'read_timeout 900s', 'a big layer takes minutes (M8)'),
@@ -45,7 +48,6 @@ export function renderCaddy(options: ProxyConfigOptions): string {
   return [
     hashComments(headerLines('caddy', options, 'A Caddyfile (/etc/caddy/Caddyfile); check it with: caddy validate --adapter caddyfile --config Caddyfile')),
     '# Caddy streams request bodies and speaks HTTP/1.1 to Berth by default (M8).',
-    '',
     ...global,
     '',
     ...site,

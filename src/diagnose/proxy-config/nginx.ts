@@ -1,9 +1,11 @@
 // nginx: a file for the http { } context (conf.d/) with one server block in front of Berth.
 import { berthSettingLines, hashComments, headerLines, hostForUrl, type ProxyConfigOptions, upstreamHostPort } from './options.ts';
 
-/** A directive with its one-line reason, aligned so the reasons read as a column. */
+/** A directive with its one-line reason, aligned at `width` so the reasons read as a column (0: one space). */
 export function commented(indent: string, directive: string, why: string, width = 60): string {
-  return `${`${indent}${directive}`.padEnd(width)} # ${why}`;
+  // Tabs (Caddyfile indentation) count as four columns, so reasons line up on screen.
+  const columns = indent.replace(/\t/g, '    ').length + directive.length;
+  return `${indent}${directive}${' '.repeat(Math.max(1, width - columns + 1))}# ${why}`;
 }
 
 function listenDirective(options: ProxyConfigOptions): string {

@@ -6,6 +6,7 @@ import { CliError } from './output.ts';
 import { proxyConfigCommand } from './proxy-config.ts';
 import { serveCommand } from './serve.ts';
 import { userCommand } from './user.ts';
+import { logsCommand } from './logs.ts';
 
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
@@ -13,6 +14,7 @@ const program = new Command('berth')
   .showHelpAfterError();
 serveCommand(program);
 userCommand(program);
+logsCommand(program);
 doctorCommand(program);
 proxyConfigCommand(program);
 

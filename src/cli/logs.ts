@@ -1,0 +1,27 @@
+import type { Command } from 'commander';
+import { readLogInputs } from '../diagnose/logs/read.ts';
+import { explainLogs, renderText } from '../diagnose/logs/report.ts';
+import { CliError, readStdin } from './output.ts';
+
+/**
+ * `berth logs explain [FILE…]`: reads proxy and registry logs and names why a push or pull failed.
+ * Exit code 0 when nothing failed, 1 when a problem was named, 2 when no line could be parsed.
+ */
+export function logsCommand(program: Command): void {
+  const logs = program.command('logs').description('read registry and proxy logs');
+  logs
+    .command('explain [files...]')
+    .description('group nginx, CNCF Distribution, Harbor and Berth log lines into push/pull sessions and name the failing step (stdin when no file or "-")')
+    .option('--json', 'print the report as JSON')
+    .action(async (files: string[], opts: { json?: boolean }) => {
+      let inputs;
+      try {
+        inputs = await readLogInputs(files, readStdin);
+      } catch (err) {
+        throw new CliError(err instanceof Error ? err.message : String(err));
+      }
+      const report = explainLogs(inputs);
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : renderText(report));
+      process.exitCode = report.exitCode;
+    });
+}

@@ -1,0 +1,266 @@
+/**
+ * One rule per proxy mechanism (M1–M11 of design/PROXIES.md). Each rule looks at one session and
+ * names the failing step it explains. Rules run in order of specificity; a request explained by an
+ * earlier rule is not explained again by a vaguer one, and what no rule explains is still reported.
+ */
+import { hasDefaultPort, isInternalHost, isRequest, isUploadOutsideV2, scopeOf, stepOf, type LogEvent, type RequestEvent } from './event.ts';
+import type { Session } from './sessions.ts';
+import { cite, describe, isContinuation, isFailure, isRedirect, lineWithHost, minutes, registryHosts, requestsOf, sameRequest, shortPath, type Evidence } from './steps.ts';
+
+export type MechanismId = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'M6' | 'M7' | 'M8' | 'M9' | 'M10' | 'M11' | 'other';
+
+export interface Finding {
+  mechanism: MechanismId;
+  session: number;
+  title: string;
+  evidence: Evidence[];
+  explanation: string;
+  /** Exact changes: nginx directives, Berth settings. */
+  fix: string[];
+}
+
+interface Ctx {
+  s: Session;
+  reqs: (RequestEvent & { status: number })[];
+  claimed: Set<LogEvent>;
+  found: Finding[];
+}
+
+type Rule = (c: Ctx) => void;
+
+const BERTH_URL_FIX = 'Berth: set `externalURL: [https://<the name clients use>]` (env BERTH_EXTERNAL_URL) and `trustedProxies: [<proxy address>]`; Berth then builds the realm from configuration and keeps upload Locations relative';
+
+function report(c: Ctx, mechanism: MechanismId, title: string, lines: LogEvent[], explanation: string, fix: string[]): void {
+  const uniq = [...new Set(lines)].sort((a, b) => a.time - b.time);
+  for (const e of uniq) c.claimed.add(e);
+  const existing = c.found.find((f) => f.mechanism === mechanism);
+  if (existing) {
+    existing.evidence.push(...uniq.map(cite).filter((ev) => !existing.evidence.some((x) => x.file === ev.file && x.line === ev.line)));
+    return;
+  }
+  c.found.push({ mechanism, session: c.s.id, title, evidence: uniq.map(cite), explanation, fix });
+}
+
+/** Failing requests not yet explained, optionally restricted. */
+function open(c: Ctx, pred: (e: RequestEvent & { status: number }) => boolean) {
+  return c.reqs.filter((e) => !c.claimed.has(e) && isFailure(c.s, e) && pred(e));
+}
+
+const uploadStart = (c: Ctx, before: number) => c.reqs.find((e) => stepOf(e) === 'upload-start' && e.status === 202 && e.time <= before);
+const tokenGrants = (c: Ctx) => c.reqs.filter((e) => stepOf(e) === 'token' && e.status === 200);
+const text = (e: LogEvent) => `${e.error ?? ''} ${e.message ?? ''} ${e.diagnosis?.code ?? ''}`;
+
+const m7BodyTooLarge: Rule = (c) => {
+  const hits = open(c, (e) => e.status === 413);
+  const errs = c.s.events.filter((e) => e.role === 'proxy-error' && /too large (chunked )?body/.test(e.message ?? ''));
+  if (!hits.length && !errs.length) return;
+  const first = hits[0] ?? errs[0]!;
+  const bytes = errs.find((e) => e.bodyBytes)?.bodyBytes;
+  report(c, 'M7', `Body too large for the proxy: 413 on ${first.method} ${shortPath(first.path ?? '')}${bytes ? ` (${(bytes / 1048576).toFixed(1)} MiB)` : ''}`, [...hits, ...errs.slice(0, 3)],
+    `The proxy refused the upload body before it reached the registry${errs.length ? ' (nginx: "client intended to send too large body")' : ''}. nginx allows 1 MiB by default; layers are larger. Monolithic clients send a whole layer in one PUT, so the registry cannot work around it.`,
+    ['nginx: `client_max_body_size 0;` in the server/location that proxies /v2/', 'a CDN or load balancer in front (e.g. a 100 MB limit) must not cap /v2/ uploads: bypass it for the registry host']);
+};
+
+const m8Timeouts: Rule = (c) => {
+  for (const e of open(c, (r) => [408, 411, 499, 502, 504].includes(r.status))) {
+    const errs = c.s.events.filter((x) => x.role === 'proxy-error' && x.path === e.path && Math.abs(x.time - e.time) < 5000);
+    const what =
+      e.status === 411 ? { t: '411 Length Required: the proxy refused a chunked body', fix: ['nginx: `chunked_transfer_encoding on;` and `proxy_http_version 1.1;`', 'nginx: `proxy_request_buffering off;`'] }
+      : e.status === 504 || e.status === 502 ? { t: `${e.status}: the proxy gave up waiting for the registry`, fix: ['nginx: `proxy_read_timeout 900;` and `proxy_send_timeout 900;`', 'nginx: `proxy_request_buffering off;` `proxy_buffering off;` so the registry receives the body while it streams'] }
+      : e.status === 499 ? { t: '499: the client closed the connection before the proxy answered', fix: ['nginx: `proxy_request_buffering off;` (nginx buffers the whole body before sending it upstream, the client times out waiting)', 'nginx: `proxy_read_timeout 900;` `proxy_send_timeout 900;`'] }
+      : { t: '408: the proxy timed out reading the request body', fix: ['nginx: `client_body_timeout 300;`', 'nginx: `proxy_request_buffering off;`'] };
+    report(c, 'M8', `Proxy buffering/timeout: ${what.t} on ${e.method} ${shortPath(e.path)}`, [e, ...errs],
+      'Large uploads need a proxy that streams request bodies (HTTP/1.1, chunked, no request buffering) and long timeouts; defaults (60 s, buffering on) break big or slow layers.', what.fix);
+  }
+};
+
+const m10UploadLost: Rule = (c) => {
+  for (const e of open(c, (r) => r.status === 404 && isContinuation(r))) {
+    const same = sameRequest(c.s, e);
+    const t = same.map(text).join(' ');
+    const known = /BLOB_UPLOAD_(UNKNOWN|INVALID)|blob upload (unknown|invalid)|upload-session|upload-bytes-lost/i.test(t);
+    const start = uploadStart(c, e.time);
+    if (!known && !start) continue;
+    const why = /invalid secret/i.test(t)
+      ? 'Distribution signs upload state (`_state`) with http.secret; this replica has a different secret (each replica generated its own), so it does not recognise the upload another replica began.'
+      : /never-issued/.test(t)
+        ? 'Berth never issued this upload id: the request reached another registry or a replica that does not share Berth\'s stores.'
+        : /upload-session-ended/.test(t)
+          ? 'The upload session had ended (completed, cancelled or expired) or its metadata was lost (e.g. a restart without persistent storage) before the client continued it.'
+          : /bytes-lost/.test(t)
+            ? 'The session is known but its bytes are gone from storage: the data directory or bucket is not the one the upload began on.'
+            : 'The registry does not know an upload session it created moments before: typical when replicas behind a load balancer do not share upload state, or the registry restarted and lost it.';
+    report(c, 'M10', `Upload session unknown mid-push: 404 BLOB_UPLOAD_UNKNOWN on ${e.method} ${shortPath(e.path)}`, [...(start ? [start] : []), e, ...same], why,
+      ['Berth: run every replica on the same PostgreSQL metadata and S3 storage (or one replica with a persistent data directory); `uploads.ttl` longer than your slowest push',
+        'CNCF Distribution/Harbor: the same `http.secret` on every replica and shared storage, or sticky sessions on the load balancer']);
+  }
+};
+
+const m9TokenExpired: Rule = (c) => {
+  const grants = tokenGrants(c);
+  for (const e of open(c, (r) => r.status === 401 && (isContinuation(r) || stepOf(r) === 'manifest-put' || stepOf(r) === 'upload-start'))) {
+    const same = sameRequest(c.s, e);
+    const t = same.map(text).join(' ');
+    const bearerBefore = c.reqs.some((r) => r.time < e.time && r.status < 300 && r.auth === 'bearer' && stepOf(r) !== 'token');
+    const expired = /token-expired|expired/i.test(t) || (/invalid token/i.test(t) && bearerBefore);
+    if (!expired) continue;
+    const grant = [...grants].reverse().find((g) => g.time <= e.time);
+    report(c, 'M9', `Token expired during the upload: 401 on ${e.method} ${shortPath(e.path)}${grant ? ` ${minutes(e.time - grant.time)} after the token was issued` : ''}`, [...(grant ? [grant] : []), ...same],
+      'The bearer token was valid when the upload began but expired before the last request of the push; the registry rejects it as an invalid token. Slow links and large layers make pushes outlast the token lifetime.',
+      ['Berth: `auth.tokenTTL: 1h` (env BERTH_TOKEN_TTL) — longer than the longest push',
+        'Harbor: raise "Token Expiration" in the configuration; CNCF Distribution: raise the token issuer\'s expiration']);
+  }
+};
+
+const m4OutsideV2: Rule = (c) => {
+  for (const e of open(c, (r) => isUploadOutsideV2(r.path))) {
+    report(c, 'M4', `Upload URL outside /v2/: ${e.method} ${shortPath(e.path)} → ${e.status}`, [...(uploadStart(c, e.time) ? [uploadStart(c, e.time)!] : []), e],
+      'The upload Location pointed outside /v2/. The classic Docker client only attaches registry credentials to /v2/ URLs, so the continuation arrived without them.',
+      ['nginx: remove `proxy_redirect`/`rewrite` rules that move upload Locations out of /v2/ (`proxy_redirect off;`)', 'keep the registry mounted at / so every upload URL stays under /v2/']);
+  }
+};
+
+const m11ChallengeShape: Rule = (c) => {
+  if (c.s.kind !== 'push') return;
+  // Only GET token requests show their scope (containerd's OAuth POST carries it in the body).
+  const grants = tokenGrants(c).filter((g) => g.method === 'GET');
+  if (!grants.length || grants.some((g) => /push/.test(scopeOf(g) ?? ''))) return;
+  const denied = open(c, (r) => (r.status === 401 || r.status === 403) && ['upload-start', 'upload-chunk', 'upload-complete', 'manifest-put'].includes(stepOf(r)))
+    .filter((r) => !sameRequest(c.s, r).some((o) => o.auth === 'none' || o.diagnosis));
+  if (!denied.length) return;
+  report(c, 'M11', `Challenge without push scope: tokens requested ${grants.some((g) => scopeOf(g)) ? 'for pull only' : 'without any scope'}, push refused`, [...grants.slice(0, 3), ...denied.slice(0, 3)],
+    'The client asks for exactly the scope the 401 challenge names. A challenge without `scope` (or a Basic challenge from a proxy) leaves it with a token that cannot push, and it has no way to upgrade.',
+    ['the registry must answer 401 with `WWW-Authenticate: Bearer realm="…",service="…",scope="repository:<name>:pull,push"` (Berth does)', 'nginx: do not replace the challenge (`proxy_hide_header WWW-Authenticate`, `add_header WWW-Authenticate …`) and no `auth_basic` on /v2/']);
+};
+
+const m5AuthorizationStripped: Rule = (c) => {
+  const grants = tokenGrants(c).filter((g) => g.method === 'GET' || g.method === 'POST');
+  if (!grants.length) return;
+  const firstGrant = grants[0]!;
+  const after = c.reqs.filter((r) => r.time >= firstGrant.time && !['ping', 'token'].includes(stepOf(r)));
+  if (!after.length || !after.every((r) => r.status === 401) || after.some((r) => r.auth === 'bearer')) return;
+  const denied = after.filter((r) => r.status === 401 && !c.claimed.has(r));
+  if (denied.length < 2 && grants.length < 2) return;
+  report(c, 'M5', 'Authorization header stripped: tokens are granted, yet every authenticated request arrives without credentials (401)', [...grants.slice(0, 2), ...denied.slice(0, 4)],
+    'The token service answers (so credentials reach it), but the registry never sees the bearer token the client then sends: a hop between them drops the Authorization header, or does its own basic auth. This cannot be cured on the registry side.',
+    ['nginx: remove `proxy_set_header Authorization "";` (and `more_clear_input_headers Authorization`) from the locations for /v2/ and /service/', 'nginx: no `auth_basic` on /v2/ or /service/ — the registry authenticates', 'check every hop (CDN, ingress, WAF) passes Authorization through unchanged']);
+};
+
+const m1SchemeRedirect: Rule = (c) => {
+  for (const e of open(c, (r) => isContinuation(r) && (isRedirect(r.status) || r.status === 400 || r.status === 497))) {
+    const start = uploadStart(c, e.time);
+    if (!start) continue;
+    report(c, 'M1', `Scheme lost: the upload URL sent the client to http://, answered ${e.status} on ${e.method} ${shortPath(e.path)}`, [start, e, ...c.s.events.filter((x) => x.location?.startsWith('http://'))],
+      'The upload began over https, but the registry built an absolute upload Location with http:// (TLS ends at an outer proxy and the inner hop did not pass X-Forwarded-Proto https). The client followed it to port 80, where the proxy redirects — and clients do not replay an upload body (or credentials) across a redirect.',
+      ['nginx (where TLS ends): `proxy_set_header X-Forwarded-Proto $scheme;`; inner hops: `proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;`', BERTH_URL_FIX, 'CNCF Distribution: `http.relativeurls: true` and `http.host: https://<name>`']);
+  }
+};
+
+const m6Redirect: Rule = (c) => {
+  const hits = open(c, (r) => isRedirect(r.status) && !isContinuation(r));
+  if (!hits.length) return;
+  const e = hits[0]!;
+  report(c, 'M6', `Redirect on the registry API: ${e.status} on ${e.method} ${shortPath(e.path)}`, hits.slice(0, 4),
+    'A proxy redirects /v2/ (or the token endpoint). Clients do not follow redirects for pushes the way browsers do: methods, bodies and credentials are lost, and "301 trying to push" follows.',
+    ['nginx: no `return 301`/`rewrite … permanent` covering /v2/ or /service/; serve them on the URL clients use (`location /v2/ { proxy_pass …; }`)', 'use the https URL in `docker login` / the client configuration']);
+};
+
+/** The classic failure: upload started fine, then a continuation arrives with no credentials. */
+const m2CredentialsDropped: Rule = (c) => {
+  for (const e of open(c, (r) => r.status === 401 && isContinuation(r) && !isUploadOutsideV2(r.path))) {
+    const start = uploadStart(c, e.time);
+    if (!start) continue;
+    const same = sameRequest(c.s, e);
+    if (same.some((r) => r.auth === 'bearer' || r.auth === 'basic')) continue;
+    const hosts = registryHosts(c.s);
+    const portHost = hosts.find(hasDefaultPort);
+    const internal = hosts.find(isInternalHost);
+    const diag = same.find((r) => r.diagnosis)?.diagnosis;
+    const shown = portHost ?? internal;
+    const hostLine = shown ? same.find((r) => r.host === shown) ?? lineWithHost(c.s, shown) : undefined;
+    const absLoc = c.s.events.find((x) => x.location && /^https?:\/\//.test(x.location));
+    const cause = portHost
+      ? `the proxy rewrote Host to ${portHost} (\`$host:$server_port\`)`
+      : internal
+        ? `the registry saw Host ${internal}, the upstream's own address (nginx's default \`$proxy_host\`)`
+        : absLoc
+          ? `the upload Location ${absLoc.location} names another host/port/scheme`
+          : 'the upload URL\'s host, port or scheme differs from the one the client authenticated against';
+    report(c, 'M2', `Credentials dropped on ${e.method} ${shortPath(e.path)} (401, no Authorization) after the upload started: ${cause}`, [start, ...same, ...(hostLine ? [hostLine] : []), ...(absLoc ? [absLoc] : [])],
+      `The token was good (the upload started with ${start.status}), but the next request of the same upload arrived without credentials${diag?.openedBy ? ` (Berth: session opened by "${diag.openedBy}"${diag.openedVia ? ` via ${diag.openedVia}` : ''})` : ''}. The registry built an absolute upload Location from the Host${portHost ? ` it received (${portHost})` : ''}; containerd${/containerd/.test(c.s.userAgent ?? '') ? ` (${c.s.userAgent})` : ''} compares that URL's host with the one it authenticated against as plain strings, finds them different, and drops the token. The classic Docker engine normalises default ports, so some clients work and others do not.`,
+      [`nginx: ${portHost ? 'replace `proxy_set_header Host $host:$server_port;` with' : internal ? 'add' : 'use'} \`proxy_set_header Host $http_host;\` in the location proxying /v2/ (and \`proxy_set_header X-Forwarded-Proto $scheme;\` where TLS ends)`, BERTH_URL_FIX, 'CNCF Distribution: `http.relativeurls: true`']);
+  }
+};
+
+/** nginx's default Host (`$proxy_host`) without a 401: the client was sent to an internal address and never came back. */
+const m2InternalHost: Rule = (c) => {
+  const internal = registryHosts(c.s).find(isInternalHost);
+  if (!internal || c.found.some((f) => f.mechanism === 'M2')) return;
+  const hasProxy = c.s.events.some((e) => e.role === 'proxy') || c.s.events.some((e) => e.forwarded);
+  if (!hasProxy) return;
+  const start = c.reqs.find((e) => stepOf(e) === 'upload-start' && e.status === 202);
+  const abandoned = start && !c.reqs.some((e) => e.time > start.time && (isContinuation(e) || stepOf(e) === 'manifest-put'));
+  const failures = open(c, () => true);
+  if (!abandoned && !failures.length) return;
+  const last = c.reqs[c.reqs.length - 1];
+  report(c, 'M2', `Host was the upstream's own address ${internal}: ${abandoned ? 'the upload started, then the client never came back' : 'the push failed'}`, [lineWithHost(c.s, internal)!, ...(start ? [start] : []), ...(last ? [last] : []), ...failures.slice(0, 2)],
+    `The registry built its upload Location (and possibly the token realm) from Host ${internal}, which only resolves inside the proxy's network. nginx sends \`Host: $proxy_host\` unless told otherwise, so the client was pointed at an address it cannot reach (or authenticated against another name).`,
+    ['nginx: `proxy_set_header Host $http_host;` in the location proxying /v2/ and /service/', BERTH_URL_FIX]);
+};
+
+/** Scheme evidence next to dropped credentials: Berth saw http with no (or http) X-Forwarded-Proto. */
+const m1SchemeEvidence: Rule = (c) => {
+  if (c.found.some((f) => f.mechanism === 'M1') || !c.found.some((f) => f.mechanism === 'M2')) return;
+  const httpLoc = c.s.events.find((e) => e.location?.startsWith('http://'));
+  const viaHttps = c.s.events.some((e) => e.diagnosis?.openedVia?.startsWith('https://') || e.forwarded?.['x-forwarded-proto'] === 'https');
+  const plain = c.s.events.find((e) => e.role === 'berth' && e.scheme === 'http' && (e.forwarded?.['x-forwarded-proto'] ?? 'http') === 'http' && !/proto=https/.test(e.forwarded?.forwarded ?? ''));
+  const ev = httpLoc ?? (plain && (viaHttps || c.s.events.some((e) => e.diagnosis?.code === 'credentials-dropped')) ? plain : undefined);
+  if (!ev) return;
+  report(c, 'M1', `Scheme lost as well: the registry saw ${httpLoc ? `Location ${httpLoc.location}` : 'plain http with no X-Forwarded-Proto: https'}`, [ev],
+    'TLS ends at a proxy in front, but no hop told the registry so; any absolute URL it builds says http://, which clients treat as a different origin (no credentials, or a redirect on port 80).',
+    ['nginx (where TLS ends): `proxy_set_header X-Forwarded-Proto $scheme;`; inner hops pass it on with `$http_x_forwarded_proto`', BERTH_URL_FIX]);
+};
+
+/** Conflicting or comma-listed forwarded headers on a failing session (M3). */
+const m3ForwardedQuirks: Rule = (c) => {
+  if (!c.found.length && !open(c, () => true).length) return;
+  const odd = c.s.events.find((e) => {
+    const f = e.forwarded;
+    if (!f) return false;
+    if (/,/.test(f['x-forwarded-proto'] ?? '') || /,/.test(f['x-forwarded-host'] ?? '')) return true;
+    const fw = f.forwarded;
+    const proto = fw && /proto=([^;,\s]+)/i.exec(fw)?.[1];
+    const host = fw && /host="?([^;,"\s]+)/i.exec(fw)?.[1];
+    return (!!proto && !!f['x-forwarded-proto'] && proto !== f['x-forwarded-proto']) || (!!host && !!f['x-forwarded-host'] && host !== f['x-forwarded-host']);
+  });
+  if (!odd) return;
+  report(c, 'M3', 'Conflicting forwarded headers: hops appended to or disagree on Forwarded / X-Forwarded-*', [odd],
+    'Two hops each added their own forwarding headers (a comma list, or Forwarded and X-Forwarded-* with different values). Registries that read the wrong one build URLs with the wrong host or scheme.',
+    ['nginx: set the headers once at the outermost proxy (`proxy_set_header X-Forwarded-Proto $scheme;`), inner hops pass them unchanged (`$http_x_forwarded_proto`, `$http_x_forwarded_host`); do not add `Forwarded` as well', 'Berth: list only the outermost proxy chain in `trustedProxies`']);
+};
+
+/** Whatever failed and no mechanism explains. */
+const other: Rule = (c) => {
+  if (c.found.length) return;
+  const e = open(c, () => true)[0];
+  if (!e) return;
+  const same = sameRequest(c.s, e);
+  const detail = same.map(text).join(' ').trim();
+  const denied = e.status === 403 || /DENIED|insufficient scope/i.test(detail);
+  report(c, 'other', `${e.method} ${shortPath(e.path)} failed with ${e.status}${detail ? ` (${detail.slice(0, 80)})` : ''}`, same,
+    denied ? 'The registry refused the operation for this account: a permission problem, not a proxy one.' : 'This failure does not match a known proxy mechanism; the evidence lines show what each hop saw.',
+    denied ? ['grant the account push/pull on the repository (project membership or robot permissions)'] : ['run `berth doctor https://<registry>` from the client network to probe the proxy chain']);
+};
+
+/** The rules, most specific first. */
+export const RULES: readonly Rule[] = [m7BodyTooLarge, m8Timeouts, m10UploadLost, m9TokenExpired, m4OutsideV2, m11ChallengeShape, m5AuthorizationStripped, m1SchemeRedirect, m6Redirect, m2CredentialsDropped, m2InternalHost, m1SchemeEvidence, m3ForwardedQuirks, other];
+
+/** Runs every rule on a session; returns its findings and the first failing request. */
+export function diagnoseSession(s: Session): { findings: Finding[]; failing?: LogEvent } {
+  const c: Ctx = { s, reqs: requestsOf(s), claimed: new Set(), found: [] };
+  for (const rule of RULES) rule(c);
+  const failing = c.reqs.find((e) => isFailure(s, e)) ?? s.events.find((e) => e.role === 'proxy-error' && isRequest(e));
+  return { findings: c.found, failing };
+}
+
+export { describe };

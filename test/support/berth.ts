@@ -32,11 +32,18 @@ export interface BerthOptions {
   readonly readyTimeoutMs?: number;
   /** Registers the server so after() stops it. */
   readonly registry?: ProcessRegistry;
+  /** Run inside this network namespace (`ip netns exec NAME …`, which keeps the pid). */
+  readonly netns?: { wrap(command: string, args: readonly string[]): { command: string; args: string[] } };
+  /**
+   * Host in {@link BerthServer.url} and for the readiness probe; default `host`. Needed when `host`
+   * is a wildcard such as 0.0.0.0, e.g. the namespace's address as seen from the test.
+   */
+  readonly urlHost?: string;
 }
 
 /** A Berth server that can be stopped and started again on the same port and data dir. */
 export interface BerthServer {
-  /** `http://host:port` (direct, no proxy). */
+  /** `http://host:port` (direct, no proxy; host is `urlHost` when given). */
   readonly url: string;
   readonly host: string;
   readonly port: number;
@@ -59,7 +66,8 @@ export async function startBerth(options: BerthOptions = {}): Promise<BerthServe
   const dataDir = options.dataDir ?? (await tmpDir('berth-data'));
   const adminPassword = options.adminPassword ?? randomBytes(12).toString('base64url');
   const logFile = path.join(await tmpDir('berth-log'), 'berth.log');
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const urlHost = options.urlHost ?? host;
+  const url = `http://${urlHost.includes(':') ? `[${urlHost}]` : urlHost}:${port}`;
   const env = cleanEnv({
     BERTH_ADDR: `${host.includes(':') ? `[${host}]` : host}:${port}`,
     BERTH_DATA_DIR: dataDir,
@@ -77,10 +85,11 @@ export async function startBerth(options: BerthOptions = {}): Promise<BerthServe
   };
   const start = async (): Promise<void> => {
     if (current && !current.exitDescription()) throw new Error(`Berth already running (pid ${current.pid})`);
+    const argv = [path.join(REPO_ROOT, 'bin', 'berth.js'), 'serve'];
+    const command = options.netns ? options.netns.wrap(process.execPath, argv) : { command: process.execPath, args: argv };
     const child = await startProcess({
       name: 'berth',
-      command: process.execPath,
-      args: [path.join(REPO_ROOT, 'bin', 'berth.js'), 'serve'],
+      ...command,
       env,
       cwd: REPO_ROOT,
       logFile,

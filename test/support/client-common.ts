@@ -7,8 +7,11 @@ import { CommandError, type RunOptions, type RunResult, describeResult, run } fr
 /** Bound on each client command (a hung push is a failure mode of its own); small images take seconds. */
 export const DEFAULT_CLIENT_TIMEOUT_MS = 120_000;
 
-/** How the client reaches the registry: TLS with a CA to trust, or plain HTTP. */
-export type ClientTls = { readonly caFile: string } | 'plain';
+/**
+ * How the client reaches the registry: TLS with a CA to trust, or plain HTTP. `plainHttp` with a
+ * CA (ctr only) starts over plain HTTP yet trusts the CA should the server redirect to https.
+ */
+export type ClientTls = { readonly caFile: string; readonly plainHttp?: boolean } | 'plain';
 
 /** A registry, repository and tag as one client addresses them. */
 export interface RegistryTarget {

@@ -38,7 +38,9 @@ export async function pushPullCtr(target: RegistryTarget, image: RandomImage, op
   const ctr = ['-a', options.containerdSocket, '-n', namespace];
   const reference = referenceOf(target);
   const remote = [
-    ...(target.tls === 'plain' ? ['--plain-http'] : ['--tlscacert', target.tls.caFile]),
+    ...(target.tls === 'plain'
+      ? ['--plain-http']
+      : ['--tlscacert', target.tls.caFile, ...(target.tls.plainHttp ? ['--plain-http'] : [])]),
     '--user',
     `${target.username}:${target.password}`,
     ...(options.httpDump ? ['--http-dump'] : []),

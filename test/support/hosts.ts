@@ -19,10 +19,19 @@ export function randomLoopbackIp(): string {
 
 /**
  * Appends `<ip> <name>` to the hosts file (needs root). The file is rewritten in place rather than
- * replaced, because /etc/hosts is often a bind mount.
+ * replaced, because /etc/hosts is often a bind mount. Only loopback addresses are accepted, plus
+ * 10.x addresses listed in `namespaceIps`: pass the addresses of a network namespace the test made
+ * itself (netns.ts TestNetns.addresses), so a typo can never point a name at a real host.
  */
-export async function addHostsEntry(ip: string, name: string, hostsFile = '/etc/hosts'): Promise<HostsEntry> {
-  if (!/^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip)) throw new Error(`refusing non-loopback address ${ip}`);
+export async function addHostsEntry(
+  ip: string,
+  name: string,
+  hostsFile = '/etc/hosts',
+  namespaceIps: readonly string[] = [],
+): Promise<HostsEntry> {
+  const loopback = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip);
+  const ownNamespace = /^10\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(ip) && namespaceIps.includes(ip);
+  if (!loopback && !ownNamespace) throw new Error(`refusing address ${ip}: neither loopback nor the test's own namespace`);
   if (!/^[a-z0-9.-]+$/i.test(name)) throw new Error(`bad host name ${name}`);
   const line = `${ip} ${name} # berth-e2e ${randomBytes(6).toString('hex')}`;
   const current = await readFile(hostsFile, 'utf8');

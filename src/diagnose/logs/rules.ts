@@ -61,8 +61,15 @@ const m7BodyTooLarge: Rule = (c) => {
     ['nginx: `client_max_body_size 0;` in the server/location that proxies /v2/', 'a CDN or load balancer in front (e.g. a 100 MB limit) must not cap /v2/ uploads: bypass it for the registry host']);
 };
 
+/**
+ * A 499 on a request without a body (HEAD, GET, DELETE, the POST opening an upload) is a client that
+ * gave up or cancelled — usually because another step failed — not a slow upload.
+ */
+const clientGaveUp = (r: RequestEvent & { status: number }) =>
+  r.status === 499 && (r.method === 'HEAD' || r.method === 'GET' || r.method === 'DELETE' || (stepOf(r) === 'upload-start' && !/[?&]digest=/.test(r.path)));
+
 const m8Timeouts: Rule = (c) => {
-  for (const e of open(c, (r) => [408, 411, 499, 502, 504].includes(r.status))) {
+  for (const e of open(c, (r) => [408, 411, 499, 502, 504].includes(r.status) && !clientGaveUp(r))) {
     const errs = c.s.events.filter((x) => x.role === 'proxy-error' && x.path === e.path && Math.abs(x.time - e.time) < 5000);
     const what =
       e.status === 411 ? { t: '411 Length Required: the proxy refused a chunked body', fix: ['nginx: `chunked_transfer_encoding on;` and `proxy_http_version 1.1;`', 'nginx: `proxy_request_buffering off;`'] }
@@ -137,7 +144,7 @@ const m5AuthorizationStripped: Rule = (c) => {
   const grants = tokenGrants(c).filter((g) => g.method === 'GET' || g.method === 'POST');
   if (!grants.length) return;
   const firstGrant = grants[0]!;
-  const after = c.reqs.filter((r) => r.time >= firstGrant.time && !['ping', 'token'].includes(stepOf(r)));
+  const after = c.reqs.filter((r) => r.time >= firstGrant.time && !['ping', 'token'].includes(stepOf(r)) && !clientGaveUp(r));
   if (!after.length || !after.every((r) => r.status === 401) || after.some((r) => r.auth === 'bearer')) return;
   const denied = after.filter((r) => r.status === 401 && !c.claimed.has(r));
   if (denied.length < 2 && grants.length < 2) return;

@@ -89,7 +89,10 @@ export function groupSessions(events: LogEvent[]): Session[] {
       if (product !== '?' && d.product !== product) return false;
       return distance(d, e) <= (repo ? GAP_MS : ATTACH_MS);
     });
-    candidates.sort((a, b) => distance(a, e) - distance(b, e));
+    // Logs stamped to the second tie often: then prefer the session seen in the same file (one
+    // proxy's log), then through the same Host, then the newest (a token request opens a session).
+    const affinity = (d: Draft) => (d.events.some((x) => x.file === e.file) ? 2 : 0) + (e.host && d.events.some((x) => x.host === e.host) ? 1 : 0);
+    candidates.sort((a, b) => distance(a, e) - distance(b, e) || affinity(b) - affinity(a) || b.start - a.start);
     const best = candidates[0];
     if (best) {
       add(best, e);

@@ -48,6 +48,11 @@ export function isFailure(s: Session, e: LogEvent): boolean {
     const at = s.events.indexOf(e);
     const answered = s.events.some((t, i) => i > at && isRequest(t) && stepOf(t) === 'token' && t.time - e.time <= 60_000);
     if (answered) return false;
+    // A Basic-auth registry: the same request sent again (with credentials) soon after succeeded.
+    const retried = s.events.some(
+      (t, i) => i > at && isRequest(t) && t.method === e.method && t.path === e.path && t.status !== undefined && (t.status < 300 || t.status === 404) && t.time - e.time <= 60_000,
+    );
+    if (retried) return false;
   }
   return true;
 }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import net from 'node:net';
-import { readFile, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BerthServer, startBerth } from '../support/berth.ts';
@@ -29,6 +29,10 @@ import { type ReferenceRegistry, startReferenceRegistry } from '../support/refer
 import { stripAnsi } from '../support/run.ts';
 import { E2E_PACKAGES, ensurePackages } from '../support/system.ts';
 import { type TlsMaterial, createTlsMaterial } from '../support/tls.ts';
+import { explainLogs, renderText, type LogInput, type MechanismId as LogMechanism } from '../../src/diagnose/logs/report.ts';
+import { runDoctor } from '../../src/diagnose/doctor/index.ts';
+import { renderReport } from '../../src/diagnose/doctor/render.ts';
+import type { MechanismId } from '../../src/diagnose/doctor/types.ts';
 import { TOPOLOGIES, type Topology, startTopology, topologyExternalURL, topologyNames } from '../support/topologies.ts';
 
 /** A fresh domain per run, so concurrent runs never share hosts entries or docker certs.d dirs. */
@@ -117,6 +121,14 @@ describe('proxy topology matrix: one Berth behind nine nginx setups and on the L
     },
     { timeout: 3 * 60_000 },
   );
+
+  /** With BERTH_MATRIX_REPORTS=DIR, the doctor and explain reports of the run are kept there. */
+  async function saveReport(name: string, text: string): Promise<void> {
+    const dir = process.env['BERTH_MATRIX_REPORTS'];
+    if (!dir) return;
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, name), `${text}\n`);
+  }
 
   const topology = (id: number): Topology => {
     const found = topologies.find((t) => t.spec.id === id);
@@ -267,17 +279,12 @@ describe('proxy topology matrix: one Berth behind nine nginx setups and on the L
     });
   }
 
-  // Diagnosis hooks (berth doctor / berth logs explain): for each `t` of `topologies`, doctor runs
-  // against t.berthURL and t.refURL (trusting tls.caCert); explain reads berth.logFile,
-  // ref.logFile and each t.nginx[i].accessLog / errorLog; `expectedFailures` holds what the client
-  // said for t7–t9 and the reference registry through t2. Add those tests here, after the pushes.
-
   describe('reference registry (CNCF Distribution) behind the same topologies', () => {
     const refTarget = (t: Topology): RegistryTarget => ({
       registryHost: t.refHost,
       username: ref.username,
       password: ref.password,
-      repository: `matrix/${t.name}-ctr`,
+      repository: `matrix/ref-${t.name}-ctr`,
       tag: `t${Date.now()}`,
       tls: t.clientTls,
     });
@@ -294,5 +301,85 @@ describe('proxy topology matrix: one Berth behind nine nginx setups and on the L
       const dropped = new RegExp(`"(PUT|PATCH) /v2/[^"]*" 401 host="${t.refHost.replaceAll('.', '\\.')}:443" auth=none `);
       await mustFailPush(`ref ${t.name} × ctr`, refTarget(t), t, true, dropped);
     });
+  });
+
+  // After every push: the run's own logs, and then the doctor against every topology, must name
+  // each broken hop. Runs last, so the logs hold the client pushes and nothing else.
+  describe('berth logs explain and berth doctor name each broken hop', () => {
+    test('logs explain: every failed push of the run is named, every good one is OK', async () => {
+      const inputs: LogInput[] = [
+        { name: 'berth.log', text: await readFile(berth.logFile, 'utf8') },
+        { name: 'registry.log', text: await readFile(ref.logFile, 'utf8') },
+      ];
+      for (const t of topologies) {
+        for (const [i, nginx] of t.nginx.entries()) {
+          inputs.push({ name: `${t.name}-nginx${i}-access.log`, text: await readFile(nginx.combinedLog, 'utf8') });
+          inputs.push({ name: `${t.name}-nginx${i}-error.log`, text: await readFile(nginx.errorLog, 'utf8') });
+        }
+      }
+      const report = explainLogs(inputs);
+      await saveReport('logs-explain.txt', renderText(report));
+      const byRepository = (repository: string) => report.sessions.filter((s) => s.repository === repository);
+      const expected: [string, LogMechanism][] = [
+        [`matrix/${topology(7).name}-ctr`, 'M7'],
+        [`matrix/${topology(8).name}-ctr`, 'M5'],
+        [`matrix/${topology(9).name}-ctr`, 'M6'],
+        [`matrix/ref-${topology(2).name}-ctr`, 'M2'],
+      ];
+      for (const [repository, mechanism] of expected) {
+        const sessions = byRepository(repository).filter((s) => s.verdict === 'failed');
+        const named = sessions.flatMap((s) => s.mechanisms);
+        assert.ok(named.includes(mechanism), `${repository}: expected ${mechanism}, got [${named.join(', ')}]\n${renderText(report)}`);
+      }
+      const good = [...results].filter(([, v]) => v === 'pass').map(([k]) => k);
+      assert.ok(good.length >= 21, `the run had its passing pushes: ${good.length}`);
+      for (const session of report.sessions) {
+        if (!session.repository?.startsWith('matrix/')) continue;
+        const broken = expected.some(([repository]) => repository === session.repository);
+        if (!broken) assert.equal(session.verdict, 'ok', `${session.repository} (${session.userAgent}) passed, so explain must not blame it: ${session.mechanisms.join(', ')}\n${renderText(report)}`);
+      }
+    });
+
+    /** What the doctor must conclude for each topology: exit 0, or the mechanism it must name. */
+    const EXPECT: Record<number, { berth: MechanismId | 'healthy'; ref: MechanismId | 'healthy' }> = {
+      1: { berth: 'healthy', ref: 'healthy' },
+      2: { berth: 'healthy', ref: 'M2' }, // Location https://name:443/… → containerd drops the token
+      3: { berth: 'healthy', ref: 'M2' }, // Location names the upstream 127.0.0.1:5001
+      4: { berth: 'healthy', ref: 'M1' }, // no X-Forwarded-Proto → Location http://…
+      5: { berth: 'healthy', ref: 'M1' }, // inner proxy says http
+      6: { berth: 'healthy', ref: 'M2' }, // Host $host drops :8443
+      7: { berth: 'M7', ref: 'M7' },
+      8: { berth: 'M5', ref: 'M5' },
+      9: { berth: 'M6', ref: 'M6' },
+    };
+    for (const spec of TOPOLOGIES) {
+      for (const which of ['berth', 'ref'] as const) {
+        const want = EXPECT[spec.id]![which];
+        test(`doctor against ${which === 'berth' ? 'Berth' : 'the reference registry'} through t${spec.id} ${spec.slug}: ${want}`, { timeout: 3 * 60_000 }, async () => {
+          const t = topology(spec.id);
+          const report = await runDoctor({
+            url: which === 'berth' ? t.berthURL : t.refURL,
+            username: which === 'berth' ? 'admin' : ref.username,
+            password: which === 'berth' ? berth.adminPassword : ref.password,
+            ca: await readFile(tls.caCert, 'utf8'),
+            timeoutMs: 20_000,
+          });
+          const text = renderReport(report).join('\n');
+          await saveReport(`doctor-${which}-t${spec.id}.txt`, text);
+          if (want === 'healthy') {
+            assert.equal(report.exitCode, 0, `expected healthy:\n${text}`);
+            return;
+          }
+          const problems = report.findings.filter((f) => f.severity === 'problem');
+          // Against a Basic-auth registry a stripped Authorization header looks exactly like a wrong
+          // password (same 401, same body): the doctor must then say both, naming M5.
+          const named = problems.some((f) => f.mechanism === want || (want === 'M5' && f.mechanism === 'AUTH' && /M5|Authorization/.test(`${f.title} ${f.fix}`)));
+          assert.ok(named, `expected ${want}, got [${problems.map((f) => f.mechanism).join(', ')}]:\n${text}`);
+          assert.notEqual(report.exitCode, 0, text);
+          const finding = problems.find((f) => f.mechanism === want) ?? problems[0]!;
+          assert.ok(finding.fix.length > 20, `the finding says how to fix it: ${finding.fix}`);
+        });
+      }
+    }
   });
 });

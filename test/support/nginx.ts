@@ -81,6 +81,8 @@ export interface NginxInstance {
   readonly errorLog: string;
   /** One line per request: method, URI, status, Host sent by client, auth kind, Location sent. */
   readonly accessLog: string;
+  /** The same requests in nginx's standard `combined` format, as a real deployment logs them. */
+  readonly combinedLog: string;
   readonly process: ManagedProcess;
   /** Stops the master by pid (then by pid file, should it still be alive). */
   stop(): Promise<void>;
@@ -126,6 +128,7 @@ http {
     log_format berth '$remote_addr "$request" $status host="$http_host" auth=$berth_auth_kind '
                      'location="$sent_http_location" bytes_in=$request_length bytes_out=$bytes_sent';
     access_log ${p('access.log')} berth;
+    access_log ${p('combined.log')} combined;
     client_body_temp_path ${p('tmp/client_body')};
     proxy_temp_path ${p('tmp/proxy')};
     fastcgi_temp_path ${p('tmp/fastcgi')};
@@ -184,6 +187,7 @@ export async function startNginx(options: NginxOptions): Promise<NginxInstance> 
     pidFile,
     errorLog,
     accessLog: path.join(prefix, 'access.log'),
+    combinedLog: path.join(prefix, 'combined.log'),
     process: child,
     stop,
   };

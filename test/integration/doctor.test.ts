@@ -1,10 +1,14 @@
 // `berth doctor` against real registries and a real nginx: healthy Berth and CNCF Distribution
-// exit 0; nginx misconfigurations are named with their mechanism and fix (PROXIES.md M2, M5, M7).
+// exit 0; nginx misconfigurations are named with their mechanism and fix (PROXIES.md M2, M5–M9),
+// and so are broken certificates (unknown CA, wrong name, expired).
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type DoctorReport, mainFinding, runDoctor } from '../../src/diagnose/doctor/index.ts';
+import { type DoctorReport, type Finding, mainFinding, runDoctor } from '../../src/diagnose/doctor/index.ts';
 import { renderReport } from '../../src/diagnose/doctor/render.ts';
 import { addHostsEntry, type HostsEntry, randomLoopbackIp } from '../support/hosts.ts';
 import { HOST_WITH_PORT_DIRECTIVES, RECOMMENDED_PROXY_DIRECTIVES, type NginxInstance, startNginx } from '../support/nginx.ts';
@@ -12,7 +16,7 @@ import { ProcessRegistry, startProcess, tailFile } from '../support/processes.ts
 import { run } from '../support/run.ts';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.ts';
 import { ensurePackages, freePort, tmpDir, waitForHttp } from '../support/system.ts';
-import { createTlsMaterial, type TlsMaterial } from '../support/tls.ts';
+import { createTlsMaterial, type TlsMaterial, type TlsOptions } from '../support/tls.ts';
 
 const DOMAIN = 'berth-doctor.test';
 const USER = 'doctor';
@@ -38,6 +42,52 @@ async function startDistribution(registry: ProcessRegistry, scratch: string[]): 
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`, { timeoutMs: 20_000, status: 401, abortIf: () => child.exitDescription() });
   return url;
+}
+
+/** What {@link startHop} changes on the way through; everything else passes unchanged, Host included. */
+interface HopOptions {
+  /** Shifts the Date of every answer: a proxy host with a wrong clock (nginx sets Date from its own clock). */
+  readonly dateOffsetSeconds?: number;
+  /**
+   * Answers 411 to request bodies sent with `Transfer-Encoding: chunked`, as nginx before 1.3.9 and
+   * some load balancers do. nginx 1.22 accepts chunked bodies whatever its configuration
+   * (`chunked_transfer_encoding off;` only concerns responses), so a hop of our own plays that proxy.
+   */
+  readonly refuseChunked?: boolean;
+}
+
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'upgrade'];
+
+/** A real HTTP reverse proxy (node:http) on 127.0.0.1:`port` in front of `upstream`. */
+async function startHop(port: number, upstream: string, options: HopOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const strip = (headers: http.IncomingHttpHeaders): http.OutgoingHttpHeaders =>
+    Object.fromEntries(Object.entries(headers).filter(([name]) => !HOP_BY_HOP.includes(name)));
+  const server = http.createServer((req, res) => {
+    if (options.refuseChunked && /chunked/i.test(req.headers['transfer-encoding'] ?? '')) {
+      res.writeHead(411, { 'Content-Type': 'text/html', Connection: 'close' });
+      res.end('<html><head><title>411 Length Required</title></head></html>\n');
+      req.resume();
+      return;
+    }
+    const forward = http.request(new URL(req.url ?? '/', upstream), { method: req.method, headers: strip(req.headers) }, (answer) => {
+      const headers = strip(answer.headers);
+      if (options.dateOffsetSeconds !== undefined) {
+        headers['date'] = new Date(Date.now() + options.dateOffsetSeconds * 1000).toUTCString();
+      }
+      res.writeHead(answer.statusCode ?? 502, headers);
+      answer.pipe(res);
+    });
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
 }
 
 /** Prints the report when an assertion fails, so the failure explains itself. */
@@ -80,9 +130,20 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
     }
   });
 
-  /** nginx on DOMAIN:443 in front of `upstream` for the duration of `task`. */
-  async function behindNginx<T>(upstream: string, directives: readonly string[], task: (nginx: NginxInstance) => Promise<T>): Promise<T> {
-    const nginx = await startNginx({ listenIp: hosts.ip, listenPort: 443, serverName: DOMAIN, tls, upstream, locationDirectives: directives });
+  /**
+   * nginx on DOMAIN:443 (with `setup.tls`, default the suite's certificate) or, `plain`, on
+   * DOMAIN:80, in front of `upstream` for the duration of `task`.
+   */
+  async function behindNginx<T>(
+    upstream: string,
+    directives: readonly string[],
+    task: (nginx: NginxInstance) => Promise<T>,
+    setup: { tls?: TlsMaterial; plain?: boolean; serverDirectives?: readonly string[] } = {},
+  ): Promise<T> {
+    const nginx = await startNginx({
+      listenIp: hosts.ip, listenPort: setup.plain ? 80 : 443, serverName: DOMAIN, tls: setup.plain ? undefined : (setup.tls ?? tls),
+      upstream, locationDirectives: directives, serverDirectives: setup.serverDirectives,
+    });
     try {
       return await task(nginx);
     } catch (error) {
@@ -102,6 +163,8 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
       assert.equal(report.registry.auth, 'bearer');
       assert.ok(report.steps.some((s) => s.id === 'manifest-put' && s.ok === true));
       assert.ok(report.steps.some((s) => s.id === 'blob-get' && s.ok === true));
+      assert.equal(report.registry.tokenExpiresIn, 1800);
+      assert.deepEqual(report.findings.filter((f) => f.mechanism === 'M9'), [], 'default 30 min tokens outlive a 10GiB upload; the clocks agree');
     });
   });
 
@@ -161,5 +224,153 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
       const echoed = report.findings.find((f) => f.mechanism === 'M5' && f.evidence.some((e) => e.includes('authorization.present: false')));
       assert.ok(echoed, 'the echo endpoint confirms that the header never reached Berth');
     });
+  });
+
+  /** A certificate for DOMAIN (or `names`) from a fresh CA, cleaned up with the suite. */
+  async function certificate(options: Partial<TlsOptions> = {}): Promise<{ tls: TlsMaterial; ca: string }> {
+    const material = await createTlsMaterial({ dnsNames: [DOMAIN], ...options });
+    scratch.push(material.dir);
+    return { tls: material, ca: await readFile(material.caCert, 'utf8') };
+  }
+
+  /** The TLS finding of a run that could not start: exit 2, nothing sent after the ping. */
+  function tlsFailure(report: DoctorReport): Finding {
+    assert.equal(report.exitCode, 2, report.verdict);
+    const main = mainFinding(report.findings);
+    assert.equal(main?.mechanism, 'TLS');
+    assert.deepEqual(report.steps.map((s) => s.id), ['ping']);
+    return main!;
+  }
+
+  test('TLS, CA not trusted (no --ca-file): exit 2, fix names --ca-file and the certs.d paths', async () => {
+    const report = await behindNginx(berth.url, RECOMMENDED_PROXY_DIRECTIVES, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD }));
+    check(report, () => {
+      const main = tlsFailure(report);
+      const issuer = new X509Certificate(ca).subject;
+      assert.equal(main.title, `TLS: certificate not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE): issued by "${issuer}"`);
+      assert.match(main.fix, /--ca-file/);
+      assert.ok(main.fix.includes(`/etc/docker/certs.d/${DOMAIN}/ca.crt`), main.fix);
+      assert.ok(main.fix.includes(`/etc/containerd/certs.d/${DOMAIN}/hosts.toml`), main.fix);
+    });
+  });
+
+  test('TLS, certificate for another name: exit 2, fix names the subjectAltName', async () => {
+    const other = await certificate({ dnsNames: ['another-name.test'] });
+    const report = await behindNginx(berth.url, RECOMMENDED_PROXY_DIRECTIVES, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD, ca: other.ca }), { tls: other.tls });
+    check(report, () => {
+      const main = tlsFailure(report);
+      assert.equal(main.title, `TLS: the certificate is not valid for ${DOMAIN}`);
+      assert.ok(main.evidence.some((e) => e.includes('ERR_TLS_CERT_ALTNAME_INVALID') && e.includes('DNS:another-name.test')), main.evidence.join('\n'));
+      assert.match(main.fix, new RegExp(`subjectAltName includes ${DOMAIN.replace(/\./g, '\\.')}`));
+    });
+  });
+
+  test('TLS, expired certificate: exit 2, fix says renew', async () => {
+    const day = 86_400_000;
+    const expired = await certificate({ validity: { notBefore: new Date(Date.now() - 30 * day), notAfter: new Date(Date.now() - day) } });
+    const report = await behindNginx(berth.url, RECOMMENDED_PROXY_DIRECTIVES, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD, ca: expired.ca }), { tls: expired.tls });
+    const notAfter = new Date(new X509Certificate(await readFile(expired.tls.serverCert)).validTo).toISOString().replace('.000Z', 'Z');
+    check(report, () => {
+      const main = tlsFailure(report);
+      assert.equal(main.title, `TLS: the certificate has expired (valid until ${notAfter})`);
+      assert.ok(main.evidence.some((e) => e.includes('CERT_HAS_EXPIRED')));
+      assert.match(main.fix, /Renew the certificate/);
+    });
+  });
+
+  test('plain-http server redirecting to https (return 301): M6, fix names the https URL', async () => {
+    const report = await behindNginx(berth.url, RECOMMENDED_PROXY_DIRECTIVES, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD }), {
+      plain: true,
+      serverDirectives: ['return 301 https://$host$request_uri;'],
+    });
+    check(report, () => {
+      assert.equal(report.exitCode, 1, report.verdict);
+      const main = mainFinding(report.findings);
+      assert.equal(main?.mechanism, 'M6');
+      assert.equal(main!.title, `301 redirect on GET /v2/ to https://${DOMAIN}/v2/`);
+      assert.ok(main!.fix.includes(`(https://${DOMAIN})`), main!.fix);
+    });
+  });
+
+  test('token realm on http:// behind an http→https redirect: M6 on the token endpoint', async () => {
+    // Berth told its public URL is http://, TLS added later at nginx: the realm still says http://.
+    const plainRealm = await startTestServer({ externalURL: [`http://${DOMAIN}`] });
+    try {
+      const report = await behindNginx(plainRealm.url, RECOMMENDED_PROXY_DIRECTIVES, () =>
+        behindNginx(plainRealm.url, [], () => runDoctor({ url: `https://${DOMAIN}`, username: 'admin', password: ADMIN_PASSWORD, ca }), {
+          plain: true,
+          serverDirectives: ['return 301 https://$host$request_uri;'],
+        }));
+      check(report, () => {
+        assert.equal(report.exitCode, 1, report.verdict);
+        const main = mainFinding(report.findings);
+        assert.equal(main?.mechanism, 'M6');
+        assert.equal(main!.title, `301 redirect on the token endpoint to https://${DOMAIN}/service/token`);
+        assert.equal(report.findings.filter((f) => f.mechanism === 'M6').length, 1, 'the POST and the GET redirect to one place: one finding');
+        assert.match(main!.fix, /make the realm that URL/);
+        assert.match(main!.fix, /`externalURL`/);
+        assert.ok(report.steps.some((s) => s.id === 'realm' && /uses http:\/\//.test(s.note ?? '')), 'the realm scheme is pointed out');
+      });
+    } finally {
+      await plainRealm.close();
+    }
+  });
+
+  test('a hop refusing chunked request bodies (411): M8, the rest of the push works', async () => {
+    const hop = await startHop(0, distribution, { refuseChunked: true });
+    try {
+      const report = await runDoctor({ url: hop.url, username: USER, password: PASSWORD });
+      check(report, () => {
+        assert.equal(report.exitCode, 1, report.verdict);
+        const main = mainFinding(report.findings);
+        assert.equal(main?.mechanism, 'M8');
+        assert.match(main!.title, /chunked request body was refused \(411\)/);
+        assert.match(main!.fix, /Transfer-Encoding: chunked/);
+        assert.ok(report.steps.some((s) => s.id === 'manifest-put' && s.ok === true));
+      });
+    } finally {
+      await hop.close();
+    }
+  });
+
+  test('token lifetime shorter than a 10GiB upload at the measured speed: M9 warning naming auth.tokenTTL', async () => {
+    // 10 s: a 10 GiB layer would need over 1 GB/s, far beyond what 4 MiB probe bodies measure here.
+    const shortTokens = await startTestServer({ auth: { tokenTTL: 10 } });
+    try {
+      const report = await runDoctor({ url: shortTokens.url, username: 'admin', password: ADMIN_PASSWORD });
+      check(report, () => {
+        assert.equal(report.exitCode, 0, report.verdict);
+        assert.equal(report.registry.tokenExpiresIn, 10);
+        const speed = report.registry.uploadBytesPerSecond;
+        assert.ok(speed && 10 * 1024 ** 3 / speed > 10, `measured ${speed} B/s`);
+        const m9 = report.findings.find((f) => f.mechanism === 'M9');
+        assert.equal(m9?.severity, 'warning');
+        assert.match(m9!.title, /^tokens live 10s; a 10GiB layer at the measured [\d.]+ MB\/s takes \d+s$/);
+        assert.match(m9!.fix, /auth\.tokenTTL/);
+      });
+    } finally {
+      await shortTokens.close();
+    }
+  });
+
+  test('a proxy host whose clock is 10 minutes behind: clock skew reported', async () => {
+    const port = await freePort();
+    const behind = await startTestServer({ externalURL: [`http://127.0.0.1:${port}`] });
+    const hop = await startHop(port, behind.url, { dateOffsetSeconds: -600 });
+    try {
+      const report = await runDoctor({ url: hop.url, username: 'admin', password: ADMIN_PASSWORD });
+      check(report, () => {
+        assert.equal(report.exitCode, 0, report.verdict);
+        const skew = report.registry.clockSkewSeconds;
+        assert.ok(skew !== undefined && Math.abs(skew + 600) <= 2, `skew ${skew}`);
+        const finding = report.findings.find((f) => /clock skew/.test(f.title));
+        assert.equal(finding?.severity, 'warning');
+        assert.match(finding!.title, new RegExp(`clock skew of ${skew}s`));
+        assert.match(finding!.fix, /NTP/);
+      });
+    } finally {
+      await hop.close();
+      await behind.close();
+    }
   });
 });

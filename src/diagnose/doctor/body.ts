@@ -54,7 +54,7 @@ export async function probeBodies(rec: Recorder, repo: string, maxBody: number):
 
   const chunked = await rec.request('body-chunked', `PATCH ${formatSize(CHUNKED_SIZE)} chunked`, { method: 'PATCH', url, authorization: rec.authorization, body: { size: CHUNKED_SIZE, chunked: true }, headers: { 'Content-Type': 'application/octet-stream' } }, expect(202));
   if (chunked.status === 411) {
-    rec.add({ mechanism: 'M8', severity: 'problem', title: `a chunked request body was refused (${chunked.status})`, evidence: [describe(chunked)], fix: 'Let chunked bodies through to the registry: `chunked_transfer_encoding on; proxy_http_version 1.1; proxy_request_buffering off;` (old proxies answer 411 Length Required).', clients: ['containerd', 'docker', 'containers-image'] });
+    rec.add({ mechanism: 'M8', severity: 'problem', title: `a chunked request body was refused (${chunked.status})`, evidence: [describe(chunked)], fix: 'Something in front of the registry refuses request bodies sent with `Transfer-Encoding: chunked` (411 Length Required), which clients use to stream layers of unknown length: upgrade or bypass that proxy or load balancer (nginx accepts them since 1.3.9 whatever its configuration; its `chunked_transfer_encoding` only concerns responses). With nginx, `proxy_http_version 1.1; proxy_request_buffering off;` streams them through.', clients: ['containerd', 'docker', 'containers-image'] });
   } else if (chunked.status === 202) {
     url = nextUrl(rec, chunked, url);
   }
@@ -74,7 +74,7 @@ function judgeTokenLifetime(rec: Recorder): void {
     title: `tokens live ${tokenExpiresIn}s; a 10GiB layer at the measured ${(uploadBytesPerSecond / 1e6).toFixed(1)} MB/s takes ${Math.round(seconds)}s`,
     evidence: [`token expires_in ${tokenExpiresIn}`, `measured ${(uploadBytesPerSecond / 1e6).toFixed(1)} MB/s over the body probe`],
     fix: rec.info.kind === 'berth'
-      ? 'Raise Berth\'s token TTL above the longest upload (e.g. 3600s), or keep uploads that started with a valid token going.'
+      ? `Raise Berth's \`auth.tokenTTL\` (now ${tokenExpiresIn}s) above the longest upload, e.g. \`auth: { tokenTTL: 1h }\`.`
       : 'Raise the token lifetime of the token service (Distribution token auth: the issuer\'s expiration; Harbor: `token_expiration` in minutes) above the longest upload.',
     clients: ['containerd', 'docker', 'containers-image'],
   });

@@ -1,4 +1,5 @@
 // The rules that turn evidence into findings: mechanism, evidence, fix, affected clients.
+import type { CertificateSummary } from './probe.ts';
 import { formatSize } from './size.ts';
 import type { UrlJudgement } from './urls.ts';
 import type { ClientFamily, Finding, MechanismId, RegistryInfo } from './types.ts';
@@ -88,19 +89,22 @@ export function urlFindings(j: UrlJudgement, evidence: string[], kind: RegistryI
   return out;
 }
 
-/** M6: a redirect where a registry must answer itself. */
+/**
+ * M6: a redirect where a registry must answer itself. The title leaves out the query (the token
+ * POST and GET redirect to the same place: one finding). A redirected token realm is cured where
+ * the realm is configured, not by typing another registry URL.
+ */
 export function redirectFinding(where: string, status: number, location: string | undefined, evidence: string[]): Finding {
-  return {
-    mechanism: 'M6',
-    severity: 'problem',
-    title: `${status} redirect on ${where}${location ? ` to ${location}` : ''}`,
-    evidence,
-    fix:
-      'Remove the `return 301`/`rewrite … permanent` that covers /v2/ and the token path (keep it for other paths, e.g. `location / { return 301 https://$host$request_uri; }` ' +
-      'but `location /v2/ { proxy_pass …; }` without it), and use the final URL' +
-      (location ? ` (${location.replace(/\/v2\/.*$/, '')})` : '') + ' when you log in and push.',
-    clients: ALL,
-  };
+  const target = location?.replace(/\?.*$/, '');
+  const noRedirect =
+    'Remove the `return 301`/`rewrite … permanent` that covers /v2/ and the token path (keep it for other paths, e.g. `location / { return 301 https://$host$request_uri; }` ' +
+    'but `location /v2/ { proxy_pass …; }` without it)';
+  const fix = where === 'the token endpoint'
+    ? `The token realm redirects${target ? ` to ${target}` : ''}: make the realm that URL, so clients get their token without a redirect ` +
+      '(Berth: `externalURL` set to the URL clients use; Distribution: `auth.token.realm`; Harbor: `external_url`), and ' +
+      `${noRedirect.charAt(0).toLowerCase()}${noRedirect.slice(1)}.`
+    : `${noRedirect}, and use the final URL${target ? ` (${target.replace(/\/v2\/.*$/, '')})` : ''} when you log in and push.`;
+  return { mechanism: 'M6', severity: 'problem', title: `${status} redirect on ${where}${target ? ` to ${target}` : ''}`, evidence, fix, clients: ALL };
 }
 
 /** M7: a body limit, with the largest size that passed. */
@@ -118,8 +122,11 @@ export function bodyLimitFinding(largestPassed: number | undefined, firstFailed:
   };
 }
 
-/** TLS failures, with node's error code and the fix. */
-export function tlsFinding(code: string, message: string, host: string, evidence: string[]): Finding {
+/**
+ * TLS failures, with node's error code and the fix; `cert` (read without verification) names the
+ * issuer a client would have to trust, or the date a certificate expired.
+ */
+export function tlsFinding(code: string, message: string, host: string, evidence: string[], cert?: CertificateSummary): Finding {
   const caFix =
     `Trust the CA that signed the certificate: \`berth doctor --ca-file ca.crt\`; Docker: /etc/docker/certs.d/${host}/ca.crt; ` +
     `containerd: /etc/containerd/certs.d/${host}/hosts.toml (\`ca = "…/ca.crt"\`); podman/skopeo: /etc/containers/certs.d/${host}/ca.crt; ` +
@@ -130,13 +137,16 @@ export function tlsFinding(code: string, message: string, host: string, evidence
     title = `TLS: the certificate is not valid for ${host}`;
     fix = `Issue a certificate whose subjectAltName includes ${host.replace(/:\d+$/, '')} (clients ignore the CN), or use the name the certificate was made for.`;
   } else if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID') {
-    title = code === 'CERT_HAS_EXPIRED' ? 'TLS: the certificate has expired' : 'TLS: the certificate is not valid yet (clock?)';
+    title = code === 'CERT_HAS_EXPIRED'
+      ? `TLS: the certificate has expired${cert ? ` (valid until ${cert.validTo})` : ''}`
+      : `TLS: the certificate is not valid yet${cert ? ` (valid from ${cert.validFrom})` : ''} (clock?)`;
     fix = 'Renew the certificate (and reload the proxy), or fix the clock of whichever machine is wrong.';
   } else if (/WRONG_VERSION_NUMBER|EPROTO/.test(code) || /wrong version number/i.test(message)) {
     title = 'TLS: the server does not speak TLS on this port';
     fix = 'Use http:// for this port (and configure clients for an insecure registry), or point at the TLS port.';
   } else {
-    title = `TLS: certificate not trusted (${code})`;
+    title = `TLS: certificate not trusted (${code})${cert ? `: issued by "${cert.issuer}"` : ''}`;
   }
-  return { mechanism: 'TLS', severity: 'problem', title, evidence: [...evidence, `node: ${code}: ${message}`], fix, clients: ALL };
+  const shown = cert ? [`certificate: subject ${cert.subject}; ${cert.altNames}; issuer ${cert.issuer}; valid ${cert.validFrom} to ${cert.validTo}`] : [];
+  return { mechanism: 'TLS', severity: 'problem', title, evidence: [...evidence, `node: ${code}: ${message}`, ...shown], fix, clients: ALL };
 }

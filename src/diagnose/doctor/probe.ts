@@ -2,6 +2,8 @@
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
 import { rawOrigin } from './urls.ts';
 import type { AuthKind, Exchange } from './types.ts';
 
@@ -151,4 +153,53 @@ async function writeGenerated(request: http.ClientRequest, size: number): Promis
     }
   }
   if (!request.destroyed) request.end();
+}
+
+/** The server certificate as shown in a TLS finding. */
+export interface CertificateSummary {
+  readonly subject: string;
+  readonly issuer: string;
+  readonly altNames: string;
+  /** ISO 8601 (UTC). */
+  readonly validFrom: string;
+  readonly validTo: string;
+}
+
+const distinguishedName = (name: object | undefined): string =>
+  Object.entries(name ?? {}).map(([key, value]) => `${key}=${Array.isArray(value) ? value.join('+') : String(value)}`).join(', ');
+
+const isoDate = (date: string): string => {
+  const parsed = new Date(date);
+  return Number.isNaN(parsed.getTime()) ? date : parsed.toISOString().replace('.000Z', 'Z');
+};
+
+/**
+ * Reads the certificate an https server presents, without verifying it, to say what exactly
+ * failed verification (which CA issued it, which names, which dates). Undefined when no handshake
+ * completes within `timeoutMs`.
+ */
+export function peerCertificate(url: string, timeoutMs: number): Promise<CertificateSummary | undefined> {
+  const { hostname, port } = new URL(url);
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host, port: Number(port || 443), servername: net.isIP(host) ? undefined : host, rejectUnauthorized: false });
+    const done = (summary: CertificateSummary | undefined): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(summary);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.once('error', () => done(undefined));
+    socket.once('secureConnect', () => {
+      const cert = socket.getPeerCertificate();
+      if (!cert || !cert.valid_to) return done(undefined);
+      done({
+        subject: distinguishedName(cert.subject),
+        issuer: distinguishedName(cert.issuer),
+        altNames: cert.subjectaltname ?? 'none',
+        validFrom: isoDate(cert.valid_from),
+        validTo: isoDate(cert.valid_to),
+      });
+    });
+  });
 }

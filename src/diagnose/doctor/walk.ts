@@ -4,6 +4,7 @@ import { type Credentials, basicHeader, explainAuthenticated401, fetchToken } fr
 import { findChallenge } from './challenge.ts';
 import { follow } from './follow.ts';
 import { redirectFinding, tlsFinding } from './findings.ts';
+import { peerCertificate } from './probe.ts';
 import { type Recorder, describe, expect, inform, ociErrorCode } from './recorder.ts';
 import type { Exchange } from './types.ts';
 
@@ -16,11 +17,13 @@ const isRedirect = (ex: Exchange): boolean => ex.status !== undefined && ex.stat
 export type WalkEnd = 'done' | 'problem' | 'untestable';
 
 /** Connection-level failure of the first request: TLS or network; always ends the run. */
-function connectionFailure(rec: Recorder, ex: Exchange): void {
+async function connectionFailure(rec: Recorder, ex: Exchange): Promise<void> {
   const code = ex.error!.code;
   const evidence = [describe(ex)];
   if (/CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL|EPROTO|ALTNAME/.test(code)) {
-    rec.add(tlsFinding(code, ex.error!.message, rec.target.authority, evidence));
+    // A certificate was presented but refused: read it once more, unverified, to say what is wrong with it.
+    const cert = /CERT|SELF_SIGNED|UNABLE_TO|ALTNAME/.test(code) ? await peerCertificate(ex.url, rec.config.timeoutMs) : undefined;
+    rec.add(tlsFinding(code, ex.error!.message, rec.target.authority, evidence, cert));
   } else {
     const fix = code === 'ETIMEDOUT'
       ? 'Nothing answered in time: check the address, firewalls, and the proxy timeouts (`proxy_connect_timeout`, `proxy_read_timeout 900s;`).'
@@ -33,7 +36,7 @@ function connectionFailure(rec: Recorder, ex: Exchange): void {
 export async function ping(rec: Recorder): Promise<WalkEnd> {
   const ex = await rec.request('ping', 'ping GET /v2/', { method: 'GET', url: rec.url('/v2/') }, (e) => ({ ok: e.status === 200 || e.status === 401 }));
   if (ex.error) {
-    connectionFailure(rec, ex);
+    await connectionFailure(rec, ex);
     return 'untestable';
   }
   if (ex.headers['date'] && ex.receivedAt) {

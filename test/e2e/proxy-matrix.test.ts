@@ -35,8 +35,8 @@ import { renderReport } from '../../src/diagnose/doctor/render.ts';
 import type { MechanismId } from '../../src/diagnose/doctor/types.ts';
 import { TOPOLOGIES, type Topology, startTopology, topologyExternalURL, topologyNames } from '../support/topologies.ts';
 
-/** A fresh domain per run, so concurrent runs never share hosts entries or docker certs.d dirs. */
-const DOMAIN = `m${randomBytes(3).toString('hex')}.matrix.test`;
+/** A fresh domain per run, so concurrent runs never share hosts entries or docker certs.d dirs (BERTH_MATRIX_DOMAIN fixes it, for reports). */
+const DOMAIN = process.env['BERTH_MATRIX_DOMAIN'] ?? `m${randomBytes(3).toString('hex')}.matrix.test`;
 /** One layer over 1 MiB (trips nginx's default client_max_body_size), two small ones. */
 const LAYER_SIZES = [1_600_000, 48_000, 700];
 const BERTH_PORT = 5000;

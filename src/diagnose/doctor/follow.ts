@@ -49,9 +49,9 @@ export async function follow(rec: Recorder, f: FollowRequest): Promise<Exchange>
   if (dropping.length > 0 && rec.authorization) {
     const strict = await rec.request(`${f.id}-as-${dropping.join('+')}`, `${f.title} as ${dropping.join('/')} (no credentials)`, request(undefined, url), (ex) => ({
       ok: ex.status !== undefined && ex.status < 400,
-      note: ex.status === 401 ? `401: this is what ${dropping.join(' and ')} get` : undefined,
+      note: ex.status === 401 ? `401: this is what ${dropping.join(' and ')} ${dropping.length === 1 ? 'gets' : 'get'}` : undefined,
     }));
-    evidence.push(shortenState(`Location: ${f.reference} (from ${f.from})`), `${describe(strict)}: ${dropping.join(', ')} send no credentials to this URL`);
+    evidence.push(shortenState(`Location: ${f.reference} (from ${f.from})`), `${describe(strict)}: ${dropping.join(', ')} ${dropping.length === 1 ? 'sends' : 'send'} no credentials to this URL`);
     const diagnosis = berthDiagnosis(strict);
     if (diagnosis) evidence.push(`Berth diagnosis: ${diagnosis.code}${diagnosis.message ? ` — ${diagnosis.message}` : ''}`);
     if (strict.status !== undefined && strict.status < 400) {

@@ -4,12 +4,16 @@ import { CLIENT_NAMES, type DoctorReport, type Exchange, type Step } from './typ
 import { MECHANISM_NAMES } from './findings.ts';
 import { parseTarget } from './urls.ts';
 
-const MAX_URL = 72;
+const MAX_URL = 64;
 
 function shortUrl(url: string, base?: string): string {
-  // Upload URLs carry long state tokens in the query; the path and host are what matter here.
+  // Upload URLs carry long state tokens in the query, digests and ids are long: the path's shape,
+  // the host and the port are what matter here.
   const local = base && url.startsWith(`${base}/`) ? url.slice(base.length) : url;
-  const cut = local.replace(/([?&]_state=)[^&]+/, '$1…');
+  const cut = local
+    .replace(/([?&]_state=)[^&]+/, '$1…')
+    .replace(/(sha256:[0-9a-f]{8})[0-9a-f]{56}/g, '$1…')
+    .replace(/(\/uploads\/[^/?]{8})[^/?]{4,}/, '$1…');
   return cut.length > MAX_URL ? `${cut.slice(0, MAX_URL - 1)}…` : cut;
 }
 
@@ -34,11 +38,14 @@ export function renderReport(report: DoctorReport): string[] {
   } catch {
     /* shown in full */
   }
-  const rows = report.steps.map((s, i) => [String(i + 1), mark(s), s.title, s.exchange ? sent(s.exchange, base) : '', s.exchange ? got(s.exchange) : '', s.note ?? '']);
-  const header = ['#', '', 'STEP', 'SENT', 'GOT', 'NOTE'];
+  const rows = report.steps.map((s, i) => [String(i + 1), mark(s), s.title, s.exchange ? sent(s.exchange, base) : '', s.exchange ? got(s.exchange) : '']);
+  const header = ['#', '', 'STEP', 'SENT', 'GOT'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  const out = [`berth doctor ${report.target}${base && base !== report.target ? ` (${base})` : ''}`, `registry: ${report.registry.kind}${report.registry.version ? ` ${report.registry.version}` : ''}, auth: ${report.registry.auth ?? '?'}`, '', line(header), ...rows.map(line)];
+  // Notes go on a line of their own under their step, so one long note does not widen the table.
+  const indent = ' '.repeat(widths[0]! + widths[1]! + 4);
+  const table = report.steps.flatMap((s, i) => [line(rows[i]!), ...(s.note ? [`${indent}↳ ${s.note}`] : [])]);
+  const out = [`berth doctor ${report.target}${base && base !== report.target ? ` (${base})` : ''}`, `registry: ${report.registry.kind}${report.registry.version ? ` ${report.registry.version}` : ''}, auth: ${report.registry.auth ?? '?'}`, '', line(header), ...table];
   const r = report.registry;
   const facts: string[] = [];
   if (r.bodyLimit) facts.push(`largest PATCH body that passed: ${r.bodyLimit.largestPassed !== undefined ? formatSize(r.bodyLimit.largestPassed) : 'none'}${r.bodyLimit.firstFailed ? `, first refused: ${formatSize(r.bodyLimit.firstFailed)}` : ''}`);

@@ -65,11 +65,7 @@ describe('real clients against Berth', { timeout: 15 * 60_000 }, () => {
 
   after(
     async () => {
-      try {
-        await registry.stopAll();
-      } finally {
-        if (!KEEP && !failed) for (const dir of scratch) await rm(dir, { recursive: true, force: true });
-      }
+      await registry.stopAllAndClean(scratch, KEEP || failed);
     },
     { timeout: 3 * 60_000 },
   );

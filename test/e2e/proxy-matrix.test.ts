@@ -112,12 +112,7 @@ describe('proxy topology matrix: one Berth behind nine nginx setups and on the L
     async () => {
       const lines = [...results].map(([key, value]) => `  ${key.padEnd(34)} ${value}`);
       console.log(`proxy matrix results (domain ${DOMAIN}, namespace ${netns?.name}):\n${lines.join('\n')}`);
-      try {
-        await registry.stopAll();
-      } finally {
-        if (!KEEP && !failed) for (const dir of scratch) await rm(dir, { recursive: true, force: true });
-        else if (scratch.length) console.log(`kept for a look: ${scratch.join(' ')}`);
-      }
+      await registry.stopAllAndClean(scratch, KEEP || failed);
     },
     { timeout: 3 * 60_000 },
   );

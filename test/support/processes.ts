@@ -1,7 +1,7 @@
 // Long-running child processes (servers, daemons): log to a file, stop by pid, registry for after().
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { appendFile, open, readFile } from 'node:fs/promises';
+import { appendFile, open, readFile, rm } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { cleanEnv, commandLine } from './run.ts';
 
@@ -228,5 +228,18 @@ export class ProcessRegistry {
       }
     }
     if (errors.length > 0) throw new AggregateError(errors, errors.map((e) => e.message).join('; '));
+  }
+
+  /**
+   * For a suite's after(): stops everything, then removes the scratch directories — unless `keep`
+   * (a failed run, or BERTH_E2E_KEEP=1), when it prints where they are for a look.
+   */
+  async stopAllAndClean(scratch: readonly string[], keep: boolean): Promise<void> {
+    try {
+      await this.stopAll();
+    } finally {
+      if (!keep) for (const dir of scratch) await rm(dir, { recursive: true, force: true });
+      else if (scratch.length) console.log(`kept for a look: ${scratch.join(' ')}`);
+    }
   }
 }

@@ -11,8 +11,8 @@ import { checkConfig } from './config/check.ts';
 import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
 import { openMetadata, type Metadata } from './metadata/index.ts';
 import { createRegistry } from './registry/index.ts';
-import { AuthenticatedUsersAuthorizer } from './auth/authorizer.ts';
-import { PasswordAuthenticator } from './auth/authenticator.ts';
+import { ProjectAuthorizer } from './auth/authorizer.ts';
+import { Authenticator } from './auth/authenticator.ts';
 import { deriveSecret, loadOrCreateSigningKey } from './auth/keys.ts';
 import { hashPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -70,8 +70,8 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     ttl: config.auth.tokenTTL,
     refreshTTL: config.auth.refreshTokenTTL,
   });
-  const passwords = new PasswordAuthenticator(meta.users);
-  const authorizer = new AuthenticatedUsersAuthorizer(config.auth.anonymousPull);
+  const passwords = new Authenticator(meta);
+  const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
   const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'));
   const access = new OciAccess({ tokens, passwords, authorizer, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   const metrics = createMetrics();
@@ -79,7 +79,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
     ...tokenRoutes({ tokens, passwords, authorizer }),
-    ...ociRoutes({ registry, access, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL }),
+    ...ociRoutes({ registry, access, authorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL }),
   ];
 
   const secure = Boolean(config.tls.cert);

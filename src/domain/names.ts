@@ -26,3 +26,9 @@ export function assertRepositoryName(name: string): string {
 export function isTag(tag: string): boolean {
   return TAG.test(tag);
 }
+
+/** The project a repository belongs to: the first segment of its name (`team` of `team/app`). */
+export function projectOf(repository: string): string {
+  const slash = repository.indexOf('/');
+  return slash < 0 ? repository : repository.slice(0, slash);
+}

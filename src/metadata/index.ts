@@ -6,6 +6,10 @@ import { ManifestStore } from './manifests.ts';
 import { RepositoryStore } from './repositories.ts';
 import { UploadStore } from './uploads.ts';
 import { UserStore } from './users.ts';
+import { AuditStore } from './audit.ts';
+import { ProjectStore } from './projects.ts';
+import { RobotStore } from './robots.ts';
+import { TokenStore } from './tokens.ts';
 
 /** Every metadata aggregate over one database connection. */
 export interface Metadata {
@@ -14,6 +18,10 @@ export interface Metadata {
   repositories: RepositoryStore;
   manifests: ManifestStore;
   uploads: UploadStore;
+  projects: ProjectStore;
+  robots: RobotStore;
+  tokens: TokenStore;
+  audit: AuditStore;
   close(): Promise<void>;
 }
 
@@ -21,12 +29,19 @@ export interface Metadata {
 export async function openMetadata(dataDir: string): Promise<Metadata> {
   mkdirSync(dataDir, { recursive: true });
   const db = await openDatabase(sqliteDialect(join(dataDir, 'berth.db')));
+  const projects = new ProjectStore(db);
+  const repositories = new RepositoryStore(db, projects);
+  await repositories.adoptOrphans();
   return {
     db,
     users: new UserStore(db),
-    repositories: new RepositoryStore(db),
+    repositories,
     manifests: new ManifestStore(db),
     uploads: new UploadStore(db),
+    projects,
+    robots: new RobotStore(db),
+    tokens: new TokenStore(db),
+    audit: new AuditStore(db),
     close: () => db.destroy(),
   };
 }

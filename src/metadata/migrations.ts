@@ -81,5 +81,98 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.alterTable('upload_sessions').addColumn('origin', 'text').execute();
       },
     },
+    '0003_projects': {
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('projects')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+          .addColumn('public', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('quota_bytes', 'bigint')
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.alterTable('repositories').addColumn('project_id', 'integer', (c) => c.references('projects.id').onDelete('cascade')).execute();
+        await db.schema.createIndex('repositories_project').on('repositories').column('project_id').execute();
+        await db.schema
+          .createTable('project_members')
+          .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('role', 'varchar(32)', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('project_members_pk', ['project_id', 'user_id'])
+          .execute();
+        await db.schema.createIndex('project_members_user').on('project_members').column('user_id').execute();
+        await db.schema
+          .createTable('project_blobs')
+          .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('project_blobs_pk', ['project_id', 'digest'])
+          .execute();
+        await db.schema
+          .createTable('project_usage')
+          .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('shard', 'integer', (c) => c.notNull())
+          .addColumn('bytes', 'bigint', (c) => c.notNull().defaultTo(0))
+          .addPrimaryKeyConstraint('project_usage_pk', ['project_id', 'shard'])
+          .execute();
+        await db.schema
+          .createTable('robots')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('name', 'varchar(255)', (c) => c.notNull().unique())
+          .addColumn('description', 'varchar(1024)', (c) => c.notNull().defaultTo(''))
+          .addColumn('level', 'varchar(16)', (c) => c.notNull())
+          .addColumn('secret_hash', 'varchar(128)', (c) => c.notNull())
+          .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('expires_at', 'bigint')
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('robot_permissions')
+          .addColumn('robot_id', 'integer', (c) => c.notNull().references('robots.id').onDelete('cascade'))
+          .addColumn('project_id', 'integer', (c) => c.references('projects.id').onDelete('cascade'))
+          .addColumn('actions', 'varchar(255)', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('robot_permissions_robot').on('robot_permissions').column('robot_id').execute();
+        await db.schema
+          .createTable('personal_tokens')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('name', 'varchar(255)', (c) => c.notNull())
+          .addColumn('token_hash', 'varchar(128)', (c) => c.notNull().unique())
+          .addColumn('prefix', 'varchar(32)', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint')
+          .addColumn('revoked', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('last_used_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('personal_tokens_user_name', ['user_id', 'name'])
+          .execute();
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id_hash', 'varchar(128)', (c) => c.primaryKey())
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('audit_log')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .addColumn('actor', 'varchar(255)', (c) => c.notNull())
+          .addColumn('action', 'varchar(64)', (c) => c.notNull())
+          .addColumn('resource_type', 'varchar(32)', (c) => c.notNull())
+          .addColumn('resource', 'varchar(512)', (c) => c.notNull())
+          .addColumn('project', 'varchar(255)')
+          .addColumn('client', 'varchar(64)')
+          .addColumn('success', 'integer', (c) => c.notNull())
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('audit_log_time').on('audit_log').column('time').execute();
+        await db.schema.createIndex('audit_log_actor').on('audit_log').columns(['actor', 'time']).execute();
+        await db.schema.createIndex('audit_log_project').on('audit_log').columns(['project', 'time']).execute();
+      },
+    },
   };
 }

@@ -1,11 +1,13 @@
+import { projectOf } from '../domain/names.ts';
 import type { DB } from './dialect.ts';
+import type { ProjectStore } from './projects.ts';
 
 /** Repositories and which blobs each may serve. */
 export class RepositoryStore {
   /** name → id; repositories are never renamed, and a delete removes its entry. */
   private readonly ids = new Map<string, number>();
 
-  constructor(private readonly db: DB) {}
+  constructor(private readonly db: DB, private readonly projects: ProjectStore) {}
 
   /** The id of repository `name`, or undefined when it has never held anything. */
   async id(name: string): Promise<number | undefined> {
@@ -16,13 +18,17 @@ export class RepositoryStore {
     return row?.id;
   }
 
-  /** The id of repository `name`, creating the repository when needed (safe under concurrency). */
+  /**
+   * The id of repository `name`, creating it — and its project, when an administrator pushes into a
+   * project that does not exist yet — when needed (safe under concurrency).
+   */
   async ensure(name: string): Promise<number> {
     const existing = await this.id(name);
     if (existing !== undefined) return existing;
+    const projectId = await this.projects.ensure(projectOf(name), undefined);
     await this.db
       .insertInto('repositories')
-      .values({ name, created_at: Date.now() })
+      .values({ name, project_id: projectId, created_at: Date.now() })
       .onConflict((oc) => oc.column('name').doNothing())
       .execute();
     return (await this.id(name))!;
@@ -70,8 +76,12 @@ export class RepositoryStore {
     return Number(result.numDeletedRows) > 0;
   }
 
-  /** Repository names holding at least one manifest, sorted, after `last`, at most `limit`. */
-  async catalog(limit: number, last?: string): Promise<string[]> {
+  /**
+   * Repository names holding at least one manifest, sorted, after `last`, at most `limit`; with
+   * `projectIds`, only those in these projects.
+   */
+  async catalog(limit: number, last?: string, projectIds?: readonly number[]): Promise<string[]> {
+    if (projectIds && projectIds.length === 0) return [];
     let query = this.db
       .selectFrom('repositories as r')
       .select('r.name')
@@ -79,6 +89,35 @@ export class RepositoryStore {
       .orderBy('r.name')
       .limit(limit);
     if (last !== undefined) query = query.where('r.name', '>', last);
+    if (projectIds) query = query.where('r.project_id', 'in', projectIds);
     return (await query.execute()).map((r) => r.name);
+  }
+
+  /** Repositories (with at least one manifest) of a project, by name. */
+  async inProject(projectId: number, offset: number, limit: number, nameLike?: string): Promise<{ items: { id: number; name: string; created_at: number }[]; total: number }> {
+    let query = this.db
+      .selectFrom('repositories as r')
+      .where('r.project_id', '=', projectId)
+      .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')));
+    if (nameLike) query = query.where('r.name', 'like', `%${nameLike.replace(/[%_\\]/g, '')}%`);
+    const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const items = await query.select(['r.id', 'r.name', 'r.created_at']).orderBy('r.name').offset(offset).limit(limit).execute();
+    return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
+  }
+
+  /** Deletes a repository with its manifests, tags and blob links; false when unknown. */
+  async delete(name: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('repositories').where('name', '=', name).executeTakeFirst();
+    this.ids.delete(name);
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  /** Gives repositories created before projects existed the project their name says (run at start). */
+  async adoptOrphans(): Promise<void> {
+    const orphans = await this.db.selectFrom('repositories').select(['id', 'name']).where('project_id', 'is', null).execute();
+    for (const repo of orphans) {
+      const projectId = await this.projects.ensure(projectOf(repo.name), undefined);
+      await this.db.updateTable('repositories').set({ project_id: projectId }).where('id', '=', repo.id).execute();
+    }
   }
 }

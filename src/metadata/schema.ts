@@ -9,6 +9,15 @@ export interface Database {
   manifest_references: ManifestReferencesTable;
   tags: TagsTable;
   upload_sessions: UploadSessionsTable;
+  projects: ProjectsTable;
+  project_members: ProjectMembersTable;
+  project_blobs: ProjectBlobsTable;
+  project_usage: ProjectUsageTable;
+  robots: RobotsTable;
+  robot_permissions: RobotPermissionsTable;
+  personal_tokens: PersonalTokensTable;
+  sessions: SessionsTable;
+  audit_log: AuditLogTable;
 }
 
 export interface UsersTable {
@@ -24,6 +33,8 @@ export interface UsersTable {
 export interface RepositoriesTable {
   id: Generated<number>;
   name: string;
+  /** The project: the first segment of the name. */
+  project_id: number | null;
   created_at: number;
 }
 
@@ -72,7 +83,111 @@ export interface UploadSessionsTable {
   updated_at: number;
 }
 
+/** A project: the first segment of repository names, with its visibility and storage quota. */
+export interface ProjectsTable {
+  id: Generated<number>;
+  name: string;
+  /** 1: anyone may pull, anonymous callers included. */
+  public: number;
+  /** Bytes; null for no limit. */
+  quota_bytes: number | null;
+  created_by: string | null;
+  created_at: number;
+}
+
+export interface ProjectMembersTable {
+  project_id: number;
+  user_id: number;
+  /** One of ROLES in src/auth/roles.ts. */
+  role: string;
+  created_at: number;
+}
+
+/** Each blob counted once per project (deduplicated), for quota usage. */
+export interface ProjectBlobsTable {
+  project_id: number;
+  digest: string;
+  size: number;
+}
+
+/**
+ * A project's usage spread over a few rows ("shards"): concurrent pushes add to random shards, so
+ * no single row becomes the hot spot every push into the project must lock. Usage is their sum.
+ */
+export interface ProjectUsageTable {
+  project_id: number;
+  shard: number;
+  bytes: number;
+}
+
+export interface RobotsTable {
+  id: Generated<number>;
+  /** Full login name: `robot$<project>+<name>` (project level) or `robot$<name>` (system level). */
+  name: string;
+  description: string;
+  level: 'project' | 'system';
+  /** SHA-256 of the secret (secrets are random, 32 bytes: no slow hash needed). */
+  secret_hash: string;
+  disabled: number;
+  /** Milliseconds; null: never expires. */
+  expires_at: number | null;
+  created_by: string | null;
+  created_at: number;
+}
+
+/** What a robot may do in one project; `project_id` null means every project (system robots only). */
+export interface RobotPermissionsTable {
+  robot_id: number;
+  project_id: number | null;
+  /** Comma-separated actions: pull, push, delete, list. */
+  actions: string;
+}
+
+export interface PersonalTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  /** SHA-256 of the whole token. */
+  token_hash: string;
+  /** The first characters, to recognise a token in lists. */
+  prefix: string;
+  expires_at: number | null;
+  revoked: number;
+  last_used_at: number | null;
+  created_at: number;
+}
+
+/** Management API login sessions (the web portal's cookie); the id is stored hashed. */
+export interface SessionsTable {
+  id_hash: string;
+  user_id: number;
+  expires_at: number;
+  created_at: number;
+}
+
+export interface AuditLogTable {
+  id: Generated<number>;
+  time: number;
+  /** Who: a user name, `robot$…`, or `anonymous`. */
+  actor: string;
+  /** e.g. `push`, `pull`, `delete`, `login`, `login.failed`, `project.create`, `member.add`, `robot.create`. */
+  action: string;
+  /** e.g. `repository`, `artifact`, `tag`, `project`, `member`, `robot`, `token`, `user`. */
+  resource_type: string;
+  resource: string;
+  project: string | null;
+  /** The client's address (trusted-proxy aware). */
+  client: string | null;
+  success: number;
+  /** JSON with action-specific facts (digest, tag, role…). */
+  detail: string | null;
+}
+
 export type UserRow = Selectable<UsersTable>;
+export type ProjectRow = Selectable<ProjectsTable>;
+export type RobotRow = Selectable<RobotsTable>;
+export type PersonalTokenRow = Selectable<PersonalTokensTable>;
+export type AuditRow = Selectable<AuditLogTable>;
 export type ManifestRow = Selectable<ManifestsTable>;
 export type NewManifest = Insertable<ManifestsTable>;
 export type UploadSessionRow = Selectable<UploadSessionsTable>;

@@ -3,6 +3,7 @@ import { RegistryError } from '../domain/errors.ts';
 import { parseDigest } from '../domain/digest.ts';
 import type { BlobStore, ByteRange } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
+import type { QuotaService } from './quota.ts';
 
 export interface BlobInfo {
   digest: string;
@@ -11,7 +12,7 @@ export interface BlobInfo {
 
 /** Blobs as a repository sees them: only those linked into it exist for it. */
 export class BlobService {
-  constructor(private readonly store: BlobStore, private readonly meta: Metadata) {}
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata, private readonly quota: QuotaService) {}
 
   /** Size of a blob in a repository; `BLOB_UNKNOWN` when it is not there. */
   async stat(repository: string, digestParam: string): Promise<BlobInfo> {
@@ -50,7 +51,9 @@ export class BlobService {
     const fromId = await this.meta.repositories.id(from);
     const size = fromId === undefined ? undefined : await this.meta.repositories.blobSize(fromId, digest);
     if (size === undefined || (await this.store.stat(digest)) === undefined) return undefined;
+    await this.quota.check(repository, digest, size);
     const repoId = await this.meta.repositories.ensure(repository);
+    await this.quota.charge(repository, digest, size);
     await this.meta.repositories.linkBlob(repoId, digest, size);
     return { digest, size };
   }

@@ -5,6 +5,7 @@ import { ListingService } from './listings.ts';
 import { ManifestService } from './manifests.ts';
 import { UploadService } from './uploads.ts';
 import { UploadIds } from './upload-ids.ts';
+import { QuotaService } from './quota.ts';
 
 /** The OCI registry's services over one blob store and one metadata database. */
 export interface Registry {
@@ -16,10 +17,11 @@ export interface Registry {
 
 /** `uploadIdKey`: a secret shared by every replica, for self-verifying upload session ids. */
 export function createRegistry(store: BlobStore, meta: Metadata, uploadIdKey: Buffer): Registry {
+  const quota = new QuotaService(meta);
   return {
-    blobs: new BlobService(store, meta),
-    uploads: new UploadService(store, meta, new UploadIds(uploadIdKey)),
-    manifests: new ManifestService(store, meta),
+    blobs: new BlobService(store, meta, quota),
+    uploads: new UploadService(store, meta, new UploadIds(uploadIdKey), quota),
+    manifests: new ManifestService(store, meta, quota),
     listings: new ListingService(meta),
   };
 }

@@ -40,9 +40,9 @@ export class ListingService {
     return page(n, (limit) => this.meta.manifests.tags(repoId, limit, last));
   }
 
-  /** A page of repository names (those holding at least one manifest). */
-  async catalog(n: number, last?: string): Promise<Page<string>> {
-    return page(n, (limit) => this.meta.repositories.catalog(limit, last));
+  /** A page of repository names (those holding at least one manifest), only of `projectIds` when given. */
+  async catalog(n: number, last?: string, projectIds?: readonly number[]): Promise<Page<string>> {
+    return page(n, (limit) => this.meta.repositories.catalog(limit, last, projectIds));
   }
 
   /** The referrers index of a subject: always an index, empty when nothing refers to it. */

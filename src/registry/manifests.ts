@@ -5,6 +5,7 @@ import { acceptsMediaType } from '../domain/media-types.ts';
 import { parseManifest, type ParsedManifest } from '../domain/manifest.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
+import type { QuotaService } from './quota.ts';
 import type { ManifestRow } from '../metadata/schema.ts';
 
 /** A manifest reference from a URL: a tag or a digest. */
@@ -30,7 +31,7 @@ export interface PushedManifest {
 
 /** Manifests: validated on push, stored byte-exact, served by tag or digest. */
 export class ManifestService {
-  constructor(private readonly store: BlobStore, private readonly meta: Metadata) {}
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata, private readonly quota: QuotaService) {}
 
   /** Looks up a manifest without reading it (HEAD), honouring `Accept`. */
   async stat(repository: string, reference: string, accept?: string): Promise<StoredManifest> {
@@ -65,8 +66,10 @@ export class ManifestService {
     const manifest = parseManifest(body, contentType);
     const repoId = await this.meta.repositories.id(repository);
     await this.checkReferences(repoId, manifest);
+    await this.quota.check(repository, digest, body.length);
     await this.store.putSmall(digest, body);
     const id = repoId ?? (await this.meta.repositories.ensure(repository));
+    await this.quota.charge(repository, digest, body.length);
     await this.meta.manifests.put({
       repositoryId: id,
       digest,

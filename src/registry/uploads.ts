@@ -6,6 +6,7 @@ import { StorageError, type BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import { HashTap } from './hash-tap.ts';
 import type { UploadIds } from './upload-ids.ts';
+import type { QuotaService } from './quota.ts';
 
 /** The running SHA-256 of an upload's first `offset` bytes, kept between requests. */
 interface HashState {
@@ -64,7 +65,12 @@ export class UploadService {
   private readonly hashes = new Map<string, HashState>();
   private readonly locks = new Map<string, Promise<unknown>>();
 
-  constructor(private readonly store: BlobStore, private readonly meta: Metadata, private readonly ids: UploadIds) {}
+  constructor(
+    private readonly store: BlobStore,
+    private readonly meta: Metadata,
+    private readonly ids: UploadIds,
+    private readonly quota: QuotaService,
+  ) {}
 
   /** Opens a session for `repository`; `createdBy` is the identity that opened it, `origin` how it arrived. */
   async start(repository: string, createdBy: string | undefined, origin?: SessionOrigin): Promise<UploadStatus> {
@@ -141,8 +147,15 @@ export class UploadService {
         await this.discard(id);
         throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
       }
+      try {
+        await this.quota.check(repository, digest.value, size);
+      } catch (err) {
+        await this.discard(id);
+        throw err;
+      }
       await this.store.commitUpload(id, digest.value);
       const repoId = await this.meta.repositories.ensure(repository);
+      await this.quota.charge(repository, digest.value, size);
       await this.meta.repositories.linkBlob(repoId, digest.value, size);
       await this.meta.uploads.delete(id);
       this.hashes.delete(id);

@@ -1,7 +1,7 @@
 import { RegistryError } from '../../domain/errors.ts';
 import type { Authorizer } from '../../auth/authorizer.ts';
-import type { PasswordAuthenticator } from '../../auth/authenticator.ts';
-import { ANONYMOUS, type Identity } from '../../auth/identity.ts';
+import type { Authenticator } from '../../auth/authenticator.ts';
+import { ANONYMOUS, identityFromSubject, type Identity } from '../../auth/identity.ts';
 import { formatScope, grants, type Access } from '../../auth/scope.ts';
 import { TokenError, type TokenService } from '../../auth/tokens.ts';
 import type { Context } from '../context.ts';
@@ -17,7 +17,7 @@ export interface Grant {
 
 export interface AccessDeps {
   tokens: TokenService;
-  passwords: PasswordAuthenticator;
+  passwords: Authenticator;
   authorizer: Authorizer;
   externalURLs: readonly string[];
   anonymousPull: boolean;
@@ -44,7 +44,7 @@ export class OciAccess {
         const reason = err instanceof TokenError ? err.reason : 'invalid';
         throw this.challenge(ctx, needs, reason === 'expired' ? 'token expired: request a new one' : 'token invalid', 'invalid_token', { token: reason });
       }
-      const identity: Identity = claims.subject === undefined ? ANONYMOUS : { kind: 'user', name: claims.subject, isAdmin: false };
+      const identity: Identity = identityFromSubject(claims.subject);
       ctx.auth.identity = identity;
       for (const need of needs) {
         for (const action of need.actions) {
@@ -59,7 +59,7 @@ export class OciAccess {
     }
     let identity: Identity = ANONYMOUS;
     if (credentials.scheme === 'basic') {
-      const user = await this.deps.passwords.authenticate(credentials.username, credentials.password);
+      const user = await this.deps.passwords.authenticate(credentials.username, credentials.password, { client: ctx.origin.client, via: 'registry' });
       if (!user) throw this.challenge(ctx, needs, 'invalid username or password');
       identity = user;
     } else if (needs.length === 0 || !this.deps.anonymousPull) {

@@ -4,11 +4,13 @@ import { assertRepositoryName } from '../../domain/names.ts';
 import type { Access } from '../../auth/scope.ts';
 import type { Registry } from '../../registry/index.ts';
 import type { OciAccess } from './access.ts';
+import type { Authorizer } from '../../auth/authorizer.ts';
 
 /** What the `/v2` route modules need. */
 export interface OciDeps {
   registry: Registry;
   access: OciAccess;
+  authorizer: Authorizer;
   maxManifestBytes: number;
   /** Access token lifetime, seconds (for explanations and the echo endpoint). */
   tokenTTL: number;

@@ -31,9 +31,10 @@ export function listingRoutes(deps: OciDeps): Route[] {
       methods: ['GET'],
       pattern: /^\/v2\/_catalog$/,
       handler: async (ctx) => {
-        await access.require(ctx, [{ type: 'registry', name: 'catalog', actions: ['*'] }]);
+        const grant = await access.require(ctx, [{ type: 'registry', name: 'catalog', actions: ['*'] }]);
         const n = parsePageSize(ctx.query.get('n'), 1000);
-        const page = await registry.listings.catalog(n, ctx.query.get('last') ?? undefined);
+        const visible = await deps.authorizer.visibility(grant.identity);
+        const page = await registry.listings.catalog(n, ctx.query.get('last') ?? undefined, visible.all ? undefined : visible.projectIds);
         sendJSON(ctx.res, 200, { repositories: page.items }, linkHeader('/v2/_catalog', page));
       },
     },

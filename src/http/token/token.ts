@@ -1,6 +1,6 @@
 import type { Authorizer } from '../../auth/authorizer.ts';
-import type { PasswordAuthenticator } from '../../auth/authenticator.ts';
-import { ANONYMOUS, identityName, type Identity } from '../../auth/identity.ts';
+import type { Authenticator } from '../../auth/authenticator.ts';
+import { ANONYMOUS, identityFromSubject, identityName, type Identity } from '../../auth/identity.ts';
 import { parseScopes, formatScope, type Access } from '../../auth/scope.ts';
 import { TokenError, type TokenService } from '../../auth/tokens.ts';
 import { RegistryError } from '../../domain/errors.ts';
@@ -11,7 +11,7 @@ import { sendJSON } from '../respond.ts';
 
 export interface TokenDeps {
   tokens: TokenService;
-  passwords: PasswordAuthenticator;
+  passwords: Authenticator;
   authorizer: Authorizer;
 }
 
@@ -40,7 +40,7 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
   }
 
   function loginFailed(ctx: Context, username: string): void {
-    ctx.log.warn({ username, client: ctx.req.socket.remoteAddress }, 'login failed');
+    ctx.log.warn({ username: username.slice(0, 255), client: ctx.origin.client }, 'login failed');
   }
 
   async function get(ctx: Context): Promise<void> {
@@ -48,7 +48,7 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
     ctx.auth.scheme = credentials.scheme;
     let identity: Identity = ANONYMOUS;
     if (credentials.scheme === 'basic') {
-      const user = await deps.passwords.authenticate(credentials.username, credentials.password);
+      const user = await deps.passwords.authenticate(credentials.username, credentials.password, { client: ctx.origin.client, via: 'token' });
       if (!user) {
         loginFailed(ctx, credentials.username);
         throw new RegistryError('UNAUTHORIZED', 'invalid username or password', undefined, {
@@ -86,7 +86,7 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       const username = form.get('username');
       const password = form.get('password');
       if (!username || password === null) return oauthError(ctx, 400, 'invalid_request', 'username and password are required');
-      const user = await deps.passwords.authenticate(username, password);
+      const user = await deps.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'token' });
       if (!user) {
         loginFailed(ctx, username);
         return oauthError(ctx, 400, 'invalid_grant', 'invalid username or password');
@@ -106,7 +106,7 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       if (generation === undefined || generation !== claims.generation) {
         return oauthError(ctx, 400, 'invalid_grant', 'refresh token revoked: the user was removed or changed password');
       }
-      identity = { kind: 'user', name: claims.subject, isAdmin: false };
+      identity = identityFromSubject(claims.subject);
     } else {
       return oauthError(ctx, 400, 'unsupported_grant_type', 'grant_type must be password or refresh_token');
     }

@@ -1,0 +1,173 @@
+import { randomInt } from 'node:crypto';
+import type { DB } from './dialect.ts';
+import type { ProjectRow } from './schema.ts';
+
+/** Usage rows per project: concurrent pushes spread their additions over them (see ProjectUsageTable). */
+export const USAGE_SHARDS = 16;
+
+export interface Member {
+  username: string;
+  role: string;
+  createdAt: number;
+}
+
+/** A page of projects, with the total count for pagination. */
+export interface ProjectPage {
+  items: ProjectRow[];
+  total: number;
+}
+
+/** Projects, their members, and their deduplicated storage usage. */
+export class ProjectStore {
+  /** name → row; invalidated on every change made through this store (and re-read after `CACHE_MS`). */
+  private readonly cache = new Map<string, { row: ProjectRow | undefined; at: number }>();
+  private static readonly CACHE_MS = 5_000;
+
+  constructor(private readonly db: DB) {}
+
+  async find(name: string): Promise<ProjectRow | undefined> {
+    const hit = this.cache.get(name);
+    if (hit && Date.now() - hit.at < ProjectStore.CACHE_MS) return hit.row;
+    const row = await this.db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+    this.cache.set(name, { row, at: Date.now() });
+    return row;
+  }
+
+  /** Creates a project; false when the name is taken. */
+  async create(name: string, options: { public?: boolean; quotaBytes?: number | null; createdBy?: string }): Promise<boolean> {
+    const result = await this.db
+      .insertInto('projects')
+      .values({ name, public: options.public ? 1 : 0, quota_bytes: options.quotaBytes ?? null, created_by: options.createdBy ?? null, created_at: Date.now() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .executeTakeFirst();
+    this.cache.delete(name);
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  /** The project's id, creating it (private, no quota) when missing — for pushes by administrators. */
+  async ensure(name: string, createdBy: string | undefined): Promise<number> {
+    const existing = await this.find(name);
+    if (existing) return existing.id;
+    await this.create(name, { createdBy });
+    return (await this.find(name))!.id;
+  }
+
+  async update(name: string, changes: { public?: boolean; quotaBytes?: number | null }): Promise<boolean> {
+    const set: { public?: number; quota_bytes?: number | null } = {};
+    if (changes.public !== undefined) set.public = changes.public ? 1 : 0;
+    if (changes.quotaBytes !== undefined) set.quota_bytes = changes.quotaBytes;
+    if (Object.keys(set).length === 0) return (await this.find(name)) !== undefined;
+    const result = await this.db.updateTable('projects').set(set).where('name', '=', name).executeTakeFirst();
+    this.cache.delete(name);
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Deletes a project with its members and usage; its repositories go with it (cascade). */
+  async delete(name: string): Promise<boolean> {
+    const result = await this.db.deleteFrom('projects').where('name', '=', name).executeTakeFirst();
+    this.cache.delete(name);
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  /** Number of repositories holding at least one manifest in the project. */
+  async repositoryCount(projectId: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('repositories as r')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('r.project_id', '=', projectId)
+      .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /**
+   * Projects visible to a caller, by name: all for administrators; otherwise public ones and those
+   * in `memberOf` (project ids). `nameLike` filters by substring.
+   */
+  async list(options: { all: boolean; memberOf: number[]; offset: number; limit: number; nameLike?: string }): Promise<ProjectPage> {
+    let query = this.db.selectFrom('projects');
+    if (!options.all) {
+      query = query.where((eb) => (options.memberOf.length > 0 ? eb.or([eb('public', '=', 1), eb('id', 'in', options.memberOf)]) : eb('public', '=', 1)));
+    }
+    if (options.nameLike) query = query.where('name', 'like', `%${options.nameLike.replace(/[%_\\]/g, '')}%`);
+    const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const items = await query.selectAll().orderBy('name').offset(options.offset).limit(options.limit).execute();
+    return { items, total };
+  }
+
+  // ---- members ----
+
+  /** The role of `userId` in the project, if a member. */
+  async roleOf(projectId: number, userId: number): Promise<string | undefined> {
+    const row = await this.db.selectFrom('project_members').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+    return row?.role;
+  }
+
+  /** Ids of the projects a user belongs to. */
+  async projectsOf(userId: number): Promise<number[]> {
+    return (await this.db.selectFrom('project_members').select('project_id').where('user_id', '=', userId).execute()).map((r) => r.project_id);
+  }
+
+  /** Adds a member or changes their role. */
+  async setMember(projectId: number, userId: number, role: string): Promise<void> {
+    await this.db
+      .insertInto('project_members')
+      .values({ project_id: projectId, user_id: userId, role, created_at: Date.now() })
+      .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
+      .execute();
+  }
+
+  async removeMember(projectId: number, userId: number): Promise<boolean> {
+    const result = await this.db.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async members(projectId: number): Promise<Member[]> {
+    const rows = await this.db
+      .selectFrom('project_members as pm')
+      .innerJoin('users as u', 'u.id', 'pm.user_id')
+      .select(['u.username', 'pm.role', 'pm.created_at'])
+      .where('pm.project_id', '=', projectId)
+      .orderBy('u.username')
+      .execute();
+    return rows.map((r) => ({ username: r.username, role: r.role, createdAt: Number(r.created_at) }));
+  }
+
+  // ---- usage ----
+
+  /** Bytes stored in the project, each blob and manifest counted once. */
+  async usage(projectId: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('project_usage')
+      .select((eb) => eb.fn.sum<number | string | null>('bytes').as('total'))
+      .where('project_id', '=', projectId)
+      .executeTakeFirst();
+    return Number(row?.total ?? 0);
+  }
+
+  /** Whether the project already counts `digest`. */
+  async counts(projectId: number, digest: string): Promise<boolean> {
+    const row = await this.db.selectFrom('project_blobs').select('digest').where('project_id', '=', projectId).where('digest', '=', digest).executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /**
+   * Counts `digest` (of `size` bytes) in the project's usage unless it is already counted. The
+   * addition goes to a random shard row, so concurrent pushes do not queue on one row.
+   */
+  async charge(projectId: number, digest: string, size: number): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      const inserted = await tx
+        .insertInto('project_blobs')
+        .values({ project_id: projectId, digest, size })
+        .onConflict((oc) => oc.columns(['project_id', 'digest']).doNothing())
+        .executeTakeFirst();
+      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
+      await tx
+        .insertInto('project_usage')
+        .values({ project_id: projectId, shard: randomInt(USAGE_SHARDS), bytes: size })
+        .onConflict((oc) => oc.columns(['project_id', 'shard']).doUpdateSet((eb) => ({ bytes: eb('project_usage.bytes', '+', size) })))
+        .execute();
+    });
+  }
+}

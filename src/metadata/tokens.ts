@@ -1,0 +1,64 @@
+import type { DB } from './dialect.ts';
+import type { PersonalTokenRow } from './schema.ts';
+
+/** Personal access tokens and API login sessions. Both are stored as SHA-256 hashes only. */
+export class TokenStore {
+  constructor(private readonly db: DB) {}
+
+  /** Creates a token; false when the user already has one of that name. */
+  async create(userId: number, name: string, tokenHash: string, prefix: string, expiresAt: number | null): Promise<boolean> {
+    const result = await this.db
+      .insertInto('personal_tokens')
+      .values({ user_id: userId, name, token_hash: tokenHash, prefix, expires_at: expiresAt, revoked: 0, last_used_at: null, created_at: Date.now() })
+      .onConflict((oc) => oc.columns(['user_id', 'name']).doNothing())
+      .executeTakeFirst();
+    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+  }
+
+  /** The token with this hash and its owner's name. */
+  async findByHash(tokenHash: string): Promise<(PersonalTokenRow & { username: string; is_admin: number }) | undefined> {
+    return this.db
+      .selectFrom('personal_tokens as t')
+      .innerJoin('users as u', 'u.id', 't.user_id')
+      .selectAll('t')
+      .select(['u.username', 'u.is_admin'])
+      .where('t.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+  }
+
+  async list(userId: number): Promise<PersonalTokenRow[]> {
+    return this.db.selectFrom('personal_tokens').selectAll().where('user_id', '=', userId).orderBy('name').execute();
+  }
+
+  async revoke(userId: number, name: string): Promise<boolean> {
+    const result = await this.db.updateTable('personal_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('name', '=', name).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async touch(id: number): Promise<void> {
+    await this.db.updateTable('personal_tokens').set({ last_used_at: Date.now() }).where('id', '=', id).execute();
+  }
+
+  // ---- sessions ----
+
+  async createSession(idHash: string, userId: number, expiresAt: number): Promise<void> {
+    await this.db.insertInto('sessions').values({ id_hash: idHash, user_id: userId, expires_at: expiresAt, created_at: Date.now() }).execute();
+  }
+
+  async findSession(idHash: string): Promise<{ username: string; is_admin: number; expires_at: number } | undefined> {
+    return this.db
+      .selectFrom('sessions as s')
+      .innerJoin('users as u', 'u.id', 's.user_id')
+      .select(['u.username', 'u.is_admin', 's.expires_at'])
+      .where('s.id_hash', '=', idHash)
+      .executeTakeFirst();
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    await this.db.deleteFrom('sessions').where('id_hash', '=', idHash).execute();
+  }
+
+  async deleteExpiredSessions(now = Date.now()): Promise<void> {
+    await this.db.deleteFrom('sessions').where('expires_at', '<', now).execute();
+  }
+}

@@ -1,0 +1,36 @@
+import { projectOf } from '../domain/names.ts';
+import { RegistryError } from '../domain/errors.ts';
+import type { Metadata } from '../metadata/index.ts';
+
+/**
+ * Project storage quotas. Every blob and manifest is counted once per project (deduplicated);
+ * a push that would exceed the quota is refused with DENIED before anything becomes visible.
+ * Checks are not serialised across concurrent pushes (that would make every push into a project
+ * queue on one row), so concurrent pushes may overshoot the quota by what they upload together.
+ * Deleting artifacts frees space only when garbage collection removes the bytes.
+ */
+export class QuotaService {
+  constructor(private readonly meta: Metadata) {}
+
+  /** Refuses with DENIED if storing `digest` (`size` bytes) in `repository` would exceed its project's quota. */
+  async check(repository: string, digest: string, size: number): Promise<void> {
+    const project = await this.meta.projects.find(projectOf(repository));
+    if (!project || project.quota_bytes === null) return;
+    if (await this.meta.projects.counts(project.id, digest)) return;
+    const used = await this.meta.projects.usage(project.id);
+    const quota = Number(project.quota_bytes);
+    if (used + size > quota) {
+      throw new RegistryError(
+        'DENIED',
+        `quota exceeded: project "${project.name}" uses ${used} of ${quota} bytes; storing ${digest} (${size} bytes) would bring it to ${used + size}`,
+        { project: project.name, quotaBytes: quota, usedBytes: used, size, digest },
+      );
+    }
+  }
+
+  /** Counts `digest` in the project of `repository` (a no-op when already counted there). */
+  async charge(repository: string, digest: string, size: number): Promise<void> {
+    const projectId = await this.meta.projects.ensure(projectOf(repository), undefined);
+    await this.meta.projects.charge(projectId, digest, size);
+  }
+}

@@ -72,7 +72,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   });
   const passwords = new Authenticator(meta);
   const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
-  const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'));
+  const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls });
   const access = new OciAccess({ tokens, passwords, authorizer, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   const metrics = createMetrics();
   let draining = false;

@@ -24,6 +24,9 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_SERVICE', path: 'auth.service', kind: 'string', help: 'token service name' },
   { env: 'BERTH_TLS_CERT', flag: 'tlsCert', path: 'tls.cert', kind: 'string', help: 'TLS certificate (PEM) path' },
   { env: 'BERTH_TLS_KEY', flag: 'tlsKey', path: 'tls.key', kind: 'string', help: 'TLS private key (PEM) path' },
+  { env: 'BERTH_PROJECT_USER_CREATION', path: 'projects.userCreation', kind: 'boolean', help: 'let any user create projects' },
+  { env: 'BERTH_AUDIT_PULLS', path: 'audit.pulls', kind: 'boolean', help: 'record pulls in the audit log' },
+  { env: 'BERTH_SESSION_TTL', path: 'api.sessionTTL', kind: 'string', help: 'API login session lifetime' },
   { env: 'BERTH_UPLOAD_TTL', path: 'uploads.ttl', kind: 'string', help: 'idle upload session lifetime' },
   { env: 'BERTH_MAX_MANIFEST_BYTES', path: 'maxManifestBytes', kind: 'number', help: 'largest manifest accepted' },
 ];

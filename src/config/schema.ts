@@ -69,6 +69,24 @@ export const configSchema = z
         ttl: duration.default(7 * 86400),
       })
       .prefault({}),
+    projects: z
+      .object({
+        /** Whether any signed-in user may create projects (otherwise system administrators only). */
+        userCreation: z.boolean().default(false),
+      })
+      .prefault({}),
+    audit: z
+      .object({
+        /** Also record every manifest pull (pushes, deletes, logins and changes are always recorded). */
+        pulls: z.boolean().default(false),
+      })
+      .prefault({}),
+    api: z
+      .object({
+        /** Lifetime of a management API login session (the web portal's cookie). */
+        sessionTTL: duration.default(12 * 3600),
+      })
+      .prefault({}),
     /** Largest manifest accepted, bytes. */
     maxManifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
   })

@@ -12,6 +12,8 @@ export interface ManifestRecord {
   annotations?: Record<string, string>;
   references: { digest: string; kind: 'blob' | 'manifest' }[];
   tag?: string;
+  /** Who pushed it. */
+  pushedBy?: string;
 }
 
 /** A referrer as the referrers API lists it. */
@@ -41,6 +43,8 @@ export class ManifestStore {
           artifact_type: record.artifactType ?? null,
           subject_digest: record.subjectDigest ?? null,
           annotations: record.annotations ? JSON.stringify(record.annotations) : null,
+          pushed_by: record.pushedBy ?? null,
+          last_pulled_at: null,
           created_at: now,
         })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
@@ -107,6 +111,50 @@ export class ManifestStore {
     let query = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(limit);
     if (last !== undefined) query = query.where('name', '>', last);
     return (await query.execute()).map((r) => r.name);
+  }
+
+  /** Records a pull (at most once a minute per manifest, so pulls do not turn into writes). */
+  async markPulled(repositoryId: number, digest: string, now = Date.now()): Promise<void> {
+    await this.db
+      .updateTable('manifests')
+      .set({ last_pulled_at: now })
+      .where('repository_id', '=', repositoryId)
+      .where('digest', '=', digest)
+      .where((eb) => eb.or([eb('last_pulled_at', 'is', null), eb('last_pulled_at', '<', now - 60_000)]))
+      .execute();
+  }
+
+  /**
+   * A page of a repository's artifacts: its manifests except those only present as children of an
+   * index in the repository (platform images show under their index), newest first.
+   */
+  async artifacts(repositoryId: number, offset: number, limit: number): Promise<{ items: ManifestRow[]; total: number }> {
+    const query = this.db
+      .selectFrom('manifests as m')
+      .where('m.repository_id', '=', repositoryId)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb.selectFrom('manifest_references as r')
+              .select('r.child_digest')
+              .whereRef('r.repository_id', '=', 'm.repository_id')
+              .whereRef('r.child_digest', '=', 'm.digest')
+              .where('r.kind', '=', 'manifest'),
+          ),
+        ),
+      );
+    const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const items = await query.selectAll('m').orderBy('m.created_at', 'desc').orderBy('m.digest').offset(offset).limit(limit).execute();
+    return { items, total };
+  }
+
+  /** Tags of each of `digests` in the repository. */
+  async tagsOf(repositoryId: number, digests: string[]): Promise<Map<string, string[]>> {
+    const result = new Map<string, string[]>();
+    if (digests.length === 0) return result;
+    const rows = await this.db.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', repositoryId).where('manifest_digest', 'in', digests).orderBy('name').execute();
+    for (const row of rows) result.set(row.manifest_digest, [...(result.get(row.manifest_digest) ?? []), row.name]);
+    return result;
   }
 
   /** Manifests whose subject is `digest`, optionally only those of one artifact type. */

@@ -92,6 +92,8 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
           .addColumn('created_by', 'varchar(255)')
           .addColumn('created_at', 'bigint', (c) => c.notNull())
           .execute();
+        await db.schema.alterTable('manifests').addColumn('pushed_by', 'varchar(255)').execute();
+        await db.schema.alterTable('manifests').addColumn('last_pulled_at', 'bigint').execute();
         await db.schema.alterTable('repositories').addColumn('project_id', 'integer', (c) => c.references('projects.id').onDelete('cascade')).execute();
         await db.schema.createIndex('repositories_project').on('repositories').column('project_id').execute();
         await db.schema

@@ -55,6 +55,10 @@ export interface ManifestsTable {
   subject_digest: string | null;
   /** JSON text of the manifest's annotations, for the referrers API. */
   annotations: string | null;
+  /** Who pushed it (user or robot name). */
+  pushed_by: string | null;
+  /** Last pull by tag or digest, ms (updated at most once a minute). */
+  last_pulled_at: number | null;
   created_at: number;
 }
 

@@ -6,6 +6,7 @@ import { ManifestService } from './manifests.ts';
 import { UploadService } from './uploads.ts';
 import { UploadIds } from './upload-ids.ts';
 import { QuotaService } from './quota.ts';
+import { AuditService } from './audit.ts';
 
 /** The OCI registry's services over one blob store and one metadata database. */
 export interface Registry {
@@ -13,15 +14,19 @@ export interface Registry {
   uploads: UploadService;
   manifests: ManifestService;
   listings: ListingService;
+  quota: QuotaService;
+  audit: AuditService;
 }
 
 /** `uploadIdKey`: a secret shared by every replica, for self-verifying upload session ids. */
-export function createRegistry(store: BlobStore, meta: Metadata, uploadIdKey: Buffer): Registry {
+export function createRegistry(store: BlobStore, meta: Metadata, uploadIdKey: Buffer, options: { auditPulls: boolean } = { auditPulls: false }): Registry {
   const quota = new QuotaService(meta);
   return {
     blobs: new BlobService(store, meta, quota),
     uploads: new UploadService(store, meta, new UploadIds(uploadIdKey), quota),
     manifests: new ManifestService(store, meta, quota),
     listings: new ListingService(meta),
+    quota,
+    audit: new AuditService(meta, options.auditPulls),
   };
 }

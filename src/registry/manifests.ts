@@ -45,6 +45,8 @@ export class ManifestService {
   /** Reads a manifest's exact bytes (GET). */
   async get(repository: string, reference: string, accept?: string): Promise<StoredManifest & { body: Buffer }> {
     const info = await this.stat(repository, reference, accept);
+    const repoId = await this.meta.repositories.id(repository);
+    if (repoId !== undefined) void this.meta.manifests.markPulled(repoId, info.digest).catch(() => undefined);
     try {
       return { ...info, body: await this.store.readAll(info.digest) };
     } catch (err) {
@@ -56,7 +58,7 @@ export class ManifestService {
    * Stores a manifest pushed to `reference` (PUT). Everything it references must already be in the
    * repository; the bytes are stored exactly as sent, before the metadata that points at them.
    */
-  async put(repository: string, reference: string, body: Buffer, contentType: string | undefined): Promise<PushedManifest> {
+  async put(repository: string, reference: string, body: Buffer, contentType: string | undefined, pushedBy?: string): Promise<PushedManifest> {
     const ref = parseReference(reference);
     const algorithm = 'digest' in ref ? parseDigest(ref.digest).algorithm : 'sha256';
     const digest = digestOf(body, algorithm);
@@ -83,6 +85,7 @@ export class ManifestService {
         ...manifest.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
       ],
       ...('tag' in ref ? { tag: ref.tag } : {}),
+      ...(pushedBy ? { pushedBy } : {}),
     });
     return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
   }

@@ -1,11 +1,21 @@
 import type { Route } from '../context.ts';
 import { readSmallBody } from '../body.ts';
 import { sendEmpty } from '../respond.ts';
+import { identityName } from '../../auth/identity.ts';
+import { projectOf } from '../../domain/names.ts';
+import type { Context } from '../context.ts';
+import type { Grant } from './access.ts';
 import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
 
 /** `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`. */
 export function manifestRoutes(deps: OciDeps): Route[] {
   const { registry, access } = deps;
+  /** Writes an audit event without delaying or failing the response. */
+  const audit = (ctx: Context, grant: Grant, action: string, resourceType: string, repository: string, detail: Record<string, string>) => {
+    registry.audit
+      .record({ actor: identityName(grant.identity) ?? 'anonymous', action, resourceType, resource: `${repository}${detail.tag ? `:${detail.tag}` : detail.digest ? `@${detail.digest}` : ''}`, project: projectOf(repository), client: ctx.origin.client, success: true, detail })
+      .catch((err: unknown) => ctx.log.error({ err }, 'audit write failed'));
+  };
   return [
     {
       name: 'manifest',
@@ -17,23 +27,27 @@ export function manifestRoutes(deps: OciDeps): Route[] {
         const { req, res } = ctx;
         switch (req.method) {
           case 'PUT': {
-            await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
+            const grant = await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
             const body = await readSmallBody(req, deps.maxManifestBytes);
-            const pushed = await registry.manifests.put(name, reference, body, req.headers['content-type']);
+            const pushed = await registry.manifests.put(name, reference, body, req.headers['content-type'], identityName(grant.identity));
+            audit(ctx, grant, 'push', 'artifact', name, { digest: pushed.digest, ...(reference.includes(':') ? {} : { tag: reference }) });
             const headers: Record<string, string> = { Location: `/v2/${name}/manifests/${pushed.digest}`, 'Docker-Content-Digest': pushed.digest };
             if (pushed.subject) headers['OCI-Subject'] = pushed.subject;
             sendEmpty(res, 201, headers);
             return;
           }
-          case 'DELETE':
-            await access.require(ctx, [repositoryAccess(name, 'delete')]);
+          case 'DELETE': {
+            const grant = await access.require(ctx, [repositoryAccess(name, 'delete')]);
             await registry.manifests.delete(name, reference);
+            audit(ctx, grant, 'delete', reference.includes(':') ? 'artifact' : 'tag', name, reference.includes(':') ? { digest: reference } : { tag: reference });
             sendEmpty(res, 202);
             return;
+          }
           default: {
-            await access.require(ctx, [repositoryAccess(name, 'pull')]);
+            const grant = await access.require(ctx, [repositoryAccess(name, 'pull')]);
             const accept = req.headers.accept;
             const info = req.method === 'HEAD' ? await registry.manifests.stat(name, reference, accept) : await registry.manifests.get(name, reference, accept);
+            if (req.method === 'GET' && registry.audit.recordPulls) audit(ctx, grant, 'pull', 'artifact', name, { digest: info.digest, reference });
             res.writeHead(200, {
               'Content-Type': info.mediaType,
               'Content-Length': info.size,

@@ -23,6 +23,7 @@ import { OciAccess } from './http/oci/access.ts';
 import { ociRoutes } from './http/oci/index.ts';
 import { opsRoutes } from './http/ops/ops.ts';
 import { tokenRoutes } from './http/token/token.ts';
+import { apiRoutes } from './http/api/index.ts';
 
 export interface RunningBerth {
   /** The URL Berth listens on (its own address, not the external URL). */
@@ -79,6 +80,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
     ...tokenRoutes({ tokens, passwords, authorizer }),
+    ...apiRoutes({ meta, registry, store, passwords, authorizer, config }),
     ...ociRoutes({ registry, access, authorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL }),
   ];
 

@@ -1,6 +1,7 @@
 /**
  * Every error a client can see, declared once with its HTTP status. The OCI distribution spec's
- * codes come first; the few Berth adds (pagination, range, internal) follow CNCF Distribution's names.
+ * codes come first; the few Berth adds (pagination, range, internal) follow CNCF Distribution's names;
+ * the management API adds INVALID and CONFLICT, in the same envelope.
  * Registry code throws `RegistryError`; the HTTP layer alone turns it into the OCI error envelope.
  */
 export const ERROR_CODES = {
@@ -22,6 +23,10 @@ export const ERROR_CODES = {
   PAGINATION_NUMBER_INVALID: { status: 400, message: 'invalid number of results requested' },
   RANGE_INVALID: { status: 416, message: 'invalid content range' },
   NOT_FOUND: { status: 404, message: 'no such endpoint' },
+  /** Management API: a request body, query or path parameter failed validation (`detail.fields` names them). */
+  INVALID: { status: 400, message: 'invalid request' },
+  /** Management API: the change conflicts with what exists (a name taken, a project still holding repositories). */
+  CONFLICT: { status: 409, message: 'conflict with the current state' },
   UNAVAILABLE: { status: 503, message: 'service unavailable' },
   INTERNAL: { status: 500, message: 'internal server error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -105,6 +105,22 @@ export class RepositoryStore {
     return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
   }
 
+  /**
+   * Repositories holding at least one manifest, by name: in `projectIds` (every project when
+   * undefined), optionally only names containing `nameLike`.
+   */
+  async list(options: { projectIds?: readonly number[]; offset: number; limit: number; nameLike?: string }): Promise<{ items: { id: number; name: string; created_at: number }[]; total: number }> {
+    if (options.projectIds && options.projectIds.length === 0) return { items: [], total: 0 };
+    let query = this.db
+      .selectFrom('repositories as r')
+      .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')));
+    if (options.projectIds) query = query.where('r.project_id', 'in', options.projectIds);
+    if (options.nameLike) query = query.where('r.name', 'like', `%${options.nameLike.replace(/[%_\\]/g, '')}%`);
+    const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const items = await query.select(['r.id', 'r.name', 'r.created_at']).orderBy('r.name').offset(options.offset).limit(options.limit).execute();
+    return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
+  }
+
   /** Deletes a repository with its manifests, tags and blob links; false when unknown. */
   async delete(name: string): Promise<boolean> {
     const result = await this.db.deleteFrom('repositories').where('name', '=', name).executeTakeFirst();

@@ -39,6 +39,18 @@ export class UserStore {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /** Grants or takes away system administration; false when no such user. */
+  async setAdmin(username: string, isAdmin: boolean): Promise<boolean> {
+    const result = await this.db.updateTable('users').set({ is_admin: isAdmin ? 1 : 0 }).where('username', '=', username).executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Number of system administrators (the last one may not be removed). */
+  async countAdmins(): Promise<number> {
+    const row = await this.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('is_admin', '=', 1).executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   /** Deletes a user; false when no such user. */
   async delete(username: string): Promise<boolean> {
     const result = await this.db.deleteFrom('users').where('username', '=', username).executeTakeFirst();

@@ -1,0 +1,215 @@
+import { z } from 'zod';
+import { isDigest } from '../../domain/digest.ts';
+import { manifestKind } from '../../domain/media-types.ts';
+import { MAX_NAME_LENGTH, assertRepositoryName, isTag, projectOf } from '../../domain/names.ts';
+import type { Identity } from '../../auth/identity.ts';
+import type { Permission } from '../../auth/roles.ts';
+import type { ManifestRow } from '../../metadata/schema.ts';
+import type { Context } from '../context.ts';
+import { audit, iso, isoTime, notFound, pageOf, pageQuery, paged, projectAccess, projectName, window, type ApiServices } from './common.ts';
+import { operation, type Operation } from './route.ts';
+
+const repositoryName = z
+  .string()
+  .max(MAX_NAME_LENGTH)
+  .refine((name) => {
+    try {
+      assertRepositoryName(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a repository name: lower-case path components joined by "/"')
+  .describe('the repository name; its "/" may be sent as is or as %2F (use %2F when a component is "artifacts" or "tags")');
+const reference = z.string().refine((r) => isDigest(r) || isTag(r), 'a digest (sha256:…) or a tag').describe('a digest or a tag');
+const digestOnly = z.string().refine(isDigest, 'a digest such as sha256:… (delete tags with DELETE …/tags/{tag})').describe('the digest of the artifact');
+
+const platform = z.object({ os: z.string(), architecture: z.string(), variant: z.string().optional() });
+const artifact = z.object({
+  digest: z.string(),
+  mediaType: z.string(),
+  artifactType: z.string().nullable(),
+  size: z.number().int().describe('bytes: the manifest and, each counted once, the blobs and child manifests it references'),
+  tags: z.array(z.string()),
+  platforms: z.array(platform).describe("an index's platforms; empty for single images"),
+  pushedBy: z.string().nullable(),
+  pushedAt: isoTime,
+  lastPulledAt: isoTime.nullable(),
+});
+const repository = z.object({ name: z.string(), project: z.string(), artifactCount: z.number().int(), createdAt: isoTime });
+
+type Platform = z.infer<typeof platform>;
+
+/** `/repositories`: repositories, their artifacts (with tags, platforms, who pushed and when), and deletion. */
+export function repositoryOperations(services: ApiServices): Operation[] {
+  const { meta, registry, store } = services;
+
+  /** The repository's id, if the caller has `needed` in its project (404 for invisible projects). */
+  async function repositoryFor(identity: Identity, name: string, needed: Permission): Promise<number> {
+    await projectAccess(services, identity, projectOf(name), needed);
+    const id = await meta.repositories.id(name);
+    if (id === undefined) throw notFound(`repository "${name}" not found`);
+    return id;
+  }
+
+  /** The platforms an index lists (attestation entries, "unknown/unknown", left out). */
+  async function platforms(ctx: Context, row: ManifestRow): Promise<Platform[]> {
+    if (manifestKind(row.media_type) !== 'index') return [];
+    try {
+      const index = JSON.parse((await store.readAll(row.digest)).toString('utf8')) as { manifests?: { platform?: Partial<Platform> }[] };
+      return (index.manifests ?? []).flatMap(({ platform: p }) =>
+        p && typeof p.os === 'string' && typeof p.architecture === 'string' && p.os !== 'unknown'
+          ? [{ os: p.os, architecture: p.architecture, ...(typeof p.variant === 'string' ? { variant: p.variant } : {}) }]
+          : [],
+      );
+    } catch (err) {
+      ctx.log.warn({ err, digest: row.digest }, 'cannot read index for its platforms');
+      return [];
+    }
+  }
+
+  async function views(ctx: Context, repositoryId: number, rows: ManifestRow[]) {
+    const digests = rows.map((r) => r.digest);
+    const [tags, sizes] = await Promise.all([meta.manifests.tagsOf(repositoryId, digests), meta.manifests.totalSizes(repositoryId, digests)]);
+    return Promise.all(
+      rows.map(async (row) => ({
+        digest: row.digest,
+        mediaType: row.media_type,
+        artifactType: row.artifact_type,
+        size: sizes.get(row.digest) ?? Number(row.size),
+        tags: tags.get(row.digest) ?? [],
+        platforms: await platforms(ctx, row),
+        pushedBy: row.pushed_by,
+        pushedAt: iso(row.created_at),
+        lastPulledAt: iso(row.last_pulled_at),
+      })),
+    );
+  }
+
+  async function findArtifact(repositoryId: number, name: string, ref: string): Promise<ManifestRow> {
+    const row = isDigest(ref) ? await meta.manifests.byDigest(repositoryId, ref) : await meta.manifests.byTag(repositoryId, ref);
+    if (!row) throw notFound(`artifact "${ref}" not found in repository "${name}"`);
+    return row;
+  }
+
+  return [
+    operation({
+      id: 'listRepositories',
+      method: 'GET',
+      path: '/repositories',
+      tag: 'repositories',
+      summary: "Repositories of a project (repository.list), or of every project the caller may see",
+      query: z.object({ project: projectName.optional(), q: z.string().max(255).optional().describe('substring of the repository name'), ...pageQuery }),
+      response: pageOf(repository),
+      errors: [403, 404],
+      handler: async ({ ctx, identity, query }) => {
+        let projectIds: number[] | undefined;
+        if (query.project !== undefined) projectIds = [(await projectAccess(services, identity, query.project, 'repository.list')).project.id];
+        else {
+          const visible = await services.authorizer.visibility(identity);
+          projectIds = visible.all ? undefined : visible.projectIds;
+        }
+        const found = await meta.repositories.list({ ...(projectIds ? { projectIds } : {}), ...window(query), ...(query.q ? { nameLike: query.q } : {}) });
+        const counts = await meta.manifests.artifactCounts(found.items.map((r) => r.id));
+        const items = found.items.map((r) => ({ name: r.name, project: projectOf(r.name), artifactCount: counts.get(r.id) ?? 0, createdAt: iso(r.created_at) }));
+        return paged(ctx, query, items, found.total);
+      },
+    }),
+    operation({
+      id: 'listArtifacts',
+      method: 'GET',
+      path: '/repositories/{name+}/artifacts',
+      tag: 'repositories',
+      summary: "A repository's artifacts, newest first (platform images show under their index) (repository.list)",
+      params: z.object({ name: repositoryName }),
+      query: z.object(pageQuery),
+      response: pageOf(artifact),
+      errors: [403, 404],
+      handler: async ({ ctx, identity, params, query }) => {
+        const id = await repositoryFor(identity, params.name, 'repository.list');
+        const { offset, limit } = window(query);
+        const found = await meta.manifests.artifacts(id, offset, limit);
+        return paged(ctx, query, await views(ctx, id, found.items), found.total);
+      },
+    }),
+    operation({
+      id: 'getArtifact',
+      method: 'GET',
+      path: '/repositories/{name+}/artifacts/{reference}',
+      tag: 'repositories',
+      summary: 'One artifact by digest or tag (repository.list)',
+      params: z.object({ name: repositoryName, reference }),
+      response: artifact,
+      errors: [403, 404],
+      handler: async ({ ctx, identity, params }) => {
+        const id = await repositoryFor(identity, params.name, 'repository.list');
+        const [view] = await views(ctx, id, [await findArtifact(id, params.name, params.reference)]);
+        return { body: view };
+      },
+    }),
+    operation({
+      id: 'deleteArtifact',
+      method: 'DELETE',
+      path: '/repositories/{name+}/artifacts/{reference}',
+      tag: 'repositories',
+      summary: 'Delete an artifact and every tag on it (repository.delete)',
+      params: z.object({ name: repositoryName, reference: digestOnly }),
+      status: 204,
+      errors: [403, 404],
+      handler: async ({ ctx, identity, params }) => {
+        const id = await repositoryFor(identity, params.name, 'repository.delete');
+        const digest = params.reference;
+        await findArtifact(id, params.name, digest);
+        const tags = (await meta.manifests.tagsOf(id, [digest])).get(digest) ?? [];
+        await registry.manifests.delete(params.name, digest);
+        await audit(services, ctx, identity, {
+          action: 'delete',
+          resourceType: 'artifact',
+          resource: `${params.name}@${digest}`,
+          project: projectOf(params.name),
+          detail: { digest, tags },
+        });
+        return { status: 204 };
+      },
+    }),
+    operation({
+      id: 'deleteTag',
+      method: 'DELETE',
+      path: '/repositories/{name+}/tags/{tag}',
+      tag: 'repositories',
+      summary: 'Delete a tag; the artifact stays, reachable by digest (repository.delete)',
+      params: z.object({ name: repositoryName, tag: z.string().refine(isTag, 'a tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}') }),
+      status: 204,
+      errors: [403, 404],
+      handler: async ({ ctx, identity, params }) => {
+        const id = await repositoryFor(identity, params.name, 'repository.delete');
+        const row = await meta.manifests.byTag(id, params.tag);
+        if (!row || !(await meta.manifests.deleteTag(id, params.tag))) throw notFound(`tag "${params.tag}" not found in repository "${params.name}"`);
+        await audit(services, ctx, identity, {
+          action: 'delete',
+          resourceType: 'tag',
+          resource: `${params.name}:${params.tag}`,
+          project: projectOf(params.name),
+          detail: { tag: params.tag, digest: row.digest },
+        });
+        return { status: 204 };
+      },
+    }),
+    operation({
+      id: 'deleteRepository',
+      method: 'DELETE',
+      path: '/repositories/{name+}',
+      tag: 'repositories',
+      summary: 'Delete a repository with all its artifacts and tags (repository.delete)',
+      params: z.object({ name: repositoryName }),
+      status: 204,
+      errors: [403, 404],
+      handler: async ({ ctx, identity, params }) => {
+        await repositoryFor(identity, params.name, 'repository.delete');
+        if (!(await meta.repositories.delete(params.name))) throw notFound(`repository "${params.name}" not found`);
+        await audit(services, ctx, identity, { action: 'delete', resourceType: 'repository', resource: params.name, project: projectOf(params.name) });
+        return { status: 204 };
+      },
+    }),
+  ];
+}

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+import type { Identity } from '../../auth/identity.ts';
+import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
+import type { PersonalTokenRow, UserRow } from '../../metadata/schema.ts';
+import { audit, conflict, expiresInDays, expiryFrom, iso, isoTime, notFound, pageOf, pageQuery, paged, refuse, requireSignedIn, slice, type ApiServices } from './common.ts';
+import { operation, type Operation } from './route.ts';
+
+const tokenName = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, 'letters, digits, ".", "_", "@" and "-", starting with a letter or digit');
+const token = z.object({
+  name: z.string(),
+  prefix: z.string().describe('the first characters of the token, to recognise it'),
+  expiresAt: isoTime.nullable(),
+  revoked: z.boolean(),
+  lastUsedAt: isoTime.nullable(),
+  createdAt: isoTime,
+});
+
+/** Characters of a token kept (with the prefix) to recognise it in lists. */
+const SHOWN = 6;
+
+function view(row: PersonalTokenRow) {
+  return {
+    name: row.name,
+    prefix: row.prefix,
+    expiresAt: iso(row.expires_at),
+    revoked: row.revoked === 1,
+    lastUsedAt: iso(row.last_used_at),
+    createdAt: iso(row.created_at),
+  };
+}
+
+/** `/users/me/tokens`: the caller's own personal access tokens (users only; robots have their secret). */
+export function tokenOperations(services: ApiServices): Operation[] {
+  const { meta } = services;
+
+  async function caller(identity: Identity): Promise<UserRow> {
+    requireSignedIn(identity);
+    if (identity.kind !== 'user') throw refuse(identity, 'robot accounts cannot have personal access tokens');
+    const user = await meta.users.find(identity.name);
+    if (!user) throw notFound(`user "${identity.name}" not found`);
+    return user;
+  }
+
+  return [
+    operation({
+      id: 'listTokens',
+      method: 'GET',
+      path: '/users/me/tokens',
+      tag: 'tokens',
+      summary: "The caller's personal access tokens (never the tokens themselves)",
+      query: z.object(pageQuery),
+      response: pageOf(token),
+      errors: [403],
+      handler: async ({ ctx, identity, query }) => {
+        const all = await meta.tokens.list((await caller(identity)).id);
+        return paged(ctx, query, slice(all, query).map(view), all.length);
+      },
+    }),
+    operation({
+      id: 'createToken',
+      method: 'POST',
+      path: '/users/me/tokens',
+      tag: 'tokens',
+      summary: 'Create a personal access token (berth_pat_…); it is in this answer only',
+      body: z.strictObject({ name: tokenName, expiresInDays: expiresInDays.optional() }),
+      status: 201,
+      response: token.extend({ token: z.string() }),
+      errors: [403, 409],
+      handler: async ({ ctx, identity, body }) => {
+        const user = await caller(identity);
+        const secret = newSecret(TOKEN_PREFIX);
+        const expiresAt = expiryFrom(body.expiresInDays);
+        const created = await meta.tokens.create(user.id, body.name, hashSecret(secret), secret.slice(0, TOKEN_PREFIX.length + SHOWN), expiresAt);
+        if (!created) throw conflict(`you already have a token named "${body.name}" (revoked ones keep their name)`);
+        await audit(services, ctx, identity, { action: 'token.create', resourceType: 'token', resource: `${user.username}/${body.name}`, detail: { expiresAt: iso(expiresAt) } });
+        const row = (await meta.tokens.list(user.id)).find((t) => t.name === body.name)!;
+        return { status: 201, body: { ...view(row), token: secret } };
+      },
+    }),
+    operation({
+      id: 'revokeToken',
+      method: 'DELETE',
+      path: '/users/me/tokens/{name}',
+      tag: 'tokens',
+      summary: 'Revoke a personal access token: it stops working at once',
+      params: z.object({ name: z.string().min(1).max(128) }),
+      status: 204,
+      errors: [403, 404],
+      handler: async ({ ctx, identity, params }) => {
+        const user = await caller(identity);
+        if (!(await meta.tokens.revoke(user.id, params.name))) throw notFound(`no token named "${params.name}"`);
+        await audit(services, ctx, identity, { action: 'token.revoke', resourceType: 'token', resource: `${user.username}/${params.name}` });
+        return { status: 204 };
+      },
+    }),
+  ];
+}

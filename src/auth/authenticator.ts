@@ -46,8 +46,9 @@ export class Authenticator {
     const identity = await this.check(username, secret);
     if (identity) {
       this.throttle.succeeded(client);
-      // Basic credentials on /v2 come with every request; the token and API logins are the events.
-      if (context && context.via !== 'registry') {
+      // Credentials on /v2 and the API come with every request: only token requests and API
+      // session logins are login events (failures are always recorded).
+      if (context && (context.via === 'token' || context.via === 'session')) {
         await this.meta.audit.record({ actor: identity.kind === 'anonymous' ? 'anonymous' : identity.name, action: 'login', resourceType: 'user', resource: username, client, success: true, detail: { via: context.via } });
       }
       return identity;

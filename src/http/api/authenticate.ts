@@ -77,7 +77,7 @@ export class ApiAuthenticator implements CallerIdentifier {
 
   /** Checks a user's credentials and opens a session; 401 for bad credentials, 403 for robots. */
   async open(ctx: Context, username: string, password: string): Promise<OpenedSession> {
-    const identity = await this.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'api' });
+    const identity = await this.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'session' });
     if (!identity) throw unauthorized('invalid username or password');
     if (identity.kind !== 'user') throw new RegistryError('DENIED', 'robot accounts cannot open sessions: send the robot secret with Basic authentication instead');
     const user = await this.meta.users.find(identity.name);

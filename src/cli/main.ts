@@ -7,6 +7,11 @@ import { proxyConfigCommand } from './proxy-config.ts';
 import { serveCommand } from './serve.ts';
 import { userCommand } from './user.ts';
 import { logsCommand } from './logs.ts';
+import { loginCommand } from './login.ts';
+import { projectCommand } from './project.ts';
+import { robotCommand } from './robot.ts';
+import { tokenCommand } from './token.ts';
+import { auditCommand } from './audit.ts';
 
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
@@ -17,6 +22,11 @@ userCommand(program);
 logsCommand(program);
 doctorCommand(program);
 proxyConfigCommand(program);
+loginCommand(program);
+projectCommand(program);
+robotCommand(program);
+tokenCommand(program);
+auditCommand(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,295 @@
+// The admin story of issue 4, run through the real `berth` CLI against a real Berth process: log in
+// (a token is stored, never the password), create a project with a quota, add a developer, make a
+// CI robot, push with it through the token flow (skopeo), manage personal tokens, read the audit
+// log, change and remove members, log out. Table and --json outputs are both checked.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { type BerthServer, REPO_ROOT, startBerth } from '../support/berth.ts';
+import { pushPullSkopeo, type RegistryTarget } from '../support/clients.ts';
+import { createRandomImage } from '../support/images.ts';
+import { ProcessRegistry } from '../support/processes.ts';
+import { cleanEnv, describeResult, run, type RunResult } from '../support/run.ts';
+import { ensurePackages } from '../support/system.ts';
+
+const PROJECT = 'team';
+const DEV = 'dev';
+const DEV_PASSWORD = 'dev-password-4711';
+const GIB10 = 10 * 1024 ** 3;
+
+interface Cli {
+  /** Runs `berth …`; asserts exit 0 unless `fails`. */
+  (args: string[], options?: { input?: string; fails?: boolean }): Promise<RunResult>;
+  json<T>(args: string[]): Promise<T>;
+}
+
+describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 }, () => {
+  const registry = new ProcessRegistry();
+  const scratch: string[] = [];
+  let failed = false;
+  let berth: BerthServer;
+  let home: string;
+  let adminFile: string;
+  let admin: Cli;
+  let dev: Cli;
+  let robotSecret = '';
+  let pushedDigest = '';
+
+  /** A CLI user with its own stored-login location (env), as two people on two machines. */
+  function cliWith(env: Record<string, string>, secrets: () => string[]): Cli {
+    const base = cleanEnv(env);
+    if (!env['BERTH_CLI_CONFIG']) delete base['BERTH_CLI_CONFIG'];
+    const call = async (args: string[], options: { input?: string; fails?: boolean } = {}): Promise<RunResult> => {
+      const result = await run(process.execPath, [path.join(REPO_ROOT, 'bin', 'berth.js'), ...args], {
+        env: base,
+        cwd: REPO_ROOT,
+        allowFailure: true,
+        timeoutMs: 60_000,
+        redact: secrets(),
+        ...(options.input !== undefined ? { input: options.input } : {}),
+      });
+      if (options.fails) assert.equal(result.code, 1, `expected exit 1:\n${describeResult(result)}`);
+      else assert.equal(result.code, 0, describeResult(result));
+      return result;
+    };
+    return Object.assign(call, { json: async <T>(args: string[]) => JSON.parse((await call([...args, '--json'])).stdout) as T });
+  }
+
+  /** Rows of a printTable output as arrays of cells (cells are separated by two or more spaces). */
+  function rows(stdout: string): string[][] {
+    return stdout.trimEnd().split('\n').map((line) => line.split(/\s{2,}/));
+  }
+
+  function basic(user: string, secret: string): string {
+    return `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
+  }
+
+  /** Status of a /v2 token request for push+pull with these credentials (the docker login path). */
+  async function tokenStatus(user: string, secret: string): Promise<number> {
+    const res = await fetch(`${berth.url}/service/token?service=berth&scope=repository:${PROJECT}/app:pull,push`, { headers: { Authorization: basic(user, secret) } });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
+  async function whoamiStatus(user: string, secret: string): Promise<number> {
+    const res = await fetch(`${berth.url}/api/v1/auth/whoami`, { headers: { Authorization: basic(user, secret) } });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
+  before(async () => {
+    failed = true;
+    await ensurePackages([{ binary: 'skopeo', pkg: 'skopeo' }]);
+    berth = await startBerth({ registry });
+    home = await mkdtemp(path.join(os.tmpdir(), 'berth-cli-'));
+    scratch.push(berth.dataDir, path.dirname(berth.logFile), home);
+    adminFile = path.join(home, 'admin', 'cli.json');
+    admin = cliWith({ BERTH_CLI_CONFIG: adminFile }, () => [berth.adminPassword, robotSecret]);
+    // The developer uses the default location under XDG_CONFIG_HOME, so that path is covered too.
+    dev = cliWith({ XDG_CONFIG_HOME: path.join(home, 'dev-config') }, () => [DEV_PASSWORD]);
+    failed = false;
+  });
+  after(async () => {
+    await registry.stopAllAndClean(scratch, failed);
+  });
+
+  test('login stores a personal token, never the password, in a 0600 file', async () => {
+    const out = await admin(['login', berth.url, '-u', 'admin', '--password-stdin'], { input: `${berth.adminPassword}\n` });
+    assert.match(out.stdout, new RegExp(`logged in to ${berth.url} as admin \\(system admin\\)`));
+    const text = await readFile(adminFile, 'utf8');
+    assert.ok(!text.includes(berth.adminPassword), 'the password is not in the stored file');
+    assert.ok(!out.stdout.includes(berth.adminPassword) && !out.stderr.includes(berth.adminPassword));
+    const stored = JSON.parse(text) as { current: string; logins: { url: string; username: string; token: string; tokenName: string }[] };
+    assert.equal(stored.logins.length, 1);
+    const login = stored.logins[0]!;
+    assert.equal(login.url, berth.url);
+    assert.equal(login.username, 'admin');
+    assert.match(login.token, /^berth_pat_/);
+    assert.match(login.tokenName, /^berth-cli-[a-z0-9-]+-\d{12}$/);
+    assert.ok(!out.stdout.includes(login.token), 'the token is not printed');
+    assert.equal((await stat(adminFile)).mode & 0o777, 0o600);
+    assert.equal(await whoamiStatus('admin', login.token), 200, 'the stored token works on the API');
+
+    // Logging in again (the same server, written with a trailing slash) replaces the stored login
+    // and revokes the token it held.
+    await admin(['login', `${berth.url}/`, '-u', 'admin', '--password-stdin'], { input: `${berth.adminPassword}\n` });
+    const again = (JSON.parse(await readFile(adminFile, 'utf8')) as typeof stored).logins;
+    assert.equal(again.length, 1);
+    assert.notEqual(again[0]!.token, login.token);
+    assert.equal(await whoamiStatus('admin', login.token), 401, 'the replaced token is revoked');
+    assert.equal(await whoamiStatus('admin', again[0]!.token), 200);
+  });
+
+  test('a wrong password fails with the server error and stores nothing new', async () => {
+    const before = await readFile(adminFile, 'utf8');
+    const out = await admin(['login', berth.url, '-u', 'admin', '--password-stdin'], { input: 'not-the-password\n', fails: true });
+    assert.match(out.stderr, /^berth: 401 UNAUTHORIZED: /m);
+    assert.equal(await readFile(adminFile, 'utf8'), before);
+  });
+
+  test('project create with a quota; list and show in tables and JSON', async () => {
+    const created = await admin(['project', 'create', PROJECT, '--quota', '10GiB']);
+    assert.equal(created.stdout.trim(), `created project "${PROJECT}" (private, quota 10 GiB)`);
+    const shown = await admin.json<{ name: string; public: boolean; quotaBytes: number; usageBytes: number; permissions: string[] }>(['project', 'show', PROJECT]);
+    assert.equal(shown.name, PROJECT);
+    assert.equal(shown.public, false);
+    assert.equal(shown.quotaBytes, GIB10);
+    assert.equal(shown.usageBytes, 0);
+    assert.ok(shown.permissions.includes('member.manage'));
+    const table = rows((await admin(['project', 'list'])).stdout);
+    assert.deepEqual(table[0], ['NAME', 'VISIBILITY', 'REPOSITORIES', 'USAGE', 'QUOTA', 'CREATED']);
+    const row = table.find((r) => r[0] === PROJECT);
+    assert.ok(row, `project row in ${JSON.stringify(table)}`);
+    assert.deepEqual(row.slice(1, 5), ['private', '0', '0 B', '10 GiB']);
+    const details = (await admin(['project', 'show', PROJECT])).stdout;
+    assert.match(details, /^Quota: +10 GiB$/m);
+    assert.match(details, /^Usage: +0 B of 10 GiB \(0%\)$/m);
+    const invalid = await admin(['project', 'create', 'Not_A-Valid/Name'], { fails: true });
+    assert.match(invalid.stderr, /^berth: 400 INVALID: /m);
+  });
+
+  test('a user is added as developer; they see the project but may not manage members', async () => {
+    await run(process.execPath, [path.join(REPO_ROOT, 'bin', 'berth.js'), 'user', 'add', DEV, '--data-dir', berth.dataDir, '--password-stdin'], { input: `${DEV_PASSWORD}\n`, env: cleanEnv() });
+    const added = await admin(['project', 'member', 'add', PROJECT, DEV, '--role', 'developer']);
+    assert.equal(added.stdout.trim(), `added ${DEV} to project "${PROJECT}" as developer`);
+    const table = rows((await admin(['project', 'member', 'list', PROJECT])).stdout);
+    assert.deepEqual(table[0], ['USERNAME', 'ROLE', 'ADDED']);
+    assert.deepEqual(table.find((r) => r[0] === DEV)?.slice(0, 2), [DEV, 'developer']);
+    const members = await admin.json<{ username: string; role: string }[]>(['project', 'member', 'list', PROJECT]);
+    assert.equal(members.find((m) => m.username === DEV)?.role, 'developer');
+
+    await dev(['login', berth.url, '-u', DEV, '--password-stdin'], { input: `${DEV_PASSWORD}\n` });
+    const devFile = path.join(home, 'dev-config', 'berth', 'cli.json');
+    assert.equal((await stat(devFile)).mode & 0o777, 0o600);
+    assert.equal((await stat(path.dirname(devFile))).mode & 0o777, 0o700);
+    assert.ok(!(await readFile(devFile, 'utf8')).includes(DEV_PASSWORD));
+    const seen = await dev.json<{ permissions: string[] }>(['project', 'show', PROJECT]);
+    assert.ok(seen.permissions.includes('repository.push') && !seen.permissions.includes('member.manage'), JSON.stringify(seen.permissions));
+    const denied = await dev(['project', 'member', 'add', PROJECT, 'someone', '--role', 'guest'], { fails: true });
+    assert.match(denied.stderr, /^berth: 403 DENIED: .*member\.manage/m);
+    assert.equal(denied.stdout, '');
+  });
+
+  test('a CI robot with pull,push pushes through the token flow; disable, enable and refresh take effect', async () => {
+    const created = await admin(['robot', 'create', 'ci', '--project', PROJECT, '--permission', 'pull,push', '--description', 'CI pipeline']);
+    assert.match(created.stdout, /^created robot robot\$team\+ci \(team: pull,push; expires never\)$/m);
+    const secret = /^secret \(shown only now, store it safely\): (\S+)$/m.exec(created.stdout)?.[1];
+    assert.ok(secret, created.stdout);
+    robotSecret = secret;
+    assert.ok(created.stdout.includes(`docker login 127.0.0.1:${berth.port} -u 'robot$team+ci'`), created.stdout);
+
+    const table = rows((await admin(['robot', 'list', '--project', PROJECT])).stdout);
+    assert.deepEqual(table[0], ['NAME', 'LEVEL', 'PERMISSIONS', 'STATUS', 'EXPIRES', 'DESCRIPTION']);
+    assert.deepEqual(table[1], ['robot$team+ci', 'project', 'team: pull,push', 'enabled', 'never', 'CI pipeline']);
+    const listed = await admin.json<{ name: string; disabled: boolean; permissions: { project: string; actions: string[] }[] }[]>(['robot', 'list', '--project', PROJECT]);
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0]!.name, 'robot$team+ci');
+    assert.deepEqual(listed[0]!.permissions.map((p) => ({ project: p.project, actions: [...p.actions].sort() })), [{ project: PROJECT, actions: ['pull', 'push'] }]);
+
+    const image = await createRandomImage({ layerSizes: [40_000, 3_000] });
+    scratch.push(image.dir);
+    const target: RegistryTarget = { registryHost: `localhost:${berth.port}`, username: 'robot$team+ci', password: robotSecret, repository: `${PROJECT}/app`, tag: '1.0', tls: 'plain' };
+    pushedDigest = (await pushPullSkopeo(target, image)).manifestDigest;
+    assert.match(pushedDigest, /^sha256:[0-9a-f]{64}$/);
+
+    await admin(['robot', 'disable', 'ci', '--project', PROJECT]);
+    assert.equal(rows((await admin(['robot', 'list', '--project', PROJECT])).stdout)[1]?.[3], 'disabled');
+    assert.equal(await tokenStatus('robot$team+ci', robotSecret), 401, 'a disabled robot cannot log in');
+    await admin(['robot', 'enable', 'robot$team+ci']);
+    assert.equal(await tokenStatus('robot$team+ci', robotSecret), 200);
+
+    const refreshed = await admin.json<{ name: string; secret: string }>(['robot', 'refresh', 'robot$team+ci']);
+    assert.equal(refreshed.name, 'robot$team+ci');
+    assert.notEqual(refreshed.secret, robotSecret);
+    assert.equal(await tokenStatus('robot$team+ci', robotSecret), 401, 'the old secret stops working');
+    robotSecret = refreshed.secret;
+    assert.equal(await tokenStatus('robot$team+ci', robotSecret), 200, 'the new secret works');
+
+    const usage = (await admin(['project', 'show', PROJECT])).stdout;
+    assert.match(usage, /^Usage: +\d+(\.\d)? (B|KiB|MiB) of 10 GiB \(<0\.1%\)$/m, usage);
+    assert.match(usage, /^Repositories: +1$/m);
+  });
+
+  test('personal tokens: create, list, use, revoke', async () => {
+    const created = await admin(['token', 'create', 'laptop', '--expires-days', '30']);
+    const token = /^token \(shown only now, store it safely\): (berth_pat_\S+)$/m.exec(created.stdout)?.[1];
+    assert.ok(token, created.stdout);
+    assert.equal(await whoamiStatus('admin', token), 200);
+    assert.equal(await tokenStatus('admin', token), 200, 'a personal token works as a docker password');
+
+    const table = rows((await admin(['token', 'list'])).stdout);
+    assert.deepEqual(table[0], ['NAME', 'PREFIX', 'STATUS', 'EXPIRES', 'LAST USED', 'CREATED']);
+    const laptop = table.find((r) => r[0] === 'laptop');
+    assert.ok(laptop && token.startsWith(laptop[1]!), `prefix of the token in ${JSON.stringify(laptop)}`);
+    assert.equal(laptop[2], 'active');
+    assert.ok(table.some((r) => /^berth-cli-/.test(r[0]!) && r[2] === 'active (this CLI)'), JSON.stringify(table));
+
+    const revoked = await admin(['token', 'revoke', 'laptop']);
+    assert.equal(revoked.stdout.trim(), 'revoked token "laptop"');
+    const listed = await admin.json<{ name: string; revoked: boolean; expiresAt: string | null }[]>(['token', 'list']);
+    const entry = listed.find((t) => t.name === 'laptop');
+    assert.equal(entry?.revoked, true);
+    assert.ok(entry.expiresAt && Math.abs(Date.parse(entry.expiresAt) - Date.now() - 30 * 86_400_000) < 3_600_000, `expiresAt ${entry.expiresAt}`);
+    assert.equal(await whoamiStatus('admin', token), 401, 'a revoked token is refused');
+    const missing = await admin(['token', 'revoke', 'no-such-token'], { fails: true });
+    assert.match(missing.stderr, /^berth: 404 NOT_FOUND: /m);
+  });
+
+  test('the audit log shows who pushed what, and who changed members and robots', async () => {
+    const pushes = await admin.json<{ actor: string; action: string; resource: string; project: string; client: string; success: boolean; detail: { digest?: string } }[]>(['audit', '--project', PROJECT, '--action', 'push', '--since', '1h']);
+    const push = pushes.find((e) => e.detail?.digest === pushedDigest);
+    assert.ok(push, `push of ${pushedDigest} in ${JSON.stringify(pushes)}`);
+    assert.equal(push.actor, 'robot$team+ci');
+    assert.equal(push.resource, `${PROJECT}/app:1.0`);
+    assert.equal(push.success, true);
+    assert.equal(push.client, '127.0.0.1');
+
+    const table = rows((await admin(['audit', '--project', PROJECT, '--action', 'push'])).stdout);
+    assert.deepEqual(table[0], ['TIME', 'ACTOR', 'ACTION', 'RESOURCE', 'PROJECT', 'CLIENT', 'RESULT', 'DETAIL']);
+    const row = table.find((r) => r[3] === `artifact ${PROJECT}/app:1.0`);
+    assert.ok(row, JSON.stringify(table));
+    assert.deepEqual(row.slice(1, 8), ['robot$team+ci', 'push', `artifact ${PROJECT}/app:1.0`, PROJECT, '127.0.0.1', 'ok', `digest=${pushedDigest.slice(0, 19)}`]);
+    assert.match(row[0]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
+
+    const byAdmin = await admin.json<{ action: string }[]>(['audit', '--actor', 'admin', '--project', PROJECT]);
+    const actions = new Set(byAdmin.map((e) => e.action));
+    for (const action of ['project.create', 'member.add', 'robot.create', 'robot.update', 'robot.refresh']) assert.ok(actions.has(action), `${action} in ${[...actions].join(', ')}`);
+    const limited = await admin.json<unknown[]>(['audit', '--limit', '2']);
+    assert.equal(limited.length, 2);
+    const old = await admin.json<unknown[]>(['audit', '--project', PROJECT, '--until', '2000-01-01']);
+    assert.deepEqual(old, []);
+  });
+
+  test('member update and remove; the project cannot be deleted while it holds repositories', async () => {
+    await admin(['project', 'member', 'update', PROJECT, DEV, '--role', 'maintainer']);
+    const members = await admin.json<{ username: string; role: string }[]>(['project', 'member', 'list', PROJECT]);
+    assert.equal(members.find((m) => m.username === DEV)?.role, 'maintainer');
+    const removed = await admin(['project', 'member', 'remove', PROJECT, DEV]);
+    assert.equal(removed.stdout.trim(), `removed ${DEV} from project "${PROJECT}"`);
+    assert.ok(!rows((await admin(['project', 'member', 'list', PROJECT])).stdout).some((r) => r[0] === DEV));
+    const hidden = await dev(['project', 'show', PROJECT], { fails: true });
+    assert.match(hidden.stderr, /^berth: 404 NOT_FOUND: /m, 'a private project is invisible to non-members');
+    const conflict = await admin(['project', 'delete', PROJECT], { fails: true });
+    assert.match(conflict.stderr, /^berth: 409 CONFLICT: /m);
+    await admin(['project', 'update', PROJECT, '--public', '--quota', 'unlimited']);
+    const updated = await admin.json<{ public: boolean; quotaBytes: number | null }>(['project', 'show', PROJECT]);
+    assert.deepEqual([updated.public, updated.quotaBytes], [true, null]);
+    await dev(['project', 'show', PROJECT]);
+  });
+
+  test('logout revokes the stored token and removes the login', async () => {
+    const login = (JSON.parse(await readFile(adminFile, 'utf8')) as { logins: { token: string; tokenName: string }[] }).logins[0]!;
+    const out = await admin(['logout']);
+    assert.equal(out.stdout.trim(), `logged out of ${berth.url} (admin); token "${login.tokenName}" revoked`);
+    assert.equal(await whoamiStatus('admin', login.token), 401, 'the revoked token no longer works');
+    const stored = JSON.parse(await readFile(adminFile, 'utf8')) as { logins: unknown[] };
+    assert.deepEqual(stored.logins, []);
+    const after = await admin(['project', 'list'], { fails: true });
+    assert.match(after.stderr, /^berth: not logged in/m);
+    const devLogout = await dev.json<{ revoked: boolean }>(['logout']);
+    assert.equal(devLogout.revoked, true);
+    await rm(path.join(home, 'dev-config'), { recursive: true, force: true });
+  });
+});

@@ -1,5 +1,6 @@
+import type { ExpressionBuilder } from 'kysely';
 import type { DB } from './dialect.ts';
-import type { ManifestRow } from './schema.ts';
+import type { Database, ManifestRow } from './schema.ts';
 
 /** A manifest to record, with what it references and the tag it was pushed under, if any. */
 export interface ManifestRecord {
@@ -132,17 +133,7 @@ export class ManifestStore {
     const query = this.db
       .selectFrom('manifests as m')
       .where('m.repository_id', '=', repositoryId)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb.selectFrom('manifest_references as r')
-              .select('r.child_digest')
-              .whereRef('r.repository_id', '=', 'm.repository_id')
-              .whereRef('r.child_digest', '=', 'm.digest')
-              .where('r.kind', '=', 'manifest'),
-          ),
-        ),
-      );
+      .where(isTopLevel);
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.selectAll('m').orderBy('m.created_at', 'desc').orderBy('m.digest').offset(offset).limit(limit).execute();
     return { items, total };
@@ -164,17 +155,7 @@ export class ManifestStore {
       .selectFrom('manifests as m')
       .select(['m.repository_id', (eb) => eb.fn.countAll<number>().as('n')])
       .where('m.repository_id', 'in', repositoryIds)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb.selectFrom('manifest_references as r')
-              .select('r.child_digest')
-              .whereRef('r.repository_id', '=', 'm.repository_id')
-              .whereRef('r.child_digest', '=', 'm.digest')
-              .where('r.kind', '=', 'manifest'),
-          ),
-        ),
-      )
+      .where(isTopLevel)
       .groupBy('m.repository_id')
       .execute();
     return new Map(rows.map((r) => [r.repository_id, Number(r.n)]));
@@ -241,6 +222,19 @@ export class ManifestStore {
       return referrer;
     });
   }
+}
+
+/** A manifest that is not a child of an index in its repository (platform images show under their index). */
+function isTopLevel(eb: ExpressionBuilder<Database & { m: Database['manifests'] }, 'm'>) {
+  return eb.not(
+    eb.exists(
+      eb.selectFrom('manifest_references as r')
+        .select('r.child_digest')
+        .whereRef('r.repository_id', '=', 'm.repository_id')
+        .whereRef('r.child_digest', '=', 'm.digest')
+        .where('r.kind', '=', 'manifest'),
+    ),
+  );
 }
 
 function dedupe<T extends { digest: string }>(items: T[]): T[] {

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ConfigError } from '../config/load.ts';
+import { ConfigError } from '../config/overrides.ts';
 import { VERSION } from '../version.ts';
 import { doctorCommand } from './doctor.ts';
 import { CliError } from './output.ts';

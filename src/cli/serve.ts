@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig, OVERRIDES } from '../config/load.ts';
-import { startBerth } from '../main.ts';
+import { OVERRIDES } from '../config/overrides.ts';
 
 /** `berth serve`: runs the registry until SIGTERM/SIGINT, then shuts down gracefully. */
 export function serveCommand(program: Command): void {
@@ -12,6 +11,9 @@ export function serveCommand(program: Command): void {
     cmd.option(o.kind === 'boolean' ? `--${flag}` : `--${flag} <value>`, `${o.help} (env: ${o.env})`);
   }
   cmd.action(async (opts: Record<string, string | boolean | undefined>) => {
+    // Loaded here, not at the top: every other subcommand starts without the server and zod.
+    const { loadConfig } = await import('../config/load.ts');
+    const { startBerth } = await import('../main.ts');
     const config = loadConfig({ file: opts.config as string | undefined, flags: opts });
     const berth = await startBerth(config);
     let stopping = false;

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Command } from 'commander';
-import { loadConfig } from '../config/load.ts';
-import { openMetadata, type Metadata } from '../metadata/index.ts';
+import type { Metadata } from '../metadata/index.ts';
 import { hashPassword } from '../auth/passwords.ts';
 import { UserExistsError } from '../metadata/users.ts';
 import { CliError, printTable, readStdin } from './output.ts';
@@ -16,6 +15,9 @@ interface StoreOptions {
 
 /** Opens the metadata of the data directory the server uses (same config sources as `serve`). */
 async function withMetadata<T>(opts: StoreOptions, task: (meta: Metadata) => Promise<T>): Promise<T> {
+  // Loaded on use, so other subcommands start without zod and the database driver.
+  const { loadConfig } = await import('../config/load.ts');
+  const { openMetadata } = await import('../metadata/index.ts');
   const config = loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir } });
   const meta = await openMetadata(config.dataDir);
   try {

@@ -1,0 +1,31 @@
+// The configuration's environment variables and flags, and its error type: kept apart from the
+// loader (zod, yaml) so the CLI can define its options without loading either.
+
+/** A configuration problem, naming the field; Berth stops with it at start. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export type Kind = 'string' | 'list' | 'boolean' | 'number';
+
+/** Each environment variable and flag, and the config field it sets. One table, used by both. */
+export const OVERRIDES: readonly { env: string; flag?: string; path: string; kind: Kind; help: string }[] = [
+  { env: 'BERTH_ADDR', flag: 'addr', path: 'addr', kind: 'string', help: 'listen address host:port' },
+  { env: 'BERTH_DATA_DIR', flag: 'dataDir', path: 'dataDir', kind: 'string', help: 'data directory' },
+  { env: 'BERTH_EXTERNAL_URL', flag: 'externalUrl', path: 'externalURL', kind: 'list', help: 'external URL(s), comma-separated' },
+  { env: 'BERTH_TRUSTED_PROXIES', flag: 'trustedProxies', path: 'trustedProxies', kind: 'list', help: 'addresses/CIDRs of proxies whose forwarded headers are trusted, comma-separated' },
+  { env: 'BERTH_ADMIN_PASSWORD', path: 'adminPassword', kind: 'string', help: 'initial admin password' },
+  { env: 'BERTH_LOG_LEVEL', flag: 'logLevel', path: 'log.level', kind: 'string', help: 'log level' },
+  { env: 'BERTH_TOKEN_TTL', flag: 'tokenTtl', path: 'auth.tokenTTL', kind: 'string', help: 'access token lifetime' },
+  { env: 'BERTH_REFRESH_TOKEN_TTL', path: 'auth.refreshTokenTTL', kind: 'string', help: 'refresh token lifetime' },
+  { env: 'BERTH_ANONYMOUS_PULL', flag: 'anonymousPull', path: 'auth.anonymousPull', kind: 'boolean', help: 'allow pulls without credentials' },
+  { env: 'BERTH_SERVICE', path: 'auth.service', kind: 'string', help: 'token service name' },
+  { env: 'BERTH_TLS_CERT', flag: 'tlsCert', path: 'tls.cert', kind: 'string', help: 'TLS certificate (PEM) path' },
+  { env: 'BERTH_TLS_KEY', flag: 'tlsKey', path: 'tls.key', kind: 'string', help: 'TLS private key (PEM) path' },
+  { env: 'BERTH_PROJECT_USER_CREATION', path: 'projects.userCreation', kind: 'boolean', help: 'let any user create projects' },
+  { env: 'BERTH_AUDIT_PULLS', path: 'audit.pulls', kind: 'boolean', help: 'record pulls in the audit log' },
+  { env: 'BERTH_SESSION_TTL', path: 'api.sessionTTL', kind: 'string', help: 'API login session lifetime' },
+  { env: 'BERTH_UPLOAD_TTL', path: 'uploads.ttl', kind: 'string', help: 'idle upload session lifetime' },
+  { env: 'BERTH_MAX_MANIFEST_BYTES', path: 'maxManifestBytes', kind: 'number', help: 'largest manifest accepted' },
+];
+

@@ -1,0 +1,118 @@
+// Figure 9: scale. A `/_catalog` page of 10,000 repositories and a tags list of 10,000 tags on
+// both registries (seeded through the API: one small manifest per repository, mounted config),
+// and Berth's image pushes into one project versus spread over 100 (the quota hook in quotas.ts).
+import { randomBytes } from 'node:crypto';
+import { imageConfig, imageManifest, RegistryClient, sha256 } from '../client.ts';
+import { keepAliveAgent } from '../http.ts';
+import { alternate, format, recordSamples, runCount, timed, type FigureContext, type Sample } from '../measure.ts';
+import type { BenchServer } from '../servers.ts';
+import { chargedBytes, enableProjectQuotas } from './quotas.ts';
+
+const BASE = 'scale/base';
+const TAGS = 'scale/tags';
+
+function pad(n: number, width = 5): string {
+  return String(n).padStart(width, '0');
+}
+
+/**
+ * Seeds `repos` repositories (mount the config from scale/base, PUT a config-only manifest as `v1`)
+ * and `tags` tags on scale/tags, with `seedClients` concurrent clients; records both rates.
+ */
+async function seed(ctx: FigureContext, server: BenchServer): Promise<void> {
+  const { catalogRepos: repos, tagCount: tags, seedClients: n } = ctx.scale;
+  const agent = keepAliveAgent(n);
+  const clients = Array.from({ length: n }, () => new RegistryClient(server, agent));
+  const config = imageConfig(`scale-${randomBytes(4).toString('hex')}`);
+  const digest = sha256(config);
+  const manifest = imageManifest(config, []);
+  await clients[0]!.pushMonolithic(BASE, config, digest);
+  const seeded = await timed(server.pid, () =>
+    runCount(n, repos, async (i, w) => {
+      const repository = `scale/repo-${pad(i)}`;
+      await clients[w]!.mount(repository, digest, BASE);
+      await clients[w]!.putManifest(repository, 'v1', manifest);
+    }),
+  );
+  await clients[0]!.mount(TAGS, digest, BASE);
+  const tagged = await timed(server.pid, () => runCount(n, tags, (i, w) => clients[w]!.putManifest(TAGS, `t-${pad(i)}`, manifest)));
+  agent.destroy();
+  const repoRate = repos / seeded.usage.seconds;
+  const tagRate = tags / tagged.usage.seconds;
+  ctx.log(`  seeded ${server.name}: ${format(repoRate)} repositories/s (mount + manifest PUT), ${format(tagRate)} tags/s`);
+  recordSamples(ctx, { key: 'seed-repos', label: `seed: new repository (mount + manifest PUT), ${n} clients`, unit: 'repos/s', better: 'higher' }, server.name, [
+    { value: repoRate, usage: seeded.usage },
+  ]);
+  recordSamples(ctx, { key: 'seed-tags', label: `seed: tag PUT (same manifest), ${n} clients`, unit: 'tags/s', better: 'higher' }, server.name, [
+    { value: tagRate, usage: tagged.usage },
+  ]);
+}
+
+/** Figure 9a: one `/_catalog?n=10000` page and one `tags/list?n=10000`; milliseconds per request. */
+export async function listings(ctx: FigureContext): Promise<void> {
+  for (const server of ctx.servers) await seed(ctx, server);
+  const { catalogRepos: repos, tagCount: tags, listingRounds: rounds } = ctx.scale;
+  const listing = (path: string, field: string, expected: number, repository: string | undefined) => async (server: BenchServer): Promise<Sample> => {
+    const client = new RegistryClient(server, keepAliveAgent(1));
+    await client.listing(path, repository); // warm the connection (and any cache a registry keeps)
+    const { result, usage } = await timed(server.pid, () => client.listing(path, repository));
+    client.agent.destroy();
+    const count = (result.json[field] as unknown[] | undefined)?.length ?? 0;
+    if (count !== expected) throw new Error(`${server.name}: ${path} listed ${count} entries, expected ${expected}`);
+    return { value: usage.seconds * 1000, usage };
+  };
+  await alternate(ctx, { key: 'catalog', label: `/_catalog page of ${repos.toLocaleString('en-US')} repositories`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/_catalog?n=${repos}`, 'repositories', repos, undefined));
+  await alternate(ctx, { key: 'tags-list', label: `tags list of ${tags.toLocaleString('en-US')} tags`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/${TAGS}/tags/list?n=${tags}`, 'tags', tags, TAGS));
+}
+
+/**
+ * Figure 9b (Berth): `projectImages` small-image pushes (HEAD + POST + PUT per blob for a 16 KiB
+ * layer and a config, then the manifest — what docker does) by `projectClients` concurrent clients,
+ * all into one namespace versus spread over `projectNamespaces`; images per second, alternating.
+ */
+export async function projectPushes(ctx: FigureContext): Promise<void> {
+  const berth = ctx.servers.find((s) => s.name === 'berth');
+  if (!berth) return;
+  const { projectImages: count, projectClients: n, projectNamespaces: spread } = ctx.scale;
+  const manyNames = Array.from({ length: spread }, (_, i) => `bench-p${pad(i, 2)}`);
+  const quotas = await enableProjectQuotas(berth, ['bench-one', ...manyNames]);
+  ctx.log(`  projects: ${quotas.note}`);
+  const variants = [
+    { key: 'project-one', label: `${count} image pushes, ${n} clients, one ${quotas.enabled ? 'project' : 'namespace'}`, repo: (i: number, r: number) => `bench-one/img-${r}-${i}` },
+    { key: 'project-many', label: `… spread over ${spread} ${quotas.enabled ? 'projects' : 'namespaces'}`, repo: (i: number, r: number) => `${manyNames[i % spread]}/img-${r}-${i}` },
+  ];
+  const samples = new Map<string, Sample[]>(variants.map((v) => [v.key, []]));
+  for (let round = 0; round < ctx.scale.projectRounds; round++) {
+    for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
+      const images = Array.from({ length: count }, () => {
+        const layer = randomBytes(16 * 1024);
+        const config = imageConfig(randomBytes(8).toString('hex'));
+        return { layer, config, layerDigest: sha256(layer), configDigest: sha256(config), manifest: imageManifest(config, [layer]) };
+      });
+      const agent = keepAliveAgent(n);
+      const clients = Array.from({ length: n }, () => new RegistryClient(berth, agent));
+      const { usage } = await timed(berth.pid, () =>
+        runCount(n, count, async (i, w) => {
+          const client = clients[w]!;
+          const image = images[i]!;
+          const repository = variant.repo(i, round);
+          for (const [bytes, digest] of [[image.layer, image.layerDigest], [image.config, image.configDigest]] as const) {
+            if (!(await client.hasBlob(repository, digest))) await client.pushMonolithic(repository, bytes, digest);
+          }
+          await client.putManifest(repository, 'latest', image.manifest);
+        }),
+      );
+      agent.destroy();
+      const value = count / usage.seconds;
+      samples.get(variant.key)!.push({ value, usage });
+      ctx.log(`  ${variant.label} · round ${round + 1}: ${format(value)} images/s`);
+    }
+  }
+  const charged = quotas.enabled ? await chargedBytes(berth, ['bench-one', ...manyNames]) : 0;
+  const note = quotas.enabled ? `${quotas.note}; ${(charged / (1 << 20)).toFixed(1)} MiB charged to them` : quotas.note;
+  if (quotas.enabled && charged === 0) throw new Error('quotas were set but Berth charged nothing to the projects');
+  ctx.log(`  projects: ${note}`);
+  for (const variant of variants) {
+    recordSamples(ctx, { key: variant.key, label: variant.label, unit: 'images/s', better: 'higher' }, 'berth', samples.get(variant.key)!, note);
+  }
+}

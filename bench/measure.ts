@@ -1,0 +1,150 @@
+// Measurement plumbing shared by the figures: timing with CPU accounting (client and server),
+// alternating rounds between the registries, and concurrent load loops.
+import type { BenchServer, RegistryName } from './servers.ts';
+import { cpuSeconds } from './servers.ts';
+import { median } from './machine.ts';
+import type { Scale } from './options.ts';
+
+export type StorageKind = 'disk' | 'tmpfs';
+
+/** One figure for one registry in one phase: every round's value and their median. */
+export interface Measurement {
+  /** Stable key, e.g. `push-monolithic`; the report and the targets look figures up by it. */
+  readonly key: string;
+  readonly label: string;
+  readonly unit: string;
+  readonly better: 'higher' | 'lower';
+  readonly storage: StorageKind;
+  readonly auth: boolean;
+  readonly registry: RegistryName;
+  readonly samples: number[];
+  readonly median: number;
+  /** Median CPU of the benchmark client while measuring, as a fraction of one core. */
+  readonly clientCpu?: number;
+  /** Median CPU of the server while measuring, as a fraction of one core (2.0 = both cores). */
+  readonly serverCpu?: number;
+  readonly note?: string;
+}
+
+/** Wall time and CPU use of one timed piece of work. */
+export interface Usage {
+  readonly seconds: number;
+  readonly clientCpu: number;
+  readonly serverCpu: number;
+}
+
+/** Runs `work` and reports its wall time, the client's CPU and the server's (by pid) over it. */
+export async function timed<T>(pid: number, work: () => Promise<T>): Promise<{ result: T; usage: Usage }> {
+  const serverBefore = cpuSeconds(pid);
+  const clientBefore = process.cpuUsage();
+  const started = process.hrtime.bigint();
+  const result = await work();
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const client = process.cpuUsage(clientBefore);
+  // /proc counts CPU in 10 ms ticks: below a quarter second the server's share would be noise.
+  const serverCpu = seconds >= 0.25 ? (cpuSeconds(pid) - serverBefore) / seconds : NaN;
+  return { result, usage: { seconds, clientCpu: (client.user + client.system) / 1e6 / seconds, serverCpu } };
+}
+
+/** One round's result: the figure's value and the CPU use behind it. */
+export interface Sample {
+  readonly value: number;
+  readonly usage?: Usage;
+}
+
+/** What the figure code hands the runner. */
+export interface FigureContext {
+  readonly scale: Scale;
+  readonly storage: StorageKind;
+  readonly auth: boolean;
+  /** Berth first, then Distribution. */
+  readonly servers: readonly BenchServer[];
+  /** Scratch directory on the normal disk (client-side files: images, pulled copies). */
+  readonly scratch: string;
+  /** State handed from one figure to the next within a phase (e.g. pushed digests for the pull figure). */
+  readonly state: Map<string, unknown>;
+  record(measurement: Omit<Measurement, 'storage' | 'auth'>): void;
+  log(message: string): void;
+}
+
+/** Describes a figure's unit and direction. */
+export interface FigureSpec {
+  readonly key: string;
+  readonly label: string;
+  readonly unit: string;
+  readonly better: 'higher' | 'lower';
+}
+
+/**
+ * Runs `round` for each registry, `rounds` times, alternating which goes first so neither always
+ * meets a warmer cache or a busier disk, and records the medians.
+ */
+export async function alternate(
+  ctx: FigureContext,
+  spec: FigureSpec,
+  rounds: number,
+  round: (server: BenchServer, index: number) => Promise<Sample>,
+  servers: readonly BenchServer[] = ctx.servers,
+): Promise<void> {
+  const samples = new Map<RegistryName, Sample[]>(servers.map((s) => [s.name, []]));
+  for (let i = 0; i < rounds; i++) {
+    const order = i % 2 === 0 ? servers : [...servers].reverse();
+    for (const server of order) {
+      const sample = await round(server, i);
+      samples.get(server.name)!.push(sample);
+      ctx.log(`  ${spec.label} · ${server.name} · round ${i + 1}: ${format(sample.value)} ${spec.unit}${sample.usage ? ` (server CPU ${pct(sample.usage.serverCpu)}, client CPU ${pct(sample.usage.clientCpu)})` : ''}`);
+    }
+  }
+  for (const server of servers) recordSamples(ctx, spec, server.name, samples.get(server.name)!);
+}
+
+/** Records a list of samples for one registry as a measurement. */
+export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: RegistryName, samples: readonly Sample[], note?: string): void {
+  const withUsage = samples.filter((s) => s.usage);
+  ctx.record({
+    ...spec,
+    registry,
+    samples: samples.map((s) => s.value),
+    median: median(samples.map((s) => s.value)),
+    ...(withUsage.length ? { clientCpu: median(withUsage.map((s) => s.usage!.clientCpu)), serverCpu: median(withUsage.map((s) => s.usage!.serverCpu)) } : {}),
+    ...(note ? { note } : {}),
+  });
+}
+
+/** Runs `op` in `workers` parallel loops until `durationMs` has passed; returns how many completed. */
+export async function loadFor(workers: number, durationMs: number, op: (worker: number) => Promise<void>): Promise<number> {
+  const deadline = Date.now() + durationMs;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      while (Date.now() < deadline) {
+        await op(worker);
+        done++;
+      }
+    }),
+  );
+  return done;
+}
+
+/** Runs `op(index, worker)` for indexes 0…total-1 with `workers` parallel loops (each takes the next index). */
+export async function runCount(workers: number, total: number, op: (index: number, worker: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(workers, total) }, async (_, worker) => {
+      for (let index = next++; index < total; index = next++) await op(index, worker);
+    }),
+  );
+}
+
+/** A number for a log line or table cell: 3 significant digits, thousands kept whole. */
+export function format(value: number): string {
+  if (!Number.isFinite(value)) return '—';
+  if (Math.abs(value) >= 100) return Math.round(value).toLocaleString('en-US');
+  if (Math.abs(value) >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+/** A CPU fraction as a percentage of one core. */
+export function pct(fraction: number): string {
+  return `${Math.round(fraction * 100)}%`;
+}

@@ -1,0 +1,200 @@
+// Command-line options of `npm run bench`: which figures, which storage and auth phases, what scale.
+import { parseArgs } from 'node:util';
+import type { StorageKind } from './measure.ts';
+
+/** The figures of issue 5, by name. */
+export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects'] as const;
+export type FigureId = (typeof FIGURES)[number];
+
+/** The issue's numbering, accepted by `--figures` as well as the names. */
+const BY_NUMBER: Record<string, FigureId[]> = {
+  '1': ['push'],
+  '2': ['chunked'],
+  '3': ['pull'],
+  '4': ['manifest'],
+  '5': ['small'],
+  '6': ['skopeo'],
+  '7': ['token'],
+  '8': ['memory'],
+  '9': ['catalog', 'projects'],
+};
+
+/** With authentication on, only these run (push, pull, manifest GET), so the matrix stays small. */
+export const AUTH_SUBSET: readonly FigureId[] = ['push', 'pull', 'manifest'];
+
+const MiB = 1 << 20;
+
+/** Sizes and durations of one run. */
+export interface Scale {
+  readonly name: 'full' | 'quick';
+  /** Rounds per figure (alternating registries); medians are reported. */
+  readonly rounds: number;
+  readonly blobBytes: number;
+  readonly chunkBytes: number;
+  /** Length of each timed window of the request-rate figures. */
+  readonly windowMs: number;
+  readonly manifestClients: number;
+  readonly smallBlobs: number;
+  readonly smallBytes: number;
+  readonly smallClients: number;
+  /** Rounds of the small-push figure: a round lasts about a second, so more of them steady the median. */
+  readonly smallRounds: number;
+  /** Layer sizes of the skopeo image (random, so gzip leaves them as large). */
+  readonly skopeoLayers: readonly number[];
+  readonly tokenClients: number;
+  /** The blob streamed in while Berth's memory is sampled. */
+  readonly streamBytes: number;
+  readonly catalogRepos: number;
+  readonly tagCount: number;
+  readonly listingRounds: number;
+  readonly seedClients: number;
+  readonly projectImages: number;
+  readonly projectClients: number;
+  readonly projectNamespaces: number;
+  /** Rounds of the projects figure (each round pushes `projectImages` twice: one and many namespaces). */
+  readonly projectRounds: number;
+  readonly diskProbeBytes: number;
+  readonly diskProbeRuns: number;
+  readonly shaSeconds: number;
+}
+
+const FULL: Scale = {
+  name: 'full',
+  rounds: 3,
+  blobBytes: 256 * MiB,
+  chunkBytes: 8 * MiB,
+  windowMs: 2_500,
+  manifestClients: 16,
+  smallBlobs: 200,
+  smallBytes: 16 * 1024,
+  smallClients: 16,
+  smallRounds: 5,
+  skopeoLayers: [48 * MiB, 24 * MiB, 12 * MiB, 4 * MiB, MiB],
+  tokenClients: 16,
+  streamBytes: 2048 * MiB,
+  catalogRepos: 10_000,
+  tagCount: 10_000,
+  listingRounds: 5,
+  seedClients: 32,
+  projectImages: 1_000,
+  projectClients: 32,
+  projectNamespaces: 100,
+  projectRounds: 2,
+  diskProbeBytes: 512 * MiB,
+  diskProbeRuns: 3,
+  shaSeconds: 3,
+};
+
+const QUICK: Scale = {
+  ...FULL,
+  name: 'quick',
+  rounds: 2,
+  smallRounds: 2,
+  blobBytes: 32 * MiB,
+  windowMs: 800,
+  skopeoLayers: [8 * MiB, 2 * MiB, MiB],
+  streamBytes: 256 * MiB,
+  catalogRepos: 1_000,
+  tagCount: 1_000,
+  listingRounds: 3,
+  projectImages: 200,
+  diskProbeBytes: 128 * MiB,
+  diskProbeRuns: 1,
+  shaSeconds: 1,
+};
+
+/** Everything the run was asked to do. */
+export interface BenchOptions {
+  readonly scale: Scale;
+  readonly figures: readonly FigureId[];
+  readonly storages: readonly StorageKind[];
+  /** `false` = without authentication, `true` = with. */
+  readonly auths: readonly boolean[];
+  /** Write Berth's V8 CPU profiles (one per phase) next to the results. */
+  readonly profile: boolean;
+  readonly berthLogLevel: string;
+  /** Keep data directories and logs after the run. */
+  readonly keep: boolean;
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --quick                 small sizes (32 MiB blobs, 1,000 repos, 256 MiB stream): a 1–2 minute smoke run
+  --figures LIST          comma-separated names or numbers (default all):
+                          ${FIGURES.join(', ')}  (9 = catalog,projects)
+  --storage LIST          disk, tmpfs (default both)
+  --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
+  --rounds N              rounds per figure (default 3, quick 2)
+  --blob-mib N            size of the push/pull blobs (default 256)
+  --stream-mib N          size of the blob streamed in for the memory figure (default 2048)
+  --repos N               repositories and tags for the listing figure (default 10000)
+  --images N              image pushes of the projects figure (default 1000)
+  --window-ms N           length of each request-rate window (default 2500)
+  --profile               write V8 CPU profiles of Berth (bench/results/profiles-…; see bench/README.md)
+  --berth-log-level L     Berth's log level (default info: one access-log line per request)
+  --keep                  keep the registries' data directories and logs
+`;
+
+function list(value: string | undefined, allowed: readonly string[], what: string): string[] | undefined {
+  if (value === undefined) return undefined;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const item of items) if (!allowed.includes(item)) throw new Error(`unknown ${what} "${item}" (one of ${allowed.join(', ')})`);
+  return items;
+}
+
+function positive(value: string | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive whole number`);
+  return n;
+}
+
+/** Parses argv (after `--`); throws an Error with a message for the user on bad input. */
+export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      quick: { type: 'boolean' },
+      figures: { type: 'string' },
+      storage: { type: 'string' },
+      auth: { type: 'string' },
+      rounds: { type: 'string' },
+      'blob-mib': { type: 'string' },
+      'stream-mib': { type: 'string' },
+      repos: { type: 'string' },
+      images: { type: 'string' },
+      'window-ms': { type: 'string' },
+      profile: { type: 'boolean' },
+      'berth-log-level': { type: 'string' },
+      keep: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+  if (values.help) return 'help';
+  const base = values.quick ? QUICK : FULL;
+  const repos = positive(values.repos, '--repos');
+  const scale: Scale = {
+    ...base,
+    rounds: positive(values.rounds, '--rounds') ?? base.rounds,
+    blobBytes: (positive(values['blob-mib'], '--blob-mib') ?? base.blobBytes / MiB) * MiB,
+    streamBytes: (positive(values['stream-mib'], '--stream-mib') ?? base.streamBytes / MiB) * MiB,
+    catalogRepos: repos ?? base.catalogRepos,
+    tagCount: repos ?? base.tagCount,
+    projectImages: positive(values.images, '--images') ?? base.projectImages,
+    windowMs: positive(values['window-ms'], '--window-ms') ?? base.windowMs,
+  };
+  const figureItems = list(values.figures, [...FIGURES, ...Object.keys(BY_NUMBER)], 'figure');
+  const figures = figureItems ? FIGURES.filter((f) => figureItems.some((i) => i === f || BY_NUMBER[i]?.includes(f))) : [...FIGURES];
+  const storages = (list(values.storage, ['disk', 'tmpfs'], 'storage') ?? ['disk', 'tmpfs']) as StorageKind[];
+  const auths = (list(values.auth, ['off', 'on'], 'auth') ?? ['off', 'on']).map((a) => a === 'on');
+  return {
+    scale,
+    figures,
+    storages,
+    auths,
+    profile: values.profile ?? false,
+    berthLogLevel: values['berth-log-level'] ?? 'info',
+    keep: values.keep ?? false,
+  };
+}

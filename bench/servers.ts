@@ -1,0 +1,167 @@
+// Starts the two registries for one phase of the benchmark (a storage directory, with or without
+// authentication) and reads what the kernel knows about them: CPU time, resident memory.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startBerth } from '../test/support/berth.ts';
+import type { ProcessRegistry } from '../test/support/processes.ts';
+import { run } from '../test/support/run.ts';
+import { freePort, waitForTcp } from '../test/support/system.ts';
+import type { Endpoint } from './client.ts';
+
+export type RegistryName = 'berth' | 'distribution';
+
+const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
+
+/** A running registry under test. */
+export interface BenchServer extends Endpoint {
+  readonly name: RegistryName;
+  readonly pid: number;
+  readonly dataDir: string;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+/** Settings shared by both registries in one phase. */
+export interface PhaseServerOptions {
+  /** Directory on the storage under test; each registry gets a subdirectory. */
+  readonly root: string;
+  /** Authentication on: Distribution with htpasswd, Berth with its token flow. */
+  readonly auth: boolean;
+  readonly processes: ProcessRegistry;
+  /** Write a V8 CPU profile of Berth into this directory when it stops (bench/cpu-profiler.mjs). */
+  readonly berthProfileDir?: string;
+  /** Berth's log level; `info` writes one access-log line per request, as Distribution's app log does. */
+  readonly berthLogLevel: string;
+}
+
+/**
+ * Berth on loopback with its data under `root/berth`. Berth cannot switch authentication off, so
+ * "without auth" means anonymous pulls (`BERTH_ANONYMOUS_PULL`) and Basic credentials for pushes.
+ */
+export async function startBenchBerth(options: PhaseServerOptions): Promise<BenchServer> {
+  const dataDir = path.join(options.root, 'berth');
+  const env: Record<string, string> = { BERTH_ANONYMOUS_PULL: options.auth ? 'false' : 'true' };
+  if (options.berthProfileDir) {
+    env['NODE_OPTIONS'] = `--import=${pathToFileURL(path.join(BENCH_DIR, 'cpu-profiler.mjs')).href}`;
+    env['BERTH_BENCH_PROFILE_DIR'] = options.berthProfileDir;
+  }
+  const server = await startBerth({ dataDir, logLevel: options.berthLogLevel, env, registry: options.processes });
+  const pid = server.process?.pid;
+  if (pid === undefined) throw new Error('Berth started without a pid');
+  return {
+    name: 'berth',
+    base: server.url,
+    authMode: options.auth ? 'token' : 'anonymous-pull',
+    username: 'admin',
+    password: server.adminPassword,
+    pid,
+    dataDir,
+    logFile: server.logFile,
+    stop: () => server.stop(),
+  };
+}
+
+/**
+ * CNCF Distribution (`docker-registry serve`) on loopback: filesystem storage under
+ * `root/distribution`, the packaged default in-memory blob-descriptor cache, access log off (its
+ * application log still writes one `response completed` line per request, like Berth's), catalog
+ * pages of up to 10,000 entries, and htpasswd (bcrypt) Basic auth when `auth` is on.
+ */
+export async function startBenchDistribution(options: PhaseServerOptions): Promise<BenchServer> {
+  const dir = path.join(options.root, 'distribution');
+  const storage = path.join(dir, 'storage');
+  await mkdir(storage, { recursive: true });
+  const port = await freePort();
+  const username = 'admin';
+  const password = randomBytes(12).toString('base64url');
+  const lines = [
+    'version: 0.1',
+    'log:',
+    '  level: info',
+    '  formatter: json',
+    '  accesslog: { disabled: true }',
+    'storage:',
+    `  filesystem: { rootdirectory: ${JSON.stringify(storage)} }`,
+    '  cache: { blobdescriptor: inmemory }',
+    '  delete: { enabled: true }',
+    '  maintenance: { uploadpurging: { enabled: false } }',
+    'http:',
+    `  addr: "127.0.0.1:${port}"`,
+    `  secret: ${JSON.stringify(randomBytes(16).toString('hex'))}`,
+    'catalog: { maxentries: 10000 }',
+  ];
+  if (options.auth) {
+    const htpasswd = path.join(dir, 'htpasswd');
+    const hashed = await run('htpasswd', ['-Bbn', username, password], { redact: [password] });
+    await writeFile(htpasswd, hashed.stdout.trim() + '\n', { mode: 0o600 });
+    lines.push('auth:', '  htpasswd:', '    realm: berth-bench', `    path: ${JSON.stringify(htpasswd)}`);
+  }
+  const configFile = path.join(dir, 'config.yml');
+  await writeFile(configFile, lines.join('\n') + '\n');
+  const logFile = path.join(dir, 'registry.log');
+  const child = await options.processes.start({ name: 'docker-registry', command: 'docker-registry', args: ['serve', configFile], logFile });
+  await waitForTcp('127.0.0.1', port, { timeoutMs: 20_000, abortIf: () => child.exitDescription() });
+  return {
+    name: 'distribution',
+    base: `http://127.0.0.1:${port}`,
+    authMode: options.auth ? 'basic' : 'none',
+    username,
+    password,
+    pid: child.pid,
+    dataDir: dir,
+    logFile,
+    stop: () => child.stop(),
+  };
+}
+
+const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
+
+/** CPU seconds (user + system, all threads) a process has used so far. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "(comm) ", field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12.
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Resident memory now and its peak (VmRSS, VmHWM) in MiB. */
+export function memory(pid: number): { rssMiB: number; peakMiB: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+}
+
+/** Samples a process's VmRSS every `intervalMs` until stopped. */
+export class RssSampler {
+  readonly samples: { atMs: number; rssMiB: number }[] = [];
+  readonly #timer: NodeJS.Timeout;
+  readonly #started = Date.now();
+
+  constructor(private readonly pid: number, intervalMs = 100) {
+    this.#timer = setInterval(() => this.sample(), intervalMs);
+    this.sample();
+  }
+
+  private sample(): void {
+    try {
+      this.samples.push({ atMs: Date.now() - this.#started, rssMiB: memory(this.pid).rssMiB });
+    } catch {
+      /* the process is gone; the figure reports what was sampled */
+    }
+  }
+
+  stop(): { atMs: number; rssMiB: number }[] {
+    clearInterval(this.#timer);
+    this.sample();
+    return this.samples;
+  }
+}
+
+/** `docker-registry --version`, e.g. `2.8.2+ds1`. */
+export async function distributionVersion(): Promise<string> {
+  const out = await run('docker-registry', ['--version'], { allowFailure: true });
+  return /\s(\d[\w.+~-]*)\s*$/.exec(out.stdout.trim())?.[1] ?? out.stdout.trim();
+}

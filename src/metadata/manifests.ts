@@ -66,6 +66,7 @@ export class ManifestStore {
           .execute();
       }
     });
+    if (record.tag !== undefined) this.tagsChanged(record.repositoryId);
   }
 
   /** A manifest by digest. */
@@ -98,12 +99,13 @@ export class ManifestStore {
       await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
       const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
       return Number(result.numDeletedRows) > 0;
-    });
+    }).finally(() => this.tagsChanged(repositoryId));
   }
 
   /** Removes a tag (the manifest stays); false when there was no such tag. */
   async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
     const result = await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+    this.tagsChanged(repositoryId);
     return Number(result.numDeletedRows) > 0;
   }
 
@@ -112,6 +114,39 @@ export class ManifestStore {
     let query = this.db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(limit);
     if (last !== undefined) query = query.where('name', '>', last);
     return (await query.execute()).map((r) => r.name);
+  }
+
+  /** Per repository id, the tag clock's reading at its last tag change made through this store. */
+  private readonly tagChanges = new Map<number, number>();
+  private tagClock = 0;
+  /** The version of every repository not in `tagChanges` (raised when that map is emptied). */
+  private tagFloor = 0;
+
+  /**
+   * A number that changes whenever this process changes the repository's tags (push with a tag,
+   * tag delete, manifest delete), after the change is committed: read it before reading the tags
+   * and a cached list built from them is current while it stays the same. Changes made by another
+   * process or through a repository or project delete do not move it (see `repositoryCreatedAt`).
+   */
+  tagsVersion(repositoryId: number): number {
+    return this.tagChanges.get(repositoryId) ?? this.tagFloor;
+  }
+
+  /**
+   * When the repository with this id was created; undefined once it is deleted. SQLite hands a
+   * deleted repository's id to the next one created, so the id alone does not tell them apart.
+   */
+  async repositoryCreatedAt(repositoryId: number): Promise<number | undefined> {
+    const row = await this.db.selectFrom('repositories').select('created_at').where('id', '=', repositoryId).executeTakeFirst();
+    return row === undefined ? undefined : Number(row.created_at);
+  }
+
+  private tagsChanged(repositoryId: number): void {
+    if (this.tagChanges.size >= 100_000) {
+      this.tagChanges.clear();
+      this.tagFloor = this.tagClock + 1;
+    }
+    this.tagChanges.set(repositoryId, ++this.tagClock);
   }
 
   /** Records a pull (at most once a minute per manifest, so pulls do not turn into writes). */

@@ -15,6 +15,15 @@ export interface Page<T> {
   n: number;
 }
 
+/** A page of a tags list as its response body, `{"name":…,"tags":[…]}`, already serialised. */
+export interface TagsPage {
+  body: Buffer;
+  /** The `last` value of the following page, when there is one. */
+  next?: string;
+  /** The page size used, for the `Link` header. */
+  n: number;
+}
+
 /** Parses `n`; `PAGINATION_NUMBER_INVALID` unless it is a whole number. */
 export function parsePageSize(value: string | null, fallback: number): number {
   if (value === null) return fallback;
@@ -29,15 +38,61 @@ async function page<T extends string>(n: number, fetch: (limit: number) => Promi
   return { items: rows, n };
 }
 
+/**
+ * How long a cached tags list is trusted without a change seen by this process. Every tag change
+ * made through this process invalidates it at once (and a repository deleted or re-created under
+ * the same name is noticed on every request); the TTL bounds how long a change made elsewhere — by
+ * another replica sharing the database — can go unseen.
+ */
+const TAGS_TTL_MS = 2_000;
+/** Repositories with more tags than this are listed from the database each time. */
+const TAGS_CACHE_MAX_TAGS = 100_000;
+/** Total (estimated) memory of the cached lists. */
+const TAGS_CACHE_MAX_BYTES = 32 << 20;
+
+interface TagList {
+  repositoryId: number;
+  createdAt: number;
+  version: number;
+  at: number;
+  /** Sorted as the database sorts them: tags are ASCII, where byte and UTF-16 order agree. */
+  names: string[];
+  bytes: number;
+  /** Serialised first pages by page size. */
+  bodies: Map<number, Buffer>;
+}
+
 /** Tags lists, the catalog and referrers. */
 export class ListingService {
+  /** Tag lists by repository name, least recently used first. */
+  private readonly tagLists = new Map<string, TagList>();
+  private tagListBytes = 0;
+
   constructor(private readonly meta: Metadata) {}
 
   /** A page of a repository's tags; `NAME_UNKNOWN` when the repository does not exist. */
-  async tags(repository: string, n: number, last?: string): Promise<Page<string>> {
+  async tags(repository: string, n: number, last?: string): Promise<TagsPage> {
     const repoId = await this.meta.repositories.id(repository);
-    if (repoId === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
-    return page(n, (limit) => this.meta.manifests.tags(repoId, limit, last));
+    if (repoId === undefined) {
+      this.forgetTags(repository);
+      throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
+    }
+    const list = await this.tagList(repository, repoId);
+    if (!list) return serialised(repository, await page(n, (limit) => this.meta.manifests.tags(repoId, limit, last)));
+    if (last !== undefined) return serialised(repository, slice(list.names, firstAfter(list.names, last), n));
+    // The first page, as clients ask for it: its body is kept with the list.
+    const next = n > 0 && list.names.length > n ? list.names[n - 1] : undefined;
+    let body = list.bodies.get(n);
+    if (!body) {
+      body = serialised(repository, slice(list.names, 0, n)).body;
+      if (list.bodies.size < 4 && this.tagLists.get(repository) === list) {
+        list.bodies.set(n, body);
+        list.bytes += body.length;
+        this.tagListBytes += body.length;
+        this.trimTagLists();
+      }
+    }
+    return next === undefined ? { body, n } : { body, next, n };
   }
 
   /** A page of repository names (those holding at least one manifest), only of `projectIds` when given. */
@@ -52,4 +107,70 @@ export class ListingService {
     const manifests = repoId === undefined ? [] : await this.meta.manifests.referrers(repoId, digest, artifactType);
     return { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests };
   }
+
+  /**
+   * Every tag of the repository, from the cache when it is current: same repository (id and
+   * creation time, read on every call), no tag change through this process since (the store's
+   * version, read before the tags are), younger than the TTL. Undefined for very long lists.
+   */
+  private async tagList(repository: string, repositoryId: number): Promise<TagList | undefined> {
+    const version = this.meta.manifests.tagsVersion(repositoryId);
+    const createdAt = await this.meta.manifests.repositoryCreatedAt(repositoryId);
+    const now = Date.now();
+    const hit = this.tagLists.get(repository);
+    if (hit && hit.repositoryId === repositoryId && hit.createdAt === createdAt && hit.version === version && now - hit.at < TAGS_TTL_MS) {
+      this.tagLists.delete(repository);
+      this.tagLists.set(repository, hit);
+      return hit;
+    }
+    this.forgetTags(repository);
+    if (createdAt === undefined) return undefined;
+    const names = await this.meta.manifests.tags(repositoryId, TAGS_CACHE_MAX_TAGS + 1);
+    if (names.length > TAGS_CACHE_MAX_TAGS) return undefined;
+    let bytes = 64;
+    for (const name of names) bytes += 2 * name.length + 40;
+    const list: TagList = { repositoryId, createdAt, version, at: now, names, bytes, bodies: new Map() };
+    this.tagLists.set(repository, list);
+    this.tagListBytes += bytes;
+    this.trimTagLists();
+    return list;
+  }
+
+  private forgetTags(repository: string): void {
+    const cached = this.tagLists.get(repository);
+    if (!cached) return;
+    this.tagLists.delete(repository);
+    this.tagListBytes -= cached.bytes;
+  }
+
+  private trimTagLists(): void {
+    for (const name of this.tagLists.keys()) {
+      if (this.tagListBytes <= TAGS_CACHE_MAX_BYTES) break;
+      this.forgetTags(name);
+    }
+  }
+}
+
+/** The page of `names` starting at `start`, `n` long, with `next` when more follow. */
+function slice(names: string[], start: number, n: number): Page<string> {
+  if (n === 0) return { items: [], n };
+  const items = names.slice(start, start + n);
+  return names.length - start > n ? { items, next: items[n - 1]!, n } : { items, n };
+}
+
+/** Index of the first name greater than `last` (what `WHERE name > last` selects). */
+function firstAfter(names: string[], last: string): number {
+  let low = 0;
+  let high = names.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (names[mid]! <= last) low = mid + 1;
+    else high = mid;
+  }
+  return low;
+}
+
+function serialised(repository: string, page: Page<string>): TagsPage {
+  const body = Buffer.from(JSON.stringify({ name: repository, tags: page.items }));
+  return page.next === undefined ? { body, n: page.n } : { body, next: page.next, n: page.n };
 }

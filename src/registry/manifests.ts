@@ -29,9 +29,59 @@ export interface PushedManifest {
   subject?: string;
 }
 
+/** Default memory for manifest bytes kept in memory. */
+const MANIFEST_CACHE_BYTES = 64 << 20;
+
+/**
+ * Manifest bytes by digest, least recently used first, bounded by their total size. Content
+ * addressed, so an entry is never stale: whether a repository may serve a digest is decided by the
+ * metadata on every request, before the bytes are looked up here.
+ */
+class ManifestBytes {
+  private readonly entries = new Map<string, Buffer>();
+  private bytes = 0;
+
+  constructor(private readonly maxBytes: number) {}
+
+  get(digest: string): Buffer | undefined {
+    const hit = this.entries.get(digest);
+    if (hit) {
+      this.entries.delete(digest);
+      this.entries.set(digest, hit);
+    }
+    return hit;
+  }
+
+  /**
+   * Remembers `body` under `digest`. Unless `owned` (a buffer nobody else holds), a copy: the
+   * caller's buffer may be reused, or be a view into a larger pooled one that would stay alive.
+   */
+  set(digest: string, body: Buffer, owned: boolean): void {
+    // One manifest may not take more than an eighth of the budget (the largest are a few MiB).
+    if (body.length > this.maxBytes / 8 || this.entries.has(digest)) return;
+    let own = body;
+    if (!owned || body.byteOffset !== 0 || body.buffer.byteLength !== body.length) {
+      own = Buffer.allocUnsafeSlow(body.length);
+      body.copy(own);
+    }
+    this.entries.set(digest, own);
+    this.bytes += own.length;
+    for (const [key, value] of this.entries) {
+      if (this.bytes <= this.maxBytes) break;
+      this.entries.delete(key);
+      this.bytes -= value.length;
+    }
+  }
+}
+
 /** Manifests: validated on push, stored byte-exact, served by tag or digest. */
 export class ManifestService {
-  constructor(private readonly store: BlobStore, private readonly meta: Metadata, private readonly quota: QuotaService) {}
+  private readonly cache: ManifestBytes;
+
+  /** `cacheBytes`: memory for manifest bytes kept in memory, so GET does not read storage each time. */
+  constructor(private readonly store: BlobStore, private readonly meta: Metadata, private readonly quota: QuotaService, cacheBytes = MANIFEST_CACHE_BYTES) {
+    this.cache = new ManifestBytes(cacheBytes);
+  }
 
   /** Looks up a manifest without reading it (HEAD), honouring `Accept`. */
   async stat(repository: string, reference: string, accept?: string): Promise<StoredManifest> {
@@ -47,11 +97,16 @@ export class ManifestService {
     const info = await this.stat(repository, reference, accept);
     const repoId = await this.meta.repositories.id(repository);
     if (repoId !== undefined) void this.meta.manifests.markPulled(repoId, info.digest).catch(() => undefined);
+    const cached = this.cache.get(info.digest);
+    if (cached) return { ...info, body: cached };
+    let body: Buffer;
     try {
-      return { ...info, body: await this.store.readAll(info.digest) };
+      body = await this.store.readAll(info.digest);
     } catch (err) {
       throw new RegistryError('MANIFEST_UNKNOWN', 'manifest is recorded but its content is missing from storage', { digest: info.digest, cause: (err as Error).message });
     }
+    this.cache.set(info.digest, body, true);
+    return { ...info, body };
   }
 
   /**
@@ -70,6 +125,7 @@ export class ManifestService {
     await this.checkReferences(repoId, manifest);
     await this.quota.check(repository, digest, body.length);
     await this.store.putSmall(digest, body);
+    this.cache.set(digest, body, false);
     const id = repoId ?? (await this.meta.repositories.ensure(repository));
     await this.quota.charge(repository, digest, body.length);
     await this.meta.manifests.put({

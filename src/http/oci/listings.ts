@@ -5,7 +5,7 @@ import { parseDigest } from '../../domain/digest.ts';
 import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
 
 /** The `Link` header pointing at the next page, relative like every URL Berth hands out. */
-function linkHeader(path: string, page: Page<string>): Record<string, string> {
+function linkHeader(path: string, page: Pick<Page<string>, 'next' | 'n'>): Record<string, string> {
   if (page.next === undefined) return {};
   return { Link: `<${path}?n=${page.n}&last=${encodeURIComponent(page.next)}>; rel="next"` };
 }
@@ -23,7 +23,9 @@ export function listingRoutes(deps: OciDeps): Route[] {
         await access.require(ctx, [repositoryAccess(name, 'pull')]);
         const n = parsePageSize(ctx.query.get('n'), MAX_PAGE);
         const page = await registry.listings.tags(name, n, ctx.query.get('last') ?? undefined);
-        sendJSON(ctx.res, 200, { name, tags: page.items }, linkHeader(`/v2/${name}/tags/list`, page));
+        // The body comes serialised (and, for first pages, cached) from the listing service.
+        ctx.res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': page.body.length, ...linkHeader(`/v2/${name}/tags/list`, page) });
+        ctx.res.end(page.body);
       },
     },
     {

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDatabase } from './database.ts';
-import { sqliteDialect, type DB } from './dialect.ts';
+import { sqliteDialect, type DB, type SqliteOptions } from './dialect.ts';
 import { ManifestStore } from './manifests.ts';
 import { RepositoryStore } from './repositories.ts';
 import { UploadStore } from './uploads.ts';
@@ -26,22 +26,27 @@ export interface Metadata {
 }
 
 /** Opens (creating and migrating as needed) the embedded SQLite metadata under `dataDir`. */
-export async function openMetadata(dataDir: string): Promise<Metadata> {
+export async function openMetadata(dataDir: string, options: SqliteOptions = {}): Promise<Metadata> {
   mkdirSync(dataDir, { recursive: true });
-  const db = await openDatabase(sqliteDialect(join(dataDir, 'berth.db')));
+  const db = await openDatabase(sqliteDialect(join(dataDir, 'berth.db'), options));
   const projects = new ProjectStore(db);
   const repositories = new RepositoryStore(db, projects);
   await repositories.adoptOrphans();
+  const audit = new AuditStore(db);
   return {
     db,
     users: new UserStore(db),
     repositories,
     manifests: new ManifestStore(db),
-    uploads: new UploadStore(db),
+    uploads: new UploadStore(db, projects, repositories),
     projects,
     robots: new RobotStore(db),
     tokens: new TokenStore(db),
-    audit: new AuditStore(db),
-    close: () => db.destroy(),
+    audit,
+    async close() {
+      // Audit rows still queued are written before the database closes.
+      await audit.flush();
+      await db.destroy();
+    },
   };
 }

@@ -1,5 +1,6 @@
 import type { ExpressionBuilder } from 'kysely';
 import type { DB } from './dialect.ts';
+import { PreparedQuery } from './prepared.ts';
 import type { Database, ManifestRow } from './schema.ts';
 
 /** A manifest to record, with what it references and the tag it was pushed under, if any. */
@@ -28,7 +29,33 @@ export interface Referrer {
 
 /** Manifests, the blobs and manifests they reference, tags, and referrers. */
 export class ManifestStore {
-  constructor(private readonly db: DB) {}
+  private readonly digestQuery;
+  private readonly tagQuery;
+  private readonly pulled;
+  private readonly recentPulls = new Map<string, number>();
+
+  constructor(private readonly db: DB) {
+    this.digestQuery = new PreparedQuery(db, (repositoryId: number, digest: string) =>
+      db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest),
+    );
+    this.tagQuery = new PreparedQuery(db, (repositoryId: number, tag: string) =>
+      db
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+        .selectAll('m')
+        .where('t.repository_id', '=', repositoryId)
+        .where('t.name', '=', tag),
+    );
+    this.pulled = new PreparedQuery(db, (repositoryId: number, digest: string, now: number, before: number) =>
+      db
+        .updateTable('manifests')
+        .set({ last_pulled_at: now })
+        .where('repository_id', '=', repositoryId)
+        .where('digest', '=', digest)
+        .where((eb) => eb.or([eb('last_pulled_at', 'is', null), eb('last_pulled_at', '<', before)])),
+      { relaxed: true },
+    );
+  }
 
   /** Records a manifest (idempotent for the same digest) and points `tag` at it, atomically. */
   async put(record: ManifestRecord): Promise<void> {
@@ -71,18 +98,12 @@ export class ManifestStore {
 
   /** A manifest by digest. */
   async byDigest(repositoryId: number, digest: string): Promise<ManifestRow | undefined> {
-    return this.db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+    return this.digestQuery.first(repositoryId, digest);
   }
 
   /** The manifest a tag points at. */
   async byTag(repositoryId: number, tag: string): Promise<ManifestRow | undefined> {
-    return this.db
-      .selectFrom('tags as t')
-      .innerJoin('manifests as m', (join) => join.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
-      .selectAll('m')
-      .where('t.repository_id', '=', repositoryId)
-      .where('t.name', '=', tag)
-      .executeTakeFirst();
+    return this.tagQuery.first(repositoryId, tag);
   }
 
   /** Which of `digests` are manifests of the repository. */
@@ -149,15 +170,18 @@ export class ManifestStore {
     this.tagChanges.set(repositoryId, ++this.tagClock);
   }
 
-  /** Records a pull (at most once a minute per manifest, so pulls do not turn into writes). */
+  /**
+   * Records a pull (at most once a minute per manifest, so pulls do not turn into writes). A relaxed
+   * commit: the time is informative, a power cut may lose its last second.
+   */
   async markPulled(repositoryId: number, digest: string, now = Date.now()): Promise<void> {
-    await this.db
-      .updateTable('manifests')
-      .set({ last_pulled_at: now })
-      .where('repository_id', '=', repositoryId)
-      .where('digest', '=', digest)
-      .where((eb) => eb.or([eb('last_pulled_at', 'is', null), eb('last_pulled_at', '<', now - 60_000)]))
-      .execute();
+    // Pulls marked by this process in the last minute skip the write altogether.
+    const key = `${repositoryId}@${digest}`;
+    const last = this.recentPulls.get(key);
+    if (last !== undefined && last > now - 60_000) return;
+    if (this.recentPulls.size >= 10_000) this.recentPulls.clear();
+    this.recentPulls.set(key, now);
+    await this.pulled.run(undefined, repositoryId, digest, now, now - 60_000);
   }
 
   /**

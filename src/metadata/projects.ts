@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import type { DB } from './dialect.ts';
+import { relaxed, type DB } from './dialect.ts';
+import { PreparedQuery } from './prepared.ts';
 import type { ProjectRow } from './schema.ts';
 
 /** Usage rows per project: concurrent pushes spread their additions over them (see ProjectUsageTable). */
@@ -23,33 +24,69 @@ export class ProjectStore {
   private readonly cache = new Map<string, { row: ProjectRow | undefined; at: number }>();
   private static readonly CACHE_MS = 5_000;
 
-  constructor(private readonly db: DB) {}
+  private readonly byName;
+  private readonly role;
+  private readonly counted;
+  private readonly usageSum;
+  private readonly chargeBlob;
+  private readonly addUsage;
+
+  constructor(private readonly db: DB) {
+    this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('projects').selectAll().where('name', '=', name));
+    this.role = new PreparedQuery(db, (projectId: number, userId: number) =>
+      db.selectFrom('project_members').select('role').where('project_id', '=', projectId).where('user_id', '=', userId),
+    );
+    this.counted = new PreparedQuery(db, (projectId: number, digest: string) =>
+      db.selectFrom('project_blobs').select('digest').where('project_id', '=', projectId).where('digest', '=', digest),
+    );
+    this.usageSum = new PreparedQuery(db, (projectId: number) =>
+      db.selectFrom('project_usage').select((eb) => eb.fn.sum<number | string | null>('bytes').as('total')).where('project_id', '=', projectId),
+    );
+    this.chargeBlob = new PreparedQuery(db, (projectId: number, digest: string, size: number) =>
+      db.insertInto('project_blobs').values({ project_id: projectId, digest, size }).onConflict((oc) => oc.columns(['project_id', 'digest']).doNothing()),
+    );
+    this.addUsage = new PreparedQuery(db, (projectId: number, shard: number, size: number) =>
+      db
+        .insertInto('project_usage')
+        .values({ project_id: projectId, shard, bytes: size })
+        .onConflict((oc) => oc.columns(['project_id', 'shard']).doUpdateSet((eb) => ({ bytes: eb('project_usage.bytes', '+', size) }))),
+    );
+  }
 
   async find(name: string): Promise<ProjectRow | undefined> {
     const hit = this.cache.get(name);
     if (hit && Date.now() - hit.at < ProjectStore.CACHE_MS) return hit.row;
-    const row = await this.db.selectFrom('projects').selectAll().where('name', '=', name).executeTakeFirst();
+    const row = await this.byName.first(name);
     this.cache.set(name, { row, at: Date.now() });
     return row;
   }
 
   /** Creates a project; false when the name is taken. */
   async create(name: string, options: { public?: boolean; quotaBytes?: number | null; createdBy?: string }): Promise<boolean> {
-    const result = await this.db
-      .insertInto('projects')
-      .values({ name, public: options.public ? 1 : 0, quota_bytes: options.quotaBytes ?? null, created_by: options.createdBy ?? null, created_at: Date.now() })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .executeTakeFirst();
-    this.cache.delete(name);
-    return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+    return this.insert(name, options, false);
   }
 
-  /** The project's id, creating it (private, no quota) when missing — for pushes by administrators. */
+  /**
+   * The project's id, creating it (private, no quota) when missing — for pushes by administrators.
+   * The creation is a relaxed commit: such a project matters only through what is pushed into it,
+   * and that push's durable commit comes later in the log, so it cannot be kept without the project.
+   */
   async ensure(name: string, createdBy: string | undefined): Promise<number> {
     const existing = await this.find(name);
     if (existing) return existing.id;
-    await this.create(name, { createdBy });
+    await this.insert(name, { createdBy }, true);
     return (await this.find(name))!.id;
+  }
+
+  private async insert(name: string, options: { public?: boolean; quotaBytes?: number | null; createdBy?: string }, relaxedCommit: boolean): Promise<boolean> {
+    const compiled = this.db
+      .insertInto('projects')
+      .values({ name, public: options.public ? 1 : 0, quota_bytes: options.quotaBytes ?? null, created_by: options.createdBy ?? null, created_at: Date.now() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .compile();
+    const result = await this.db.executeQuery(relaxedCommit ? relaxed(compiled) : compiled);
+    this.cache.delete(name);
+    return Number(result.numAffectedRows ?? 0) > 0;
   }
 
   async update(name: string, changes: { public?: boolean; quotaBytes?: number | null }): Promise<boolean> {
@@ -99,8 +136,7 @@ export class ProjectStore {
 
   /** The role of `userId` in the project, if a member. */
   async roleOf(projectId: number, userId: number): Promise<string | undefined> {
-    const row = await this.db.selectFrom('project_members').select('role').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
-    return row?.role;
+    return (await this.role.first(projectId, userId))?.role;
   }
 
   /** Ids of the projects a user belongs to. */
@@ -137,37 +173,23 @@ export class ProjectStore {
 
   /** Bytes stored in the project, each blob and manifest counted once. */
   async usage(projectId: number): Promise<number> {
-    const row = await this.db
-      .selectFrom('project_usage')
-      .select((eb) => eb.fn.sum<number | string | null>('bytes').as('total'))
-      .where('project_id', '=', projectId)
-      .executeTakeFirst();
+    const row = await this.usageSum.first(projectId);
     return Number(row?.total ?? 0);
   }
 
   /** Whether the project already counts `digest`. */
   async counts(projectId: number, digest: string): Promise<boolean> {
-    const row = await this.db.selectFrom('project_blobs').select('digest').where('project_id', '=', projectId).where('digest', '=', digest).executeTakeFirst();
-    return row !== undefined;
+    return (await this.counted.first(projectId, digest)) !== undefined;
   }
 
   /**
    * Counts `digest` (of `size` bytes) in the project's usage unless it is already counted. The
-   * addition goes to a random shard row, so concurrent pushes do not queue on one row.
+   * addition goes to a random shard row, so concurrent pushes do not queue on one row. With `on`,
+   * it is part of that transaction; otherwise it is a transaction of its own.
    */
-  async charge(projectId: number, digest: string, size: number): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
-      const inserted = await tx
-        .insertInto('project_blobs')
-        .values({ project_id: projectId, digest, size })
-        .onConflict((oc) => oc.columns(['project_id', 'digest']).doNothing())
-        .executeTakeFirst();
-      if (Number(inserted.numInsertedOrUpdatedRows ?? 0) === 0) return;
-      await tx
-        .insertInto('project_usage')
-        .values({ project_id: projectId, shard: randomInt(USAGE_SHARDS), bytes: size })
-        .onConflict((oc) => oc.columns(['project_id', 'shard']).doUpdateSet((eb) => ({ bytes: eb('project_usage.bytes', '+', size) })))
-        .execute();
-    });
+  async charge(projectId: number, digest: string, size: number, on?: DB): Promise<void> {
+    if (!on) return this.db.transaction().execute((tx) => this.charge(projectId, digest, size, tx));
+    if ((await this.chargeBlob.run(on, projectId, digest, size)) === 0) return;
+    await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), size);
   }
 }

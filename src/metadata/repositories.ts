@@ -1,5 +1,6 @@
 import { projectOf } from '../domain/names.ts';
-import type { DB } from './dialect.ts';
+import { relaxed, type DB } from './dialect.ts';
+import { PreparedQuery } from './prepared.ts';
 import type { ProjectStore } from './projects.ts';
 
 /** Repositories and which blobs each may serve. */
@@ -7,50 +8,58 @@ export class RepositoryStore {
   /** name → id; repositories are never renamed, and a delete removes its entry. */
   private readonly ids = new Map<string, number>();
 
-  constructor(private readonly db: DB, private readonly projects: ProjectStore) {}
+  private readonly byName;
+  private readonly sizeOf;
+  private readonly link;
+
+  constructor(private readonly db: DB, private readonly projects: ProjectStore) {
+    this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('repositories').select('id').where('name', '=', name));
+    this.sizeOf = new PreparedQuery(db, (repositoryId: number, digest: string) =>
+      db.selectFrom('repository_blobs').select('size').where('repository_id', '=', repositoryId).where('digest', '=', digest),
+    );
+    this.link = new PreparedQuery(db, (repositoryId: number, digest: string, size: number, createdAt: number) =>
+      db
+        .insertInto('repository_blobs')
+        .values({ repository_id: repositoryId, digest, size, created_at: createdAt })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing()),
+    );
+  }
 
   /** The id of repository `name`, or undefined when it has never held anything. */
   async id(name: string): Promise<number | undefined> {
     const cached = this.ids.get(name);
     if (cached !== undefined) return cached;
-    const row = await this.db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
+    const row = await this.byName.first(name);
     if (row) this.ids.set(name, row.id);
     return row?.id;
   }
 
   /**
    * The id of repository `name`, creating it — and its project, when an administrator pushes into a
-   * project that does not exist yet — when needed (safe under concurrency).
+   * project that does not exist yet — when needed (safe under concurrency). The creation is a
+   * relaxed commit: a repository is only ever created for a blob or manifest about to be recorded
+   * durably, later in the log, which cannot then be kept without it.
    */
   async ensure(name: string): Promise<number> {
     const existing = await this.id(name);
     if (existing !== undefined) return existing;
     const projectId = await this.projects.ensure(projectOf(name), undefined);
-    await this.db
+    const insert = this.db
       .insertInto('repositories')
       .values({ name, project_id: projectId, created_at: Date.now() })
-      .onConflict((oc) => oc.column('name').doNothing())
-      .execute();
+      .onConflict((oc) => oc.column('name').doNothing());
+    await this.db.executeQuery(relaxed(insert.compile()));
     return (await this.id(name))!;
   }
 
-  /** Links a blob into a repository (idempotent). */
-  async linkBlob(repositoryId: number, digest: string, size: number): Promise<void> {
-    await this.db
-      .insertInto('repository_blobs')
-      .values({ repository_id: repositoryId, digest, size, created_at: Date.now() })
-      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
-      .execute();
+  /** Links a blob into a repository (idempotent); with `on`, as part of that transaction. */
+  async linkBlob(repositoryId: number, digest: string, size: number, on?: DB): Promise<void> {
+    await this.link.run(on, repositoryId, digest, size, Date.now());
   }
 
   /** The size of a blob linked into the repository, or undefined when it is not linked there. */
   async blobSize(repositoryId: number, digest: string): Promise<number | undefined> {
-    const row = await this.db
-      .selectFrom('repository_blobs')
-      .select('size')
-      .where('repository_id', '=', repositoryId)
-      .where('digest', '=', digest)
-      .executeTakeFirst();
+    const row = await this.sizeOf.first(repositoryId, digest);
     return row === undefined ? undefined : Number(row.size);
   }
 

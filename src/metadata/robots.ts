@@ -1,4 +1,5 @@
 import type { DB } from './dialect.ts';
+import { PreparedQuery } from './prepared.ts';
 import type { RobotRow } from './schema.ts';
 
 /** One grant of a robot: actions in a project (`project` null: every project). */
@@ -20,10 +21,22 @@ export interface NewRobot {
 
 /** Robot accounts and what each may do. Secrets arrive hashed. */
 export class RobotStore {
-  constructor(private readonly db: DB) {}
+  private readonly byName;
+  private readonly grantRows;
+
+  constructor(private readonly db: DB) {
+    this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('robots').selectAll().where('name', '=', name));
+    this.grantRows = new PreparedQuery(db, (robotId: number) =>
+      db
+        .selectFrom('robot_permissions as rp')
+        .leftJoin('projects as p', 'p.id', 'rp.project_id')
+        .select(['p.name', 'rp.project_id', 'rp.actions'])
+        .where('rp.robot_id', '=', robotId),
+    );
+  }
 
   async find(name: string): Promise<RobotRow | undefined> {
-    return this.db.selectFrom('robots').selectAll().where('name', '=', name).executeTakeFirst();
+    return this.byName.first(name);
   }
 
   async findById(id: number): Promise<RobotRow | undefined> {
@@ -58,12 +71,7 @@ export class RobotStore {
 
   /** The grants of a robot, with project names. */
   async grants(robotId: number): Promise<RobotGrant[]> {
-    const rows = await this.db
-      .selectFrom('robot_permissions as rp')
-      .leftJoin('projects as p', 'p.id', 'rp.project_id')
-      .select(['p.name', 'rp.project_id', 'rp.actions'])
-      .where('rp.robot_id', '=', robotId)
-      .execute();
+    const rows = await this.grantRows.all(robotId);
     return rows.map((r) => ({ project: r.project_id === null ? null : (r.name ?? null), actions: r.actions.split(',').filter(Boolean) }));
   }
 

@@ -1,9 +1,18 @@
 import type { DB } from './dialect.ts';
+import { PreparedQuery } from './prepared.ts';
 import type { PersonalTokenRow } from './schema.ts';
 
 /** Personal access tokens and API login sessions. Both are stored as SHA-256 hashes only. */
 export class TokenStore {
-  constructor(private readonly db: DB) {}
+  private readonly byHash;
+  private readonly touchOne;
+
+  constructor(private readonly db: DB) {
+    this.byHash = new PreparedQuery(db, (tokenHash: string) =>
+      db.selectFrom('personal_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').selectAll('t').select(['u.username', 'u.is_admin']).where('t.token_hash', '=', tokenHash),
+    );
+    this.touchOne = new PreparedQuery(db, (id: number, now: number) => db.updateTable('personal_tokens').set({ last_used_at: now }).where('id', '=', id), { relaxed: true });
+  }
 
   /** Creates a token; false when the user already has one of that name. */
   async create(userId: number, name: string, tokenHash: string, prefix: string, expiresAt: number | null): Promise<boolean> {
@@ -17,13 +26,7 @@ export class TokenStore {
 
   /** The token with this hash and its owner's name. */
   async findByHash(tokenHash: string): Promise<(PersonalTokenRow & { username: string; is_admin: number }) | undefined> {
-    return this.db
-      .selectFrom('personal_tokens as t')
-      .innerJoin('users as u', 'u.id', 't.user_id')
-      .selectAll('t')
-      .select(['u.username', 'u.is_admin'])
-      .where('t.token_hash', '=', tokenHash)
-      .executeTakeFirst();
+    return this.byHash.first(tokenHash);
   }
 
   async list(userId: number): Promise<PersonalTokenRow[]> {
@@ -35,8 +38,9 @@ export class TokenStore {
     return Number(result.numUpdatedRows) > 0;
   }
 
+  /** Notes a token's use; a relaxed commit (informative: a power cut may lose its last second). */
   async touch(id: number): Promise<void> {
-    await this.db.updateTable('personal_tokens').set({ last_used_at: Date.now() }).where('id', '=', id).execute();
+    await this.touchOne.run(undefined, id, Date.now());
   }
 
   // ---- sessions ----

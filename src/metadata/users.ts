@@ -1,13 +1,18 @@
 import type { DB } from './dialect.ts';
+import { PreparedQuery } from './prepared.ts';
 import type { UserRow } from './schema.ts';
 
 /** Users: the people (and, later, robots) that authenticate. Passwords arrive already hashed. */
 export class UserStore {
-  constructor(private readonly db: DB) {}
+  private readonly byName;
+
+  constructor(private readonly db: DB) {
+    this.byName = new PreparedQuery(db, (username: string) => db.selectFrom('users').selectAll().where('username', '=', username));
+  }
 
   /** The user named `username`, or undefined. */
   async find(username: string): Promise<UserRow | undefined> {
-    return this.db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
+    return this.byName.first(username);
   }
 
   /** All users, by name. */

@@ -30,7 +30,11 @@ export class QuotaService {
 
   /** Counts `digest` in the project of `repository` (a no-op when already counted there). */
   async charge(repository: string, digest: string, size: number): Promise<void> {
-    const projectId = await this.meta.projects.ensure(projectOf(repository), undefined);
-    await this.meta.projects.charge(projectId, digest, size);
+    await this.meta.projects.charge(await this.projectOf(repository), digest, size);
+  }
+
+  /** The id of the project `repository` is charged to, creating the project if needed. */
+  async projectOf(repository: string): Promise<number> {
+    return this.meta.projects.ensure(projectOf(repository), undefined);
   }
 }

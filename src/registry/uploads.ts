@@ -154,10 +154,11 @@ export class UploadService {
         throw err;
       }
       await this.store.commitUpload(id, digest.value);
-      const repoId = await this.meta.repositories.ensure(repository);
-      await this.quota.charge(repository, digest.value, size);
-      await this.meta.repositories.linkBlob(repoId, digest.value, size);
-      await this.meta.uploads.delete(id);
+      const repositoryId = await this.meta.repositories.ensure(repository);
+      const projectId = await this.quota.projectOf(repository);
+      // Charge, link and end of session in one durable commit: on disk when this resolves, so the
+      // caller's 201 follows it (and concurrent uploads share the flush).
+      await this.meta.uploads.complete(id, { repositoryId, projectId, digest: digest.value, size });
       this.hashes.delete(id);
       return { digest: digest.value, size };
     });

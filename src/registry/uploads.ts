@@ -1,10 +1,9 @@
 import type { Hash } from 'node:crypto';
-import { finished, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { RegistryError } from '../domain/errors.ts';
 import { newHash, parseDigest, type Digest } from '../domain/digest.ts';
 import { StorageError, type BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
-import { HashTap } from './hash-tap.ts';
 import type { UploadIds } from './upload-ids.ts';
 import type { QuotaService } from './quota.ts';
 
@@ -201,28 +200,31 @@ export class UploadService {
     await this.meta.uploads.delete(id);
   }
 
-  /** Streams `body` into the upload at `offset` through the running hash; returns the new size. */
+  /**
+   * Streams `body` into the upload at `offset`, hashing each chunk as it arrives (one pass, never
+   * re-read); the store writes in batches with backpressure. Returns the new size.
+   */
   private async write(id: string, offset: number, body: Readable): Promise<number> {
     const state = await this.hashAt(id, offset);
-    const tap = new HashTap(state.hash);
-    // The store's pipeline reports the tap's errors, but it attaches only after an await; an abort
-    // landing before that must not become an uncaught 'error' event (it would kill the process).
-    tap.on('error', () => undefined);
-    // A client that disconnects mid-body must fail the write (and so close the file), not stall it.
-    // The request itself is left alone so an error response can still be sent.
-    finished(body, (err) => {
-      if (err) tap.destroy(err);
-    });
+    let seen = 0;
+    const onChunk = (chunk: Buffer) => {
+      state.hash.update(chunk);
+      seen += chunk.length;
+    };
     try {
-      const size = await this.store.appendUpload(id, offset, body.pipe(tap));
+      const size = await this.store.appendUpload(id, offset, body, { onChunk });
       state.offset = size;
       return size;
     } catch (err) {
-      // The hash may have seen bytes the store did not keep: rebuild it from storage next time.
-      this.hashes.delete(id);
-      body.unpipe(tap);
-      tap.destroy();
-      if (err instanceof StorageError && err.kind === 'offset_mismatch') throw rangeError(err.message, offset);
+      if (err instanceof StorageError && err.kind === 'offset_mismatch') {
+        this.hashes.delete(id);
+        throw rangeError(err.message, offset);
+      }
+      // A client gone mid-chunk: the store still wrote every byte the hash saw, so the hash matches
+      // the upload and the session continues without re-reading it. Otherwise rebuild it next time.
+      const kept = await this.store.uploadSize(id).catch(() => undefined);
+      if (kept === offset + seen) state.offset = kept;
+      else this.hashes.delete(id);
       throw err;
     }
   }

@@ -6,6 +6,17 @@ export interface ByteRange {
   end: number;
 }
 
+/** How an append runs (see `BlobStore.appendUpload`). */
+export interface AppendOptions {
+  /** Stops reading the stream; what had arrived is written, then the append rejects with the reason. */
+  signal?: AbortSignal;
+  /**
+   * Sees each chunk of the stream in order, as it arrives and before it is written: to hash an
+   * upload in the same pass. When the append rejects, it may have seen bytes that were not written.
+   */
+  onChunk?: (chunk: Buffer) => void;
+}
+
 /**
  * Where blob and manifest bytes live: content-addressed committed blobs, plus upload sessions that
  * are appended to and then committed under their digest. Drivers know nothing about HTTP, users or
@@ -35,16 +46,25 @@ export interface BlobStore {
   /** Deletes a committed blob; deleting a missing blob is a no-op. Only garbage collection calls it. */
   delete(digest: string): Promise<void>;
 
-  /** Creates an empty upload session's storage. `id` is an opaque URL-safe identifier. */
+  /**
+   * Creates an empty upload session's storage. `id` is an opaque URL-safe identifier. A driver may
+   * keep an upload open between appends (the filesystem driver does, for a few idle seconds);
+   * `commitUpload` and `deleteUpload` release it.
+   */
   createUpload(id: string): Promise<void>;
 
   /**
    * Appends a stream to an upload that currently holds exactly `offset` bytes, and resolves to the
-   * new size. Rejects with `StorageError('offset_mismatch')` when the upload's size is not `offset`,
-   * `StorageError('not_found')` when the upload does not exist. If the stream fails mid-way, the bytes
-   * already written stay (the caller re-reads `uploadSize`). The write is not flushed to disk yet.
+   * new size once every byte is written (not yet flushed to disk: `commitUpload` does that). The
+   * stream is consumed with backpressure: a driver holds at most a few MiB of it in memory.
+   *
+   * Rejects with `StorageError('offset_mismatch')` when the upload's size is not `offset` or another
+   * append to it is still running (appends never interleave), `StorageError('not_found')` when the
+   * upload does not exist. If the stream fails or `options.signal` aborts mid-way, every byte that
+   * had arrived is still written, then it rejects; on a write error the bytes written so far stay.
+   * Either way the caller re-reads `uploadSize`.
    */
-  appendUpload(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number>;
+  appendUpload(id: string, offset: number, data: Readable, options?: AppendOptions): Promise<number>;
 
   /** The number of bytes an upload holds, or `undefined` when it does not exist. */
   uploadSize(id: string): Promise<number | undefined>;
@@ -55,7 +75,8 @@ export interface BlobStore {
   /**
    * Makes an upload's bytes the committed blob `digest`, durably (flushed before it resolves), and
    * removes the upload. If the blob already exists the upload is just removed. The caller has verified
-   * the digest; the blob becomes visible to `stat`/`read` only once it is complete.
+   * the digest; the blob becomes visible to `stat`/`read` only once it is complete. Rejects with
+   * `StorageError('not_found')` when the upload does not exist, `offset_mismatch` while it is appended to.
    */
   commitUpload(id: string, digest: string): Promise<void>;
 

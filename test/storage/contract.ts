@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError, type BlobStore } from '../../src/storage/blob-store.ts';
 
 /** The behaviour every blob-store driver must have. Each driver's test file calls this once. */
@@ -89,6 +90,108 @@ export function blobStoreContract(name: string, makeStore: () => Promise<{ store
     assert.ok(size <= first.length, `upload holds at most what was sent (${size})`);
     const rest = randomBytes(10);
     assert.equal(await store.appendUpload(id, size, Readable.from([rest])), size + 10);
+  });
+
+  /** Chunks of awkward sizes (1 byte, just over and under the usual 64 KiB and 1 MiB boundaries). */
+  const oddChunks = () => [1, 65_535, 65_537, 7, (1 << 20) + 3, (2 << 20) - 1, 333_333, (3 << 20) + 11, 2].map((n) => randomBytes(n));
+
+  withStore('onChunk sees every byte in order, exactly the bytes written, across appends of odd sizes', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const seen = createHash('sha256');
+    const all: Buffer[] = [];
+    let size = 0;
+    for (const piece of [oddChunks().slice(0, 4), oddChunks().slice(4)]) {
+      size = await store.appendUpload(id, size, Readable.from(piece), { onChunk: (c) => void seen.update(c) });
+      all.push(...piece);
+    }
+    const expected = Buffer.concat(all);
+    assert.equal(size, expected.length);
+    assert.equal(await store.uploadSize(id), expected.length);
+    assert.deepEqual(await collect(await store.readUpload(id)), expected);
+    assert.equal(`sha256:${seen.digest('hex')}`, digest(expected), 'what onChunk saw is what was stored');
+    await store.commitUpload(id, digest(expected));
+    assert.deepEqual(await store.readAll(digest(expected)), expected);
+  });
+
+  withStore('a source that fails after many chunks: every chunk that had arrived is written', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const source = new PassThrough();
+    let seen = 0;
+    const append = store.appendUpload(id, 0, source, { onChunk: (c) => void (seen += c.length) });
+    const sent = Buffer.concat(oddChunks());
+    for (let i = 0; i < sent.length; i += 100_000) source.write(sent.subarray(i, i + 100_000));
+    for (let i = 0; i < 200 && seen < sent.length; i++) await sleep(5);
+    assert.equal(seen, sent.length, 'the store took every chunk');
+    source.destroy(new Error('client went away'));
+    await assert.rejects(append, /client went away/);
+    assert.equal(await store.uploadSize(id), sent.length, 'nothing that arrived was dropped');
+    assert.deepEqual(await collect(await store.readUpload(id)), sent);
+    const more = randomBytes(10);
+    assert.equal(await store.appendUpload(id, sent.length, Readable.from([more])), sent.length + 10, 'the upload continues');
+  });
+
+  withStore('an aborted append writes what had arrived, then rejects with the reason', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const source = new PassThrough();
+    const controller = new AbortController();
+    let seen = 0;
+    const append = store.appendUpload(id, 0, source, { signal: controller.signal, onChunk: (c) => void (seen += c.length) });
+    const sent = randomBytes((5 << 20) + 5);
+    source.write(sent);
+    for (let i = 0; i < 200 && seen < sent.length; i++) await sleep(5);
+    controller.abort(new Error('stop'));
+    await assert.rejects(append, /stop/);
+    assert.equal(await store.uploadSize(id), sent.length);
+    source.write(randomBytes(100));
+    await sleep(20);
+    assert.equal(await store.uploadSize(id), sent.length, 'nothing is read after the abort');
+  });
+
+  withStore('appends to one upload never interleave: a second one while the first runs is refused', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const first = new PassThrough();
+    const running = store.appendUpload(id, 0, first);
+    first.write(randomBytes(1000));
+    await sleep(10);
+    for (const offset of [0, 1000]) {
+      await assert.rejects(store.appendUpload(id, offset, Readable.from([randomBytes(10)])), (err: unknown) => err instanceof StorageError && err.kind === 'offset_mismatch');
+    }
+    first.end(randomBytes(24));
+    assert.equal(await running, 1024);
+    assert.equal(await store.appendUpload(id, 1024, Readable.from([randomBytes(10)])), 1034, 'appends continue once the first is done');
+  });
+
+  withStore('a fast source is read with backpressure, never buffered whole', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const total = 96 << 20;
+    const block = randomBytes(64 << 10);
+    let produced = 0;
+    const source = new Readable({
+      read() {
+        this.push(produced < total ? block : null);
+        produced += block.length;
+      },
+    });
+    let arrived = 0;
+    let maxAhead = 0;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const written = (await store.uploadSize(id)) ?? 0;
+        maxAhead = Math.max(maxAhead, arrived - written);
+        await sleep(1);
+      }
+    })();
+    const size = await store.appendUpload(id, 0, source, { onChunk: (c) => void (arrived += c.length) });
+    sampling = false;
+    await sampler;
+    assert.equal(size, total);
+    assert.ok(maxAhead <= 32 << 20, `at most 32 MiB waited to be written (${(maxAhead / (1 << 20)).toFixed(1)} MiB did)`);
   });
 
   withStore('missing uploads: not found on append and commit; delete is a no-op', async (store) => {

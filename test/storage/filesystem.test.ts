@@ -1,12 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FilesystemBlobStore } from '../../src/storage/filesystem/filesystem-store.ts';
+import { PassThrough, Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FilesystemBlobStore, type FilesystemStoreOptions } from '../../src/storage/filesystem/filesystem-store.ts';
 import { blobStoreContract } from './contract.ts';
 
 blobStoreContract('filesystem', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-fs-'));
   const store = new FilesystemBlobStore(dir);
   await store.init();
-  return { store, cleanup: () => rm(dir, { recursive: true, force: true }) };
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+/** Files under `dir` this process holds open. */
+function openFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // closed while we looked
+    }
+  }
+  return out;
+}
+
+async function withStore(options: FilesystemStoreOptions, body: (store: FilesystemBlobStore, dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-fs-'));
+  const store = new FilesystemBlobStore(dir, options);
+  await store.init();
+  try {
+    await body(store, dir);
+  } finally {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const uploadId = () => randomBytes(16).toString('base64url');
+
+test('filesystem: an upload file stays open between appends and is closed by commit and delete', async () => {
+  await withStore({}, async (store, dir) => {
+    const kept = uploadId();
+    const dropped = uploadId();
+    await store.createUpload(kept);
+    await store.createUpload(dropped);
+    const data = randomBytes(3000);
+    await store.appendUpload(kept, 0, Readable.from([data.subarray(0, 1000)]));
+    await store.appendUpload(kept, 1000, Readable.from([data.subarray(1000)]));
+    await store.appendUpload(dropped, 0, Readable.from([randomBytes(10)]));
+    assert.equal(openFilesUnder(dir).length, 2, 'both uploads are held open');
+    await store.commitUpload(kept, `sha256:${createHash('sha256').update(data).digest('hex')}`);
+    await store.deleteUpload(dropped);
+    assert.deepEqual(openFilesUnder(dir), [], 'commit and delete closed them');
+  });
+});
+
+test('filesystem: idle upload files are closed; the next append reads the size from the file', async () => {
+  await withStore({ idleCloseMs: 40 }, async (store, dir) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, Readable.from([randomBytes(5000)]));
+    assert.equal(openFilesUnder(dir).length, 1);
+    await sleep(200);
+    assert.deepEqual(openFilesUnder(dir), [], 'closed after being idle');
+    assert.equal(await store.uploadSize(id), 5000);
+    assert.equal(await store.appendUpload(id, 5000, Readable.from([randomBytes(7)])), 5007);
+  });
+});
+
+test('filesystem: at most maxOpenUploads files stay open, least recently used closed first', async () => {
+  await withStore({ maxOpenUploads: 3 }, async (store, dir) => {
+    const ids = Array.from({ length: 6 }, uploadId);
+    for (const id of ids) await store.createUpload(id);
+    assert.equal(openFilesUnder(dir).length, 3);
+    for (const id of ids) assert.equal(await store.appendUpload(id, 0, Readable.from([Buffer.from('abc')])), 3, 'evicted uploads reopen');
+    assert.equal(openFilesUnder(dir).length, 3);
+  });
+});
+
+test('filesystem: a failed append closes the file; an append while one runs does not disturb it', async () => {
+  await withStore({}, async (store, dir) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const source = new PassThrough();
+    const append = store.appendUpload(id, 0, source);
+    source.write(randomBytes(4096));
+    await sleep(20);
+    await assert.rejects(store.appendUpload(id, 0, Readable.from([randomBytes(1)])));
+    source.destroy(new Error('gone'));
+    await assert.rejects(append, /gone/);
+    assert.deepEqual(openFilesUnder(dir), [], 'no handle outlives a failed append');
+    assert.equal(await store.uploadSize(id), 4096);
+  });
+});
+
+test('filesystem: a second store on the same directory (a restart) sees the bytes of an open upload', async () => {
+  await withStore({}, async (store, dir) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, Readable.from([randomBytes(70_000)]));
+    const restarted = new FilesystemBlobStore(dir);
+    try {
+      assert.equal(await restarted.uploadSize(id), 70_000);
+      assert.equal(await restarted.appendUpload(id, 70_000, Readable.from([randomBytes(30_000)])), 100_000);
+    } finally {
+      await restarted.close();
+    }
+  });
 });

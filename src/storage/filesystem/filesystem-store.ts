@@ -1,11 +1,23 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { StorageError, type BlobStore, type ByteRange } from '../blob-store.ts';
+import { StorageError, type AppendOptions, type BlobStore, type ByteRange } from '../blob-store.ts';
 import { blobPath, uploadPath, uploadsDir } from './paths.ts';
+import { UploadFile } from './upload-file.ts';
+
+/** Tunables of {@link FilesystemBlobStore}; the defaults suit a server. */
+export interface FilesystemStoreOptions {
+  /**
+   * How long an upload's file stays open after its last append (default 10 s). The PATCHes of one
+   * push follow each other within milliseconds; keeping the handle saves an open, a stat and a
+   * close per chunk.
+   */
+  idleCloseMs?: number;
+  /** Open upload files kept at most (default 64); beyond this the least recently used idle one is closed. */
+  maxOpenUploads?: number;
+}
 
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
@@ -31,11 +43,27 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-/** Blob store on a local (or mounted) filesystem; the layout is drawn in `paths.ts`. */
+/**
+ * Blob store on a local (or mounted) filesystem; the layout is drawn in `paths.ts`. One process owns
+ * the directory while it runs: upload files stay open between appends (see `UploadFile`) and their
+ * sizes are known without asking the filesystem.
+ */
 export class FilesystemBlobStore implements BlobStore {
   private readonly createdDirs = new Set<string>();
+  /** Open upload files, least recently used first. */
+  private readonly files = new Map<string, UploadFile>();
+  private readonly opening = new Map<string, Promise<UploadFile>>();
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly idleCloseMs: number;
+  private readonly maxOpenUploads: number;
 
-  constructor(private readonly root: string) {}
+  constructor(
+    private readonly root: string,
+    options: FilesystemStoreOptions = {},
+  ) {
+    this.idleCloseMs = options.idleCloseMs ?? 10_000;
+    this.maxOpenUploads = options.maxOpenUploads ?? 64;
+  }
 
   /** Creates the top-level directories; call once before use. */
   async init(): Promise<void> {
@@ -97,23 +125,34 @@ export class FilesystemBlobStore implements BlobStore {
 
   async createUpload(id: string): Promise<void> {
     const handle = await open(uploadPath(this.root, id), 'wx');
-    await handle.close();
+    this.keep(id, new UploadFile(handle, 0));
   }
 
-  async appendUpload(id: string, offset: number, data: Readable, signal?: AbortSignal): Promise<number> {
-    const path = uploadPath(this.root, id);
-    const size = await this.uploadSize(id);
-    if (size === undefined) throw new StorageError('not_found', 'upload not found');
-    if (size !== offset) throw new StorageError('offset_mismatch', `upload holds ${size} bytes, not ${offset}`);
-    // 'r+' at an explicit position: never truncates, never writes past what we checked.
-    const out = createWriteStream(path, { flags: 'r+', start: offset, highWaterMark: 1024 * 1024 });
-    await pipeline(data, out, signal ? { signal } : {});
-    return offset + out.bytesWritten;
+  async appendUpload(id: string, offset: number, data: Readable, options?: AppendOptions): Promise<number> {
+    const file = await this.uploadFile(id);
+    if (file.busy) throw new StorageError('offset_mismatch', 'another append to this upload is in progress');
+    if (file.size !== offset) throw new StorageError('offset_mismatch', `upload holds ${file.size} bytes, not ${offset}`);
+    file.busy = true;
+    try {
+      await file.append(data, options);
+      return file.size;
+    } catch (err) {
+      // No handle outlives a failed request, and the next append reads the size from the file again.
+      if (this.files.get(id) === file) this.files.delete(id);
+      await file.close().catch(() => undefined);
+      throw err;
+    } finally {
+      file.busy = false;
+      file.lastUsed = Date.now();
+    }
   }
 
   async uploadSize(id: string): Promise<number | undefined> {
+    const path = uploadPath(this.root, id);
+    const file = this.files.get(id);
+    if (file) return file.size;
     try {
-      return (await stat(uploadPath(this.root, id))).size;
+      return (await stat(path)).size;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -128,25 +167,120 @@ export class FilesystemBlobStore implements BlobStore {
   async commitUpload(id: string, digest: string): Promise<void> {
     const source = uploadPath(this.root, id);
     const target = blobPath(this.root, digest);
+    if (this.files.get(id)?.busy) throw new StorageError('offset_mismatch', 'an append to this upload is in progress');
     if ((await this.stat(digest)) !== undefined) {
       await this.deleteUpload(id);
       return;
     }
-    const handle = await openExisting(source, 'r+', 'upload');
+    // Durability: the background flushes only shorten this one; the blob is acknowledged after its
+    // bytes are flushed here, renamed into place and the directory entry flushed (moveIntoPlace).
+    const file = (await this.release(id)) ?? (await this.openUpload(source));
     try {
-      await handle.sync();
+      await file.sync();
     } finally {
-      await handle.close();
+      await file.close();
     }
-    await this.moveIntoPlace(source, target);
+    try {
+      await this.moveIntoPlace(source, target);
+    } catch (err) {
+      if (isNotFound(err)) throw new StorageError('not_found', 'upload not found');
+      throw err;
+    }
   }
 
   async deleteUpload(id: string): Promise<void> {
+    const path = uploadPath(this.root, id);
+    await (await this.release(id))?.close().catch(() => undefined);
     try {
-      await unlink(uploadPath(this.root, id));
+      await unlink(path);
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
+  }
+
+  /** Closes every open upload file (their bytes stay): for shutdown. */
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.opening.values()]);
+    const files = [...this.files.values()];
+    this.files.clear();
+    this.stopSweeper();
+    await Promise.allSettled(files.map((f) => f.close()));
+  }
+
+  /** The upload's open file, opening it (and reading its size) when it is not open yet. */
+  private async uploadFile(id: string): Promise<UploadFile> {
+    const path = uploadPath(this.root, id);
+    const cached = this.files.get(id);
+    if (cached) {
+      // Most recently used goes last.
+      this.files.delete(id);
+      this.files.set(id, cached);
+      cached.lastUsed = Date.now();
+      return cached;
+    }
+    let opening = this.opening.get(id);
+    if (!opening) {
+      opening = this.openUpload(path);
+      this.opening.set(id, opening);
+      // Registered before any caller's await, so the file is kept before anyone uses it.
+      opening.then(
+        (file) => {
+          this.opening.delete(id);
+          this.keep(id, file);
+        },
+        () => this.opening.delete(id),
+      );
+    }
+    return opening;
+  }
+
+  private async openUpload(path: string): Promise<UploadFile> {
+    const handle = await openExisting(path, 'r+', 'upload');
+    try {
+      return new UploadFile(handle, (await handle.stat()).size);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+  }
+
+  /** Takes the upload's open file (if any) out of the cache, for its caller to close. */
+  private async release(id: string): Promise<UploadFile | undefined> {
+    await this.opening.get(id)?.catch(() => undefined);
+    const file = this.files.get(id);
+    this.files.delete(id);
+    return file;
+  }
+
+  private keep(id: string, file: UploadFile): void {
+    this.files.set(id, file);
+    if (this.files.size > this.maxOpenUploads) {
+      for (const [otherId, other] of this.files) {
+        if (other.busy || other === file) continue;
+        this.files.delete(otherId);
+        void other.close().catch(() => undefined);
+        break;
+      }
+    }
+    if (!this.sweeper) {
+      this.sweeper = setInterval(() => this.closeIdle(), Math.max(this.idleCloseMs / 2, 10));
+      this.sweeper.unref();
+    }
+  }
+
+  private closeIdle(): void {
+    const cutoff = Date.now() - this.idleCloseMs;
+    for (const [id, file] of this.files) {
+      if (file.busy || file.lastUsed > cutoff) continue;
+      this.files.delete(id);
+      void file.close().catch(() => undefined);
+    }
+    if (this.files.size === 0) this.stopSweeper();
+  }
+
+  private stopSweeper(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
   }
 
   private async moveIntoPlace(source: string, target: string): Promise<void> {

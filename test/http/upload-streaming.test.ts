@@ -1,0 +1,176 @@
+// The streaming upload path against a real server: bytes hashed as they arrive and written in
+// batches with writes in flight, upload files kept open across the PATCHes of a session.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readlinkSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startTestServer, adminBasic, type TestServer } from '../support/server.ts';
+import { digestOf, randomBlob, RawConnection, startUpload, uniqueName, withDigest } from '../support/oci.ts';
+
+const AUTH = { Authorization: adminBasic() };
+const MiB = 1 << 20;
+
+/** Files under `dir` this process (which runs the server) holds open. */
+function openFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${fd}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch {
+      // closed while we looked
+    }
+  }
+  return out;
+}
+
+describe('streaming uploads', () => {
+  let server: TestServer;
+  let url: string;
+
+  before(async () => {
+    server = await startTestServer();
+    url = server.url;
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  const path = (location: string) => new URL(location).pathname;
+  const head = (method: string, location: string, length: number, extra = '') =>
+    `${method} ${path(location)} HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\nContent-Length: ${length}\r\n${extra}\r\n`;
+
+  async function uploadSize(location: string): Promise<number> {
+    const res = await fetch(location, { headers: AUTH });
+    await res.arrayBuffer();
+    assert.equal(res.status, 204);
+    return Number(res.headers.get('range')!.split('-')[1]) + 1;
+  }
+
+  async function pull(name: string, digest: string): Promise<Buffer> {
+    const res = await fetch(`${url}/v2/${name}/blobs/${digest}`, { headers: AUTH });
+    assert.equal(res.status, 200);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
+  test('odd chunk sizes over several PATCHes and a final PUT chunk: the digest computed on arrival verifies', async () => {
+    const name = uniqueName('odd');
+    const sizes = [1, 65_535, 3 * MiB + 7, 1, 2 * MiB - 3, 777_777];
+    const blob = randomBlob(sizes.reduce((a, b) => a + b, 0) + 12_345);
+    const location = await startUpload(url, name);
+    let offset = 0;
+    for (const size of sizes) {
+      const conn = await RawConnection.open(url);
+      // Chunked transfer encoding in 7,777-byte pieces: the server sees chunks nothing like the batches it writes.
+      conn.write(`PATCH ${path(location)} HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\nTransfer-Encoding: chunked\r\nContent-Range: ${offset}-${offset + size - 1}\r\n\r\n`);
+      conn.writeChunked(blob.subarray(offset, offset + size), 7_777);
+      const res = await conn.readResponse(10_000);
+      conn.close();
+      assert.ok(typeof res === 'object', `PATCH answered: ${String(res)}`);
+      assert.equal(res.status, 202, res.body.toString());
+      offset += size;
+      assert.equal(res.headers.range, `0-${offset - 1}`);
+    }
+    const put = await fetch(withDigest(location, digestOf(blob)), {
+      method: 'PUT',
+      headers: { ...AUTH, 'Content-Range': `${offset}-${blob.length - 1}` },
+      body: blob.subarray(offset),
+    });
+    assert.equal(put.status, 201, await put.text());
+    assert.ok((await pull(name, digestOf(blob))).equals(blob));
+    assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'completing closed the upload file');
+  });
+
+  test('a client gone mid-PATCH with writes in flight: every byte that arrived is kept and the session continues', async () => {
+    const name = uniqueName('gone');
+    const blob = randomBlob(24 * MiB + 5);
+    const location = await startUpload(url, name);
+    const first = 2 * MiB + 1;
+    const patch1 = await fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `0-${first - 1}` }, body: blob.subarray(0, first) });
+    assert.equal(patch1.status, 202);
+    // The second PATCH declares the rest but stops after 9 MiB and a bit: batches are being written when it goes.
+    const sentUpTo = first + 9 * MiB + 12_345;
+    const conn = await RawConnection.open(url);
+    conn.write(head('PATCH', location, blob.length - first, `Content-Range: ${first}-${blob.length - 1}\r\n`));
+    for (let at = first; at < sentUpTo; at += 100_000) conn.write(blob.subarray(at, Math.min(at + 100_000, sentUpTo)));
+    await sleep(300);
+    conn.close();
+    let size = 0;
+    for (let i = 0; i < 100 && size < sentUpTo; i++) {
+      await sleep(20);
+      size = await uploadSize(location);
+    }
+    assert.equal(size, sentUpTo, 'nothing that arrived was lost when the client went, not even a batch still gathering');
+    assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'the failed request closed the upload file');
+    const rest = await fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `${sentUpTo}-${blob.length - 1}` }, body: blob.subarray(sentUpTo) });
+    assert.equal(rest.status, 202, await rest.text());
+    const put = await fetch(withDigest(location, digestOf(blob)), { method: 'PUT', headers: AUTH });
+    assert.equal(put.status, 201, await put.text());
+    assert.ok((await pull(name, digestOf(blob))).equals(blob));
+  });
+
+  test('two PATCHes on one session at once are serialised, never interleaved', async () => {
+    const name = uniqueName('concurrent');
+    const a = randomBlob(6 * MiB + 1);
+    const b = randomBlob(5 * MiB + 3);
+    const location = await startUpload(url, name);
+    const connA = await RawConnection.open(url);
+    const connB = await RawConnection.open(url);
+    try {
+      // A starts first and is cut in two; B arrives whole in between. Without serialisation B's
+      // bytes would land inside A's.
+      connA.write(head('PATCH', location, a.length));
+      connA.write(a.subarray(0, 3 * MiB));
+      await sleep(100);
+      connB.write(head('PATCH', location, b.length));
+      connB.write(b);
+      await sleep(200);
+      connA.write(a.subarray(3 * MiB));
+      const resA = await connA.readResponse(10_000);
+      const resB = await connB.readResponse(10_000);
+      assert.ok(typeof resA === 'object' && typeof resB === 'object');
+      assert.equal(resA.status, 202, resA.body.toString());
+      assert.equal(resB.status, 202, resB.body.toString());
+      assert.equal(resA.headers.range, `0-${a.length - 1}`, 'A was appended first, whole');
+      assert.equal(resB.headers.range, `0-${a.length + b.length - 1}`, 'then B');
+    } finally {
+      connA.close();
+      connB.close();
+    }
+    const whole = Buffer.concat([a, b]);
+    const put = await fetch(withDigest(location, digestOf(whole)), { method: 'PUT', headers: AUTH });
+    assert.equal(put.status, 201, await put.text());
+    assert.ok((await pull(name, digestOf(whole))).equals(whole));
+  });
+
+  test('two PATCHes claiming the same range at once: one is appended, the other refused with 416', async () => {
+    const name = uniqueName('same-range');
+    const a = randomBlob(4 * MiB);
+    const b = randomBlob(4 * MiB);
+    const location = await startUpload(url, name);
+    const send = (body: Buffer<ArrayBuffer>) => fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `0-${body.length - 1}` }, body });
+    const [resA, resB] = await Promise.all([send(a), send(b)]);
+    await Promise.all([resA.arrayBuffer(), resB.arrayBuffer()]);
+    assert.deepEqual([resA.status, resB.status].sort(), [202, 416]);
+    const kept = resA.status === 202 ? a : b;
+    assert.equal(await uploadSize(location), kept.length);
+    const put = await fetch(withDigest(location, digestOf(kept)), { method: 'PUT', headers: AUTH });
+    assert.equal(put.status, 201, await put.text());
+  });
+
+  test('a 40 MiB monolithic push in odd pieces crosses background flushes and verifies', async () => {
+    const name = uniqueName('mono');
+    const blob = randomBlob(40 * MiB + 999);
+    const conn = await RawConnection.open(url);
+    try {
+      conn.write(`PUT ${path(await startUpload(url, name))}?digest=${digestOf(blob)} HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+      conn.writeChunked(blob, 99_999);
+      const res = await conn.readResponse(20_000);
+      assert.ok(typeof res === 'object', String(res));
+      assert.equal(res.status, 201, res.body.toString());
+    } finally {
+      conn.close();
+    }
+    assert.ok((await pull(name, digestOf(blob))).equals(blob));
+  });
+});

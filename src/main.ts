@@ -62,6 +62,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const store = new FilesystemBlobStore(join(config.dataDir, 'storage'));
   await store.init();
   const meta = await openMetadata(config.dataDir);
+  meta.audit.onError = (err, rows) => log.error({ err, rows }, 'audit rows could not be written');
   await bootstrapAdmin(meta, config, log);
 
   const signingKey = loadOrCreateSigningKey(config.dataDir);

@@ -3,8 +3,8 @@ import type { Readable } from 'node:stream';
 import type { AppendOptions } from '../blob-store.ts';
 
 /**
- * Writes are gathered into batches of about this size, one `pwritev` each: a syscall and a thread
- * pool round trip per 64 KiB socket read cost more main-thread time than hashing the bytes.
+ * Writes are gathered into batches of about this size, one `pwritev` each: a thread-pool round trip
+ * per 64 KiB socket read costs main-thread time and wakes a pool thread 16 times a megabyte.
  */
 const BATCH_BYTES = 2 << 20;
 /**
@@ -16,8 +16,10 @@ const QUEUE_LIMIT = 2 * BATCH_BYTES;
 /**
  * Unflushed bytes after which a background `fdatasync` starts (one at a time), so the disk writes
  * while the rest still arrives and the flush that acknowledges the blob has only the tail left.
+ * Measured on ext4 with 256 MiB arriving at 450 MB/s: that flush took about 30 ms at 16 MiB,
+ * 70 ms at 64 MiB and 285 ms without background flushes, and the appends were no slower.
  */
-const FLUSH_EVERY = 64 << 20;
+const FLUSH_EVERY = 16 << 20;
 
 /**
  * An open upload file: its handle, how many bytes it holds, and the background flush. Appends go to

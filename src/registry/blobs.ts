@@ -1,7 +1,6 @@
-import type { Readable } from 'node:stream';
 import { RegistryError } from '../domain/errors.ts';
 import { parseDigest } from '../domain/digest.ts';
-import type { BlobStore, ByteRange } from '../storage/blob-store.ts';
+import type { BlobStore, BlobStream, ByteRange } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { QuotaService } from './quota.ts';
 
@@ -24,7 +23,7 @@ export class BlobService {
   }
 
   /** Opens a blob (or a range of it) of a repository for reading. */
-  async open(repository: string, digestParam: string, range?: ByteRange): Promise<{ info: BlobInfo; stream: Readable }> {
+  async open(repository: string, digestParam: string, range?: ByteRange): Promise<{ info: BlobInfo; stream: BlobStream }> {
     const info = await this.stat(repository, digestParam);
     try {
       return { info, stream: await this.store.read(info.digest, range) };

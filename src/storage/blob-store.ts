@@ -1,9 +1,19 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 
 /** A byte range, both ends inclusive, as in HTTP `Range: bytes=start-end`. */
 export interface ByteRange {
   start: number;
   end: number;
+}
+
+/** A committed blob's bytes (see `BlobStore.read`): read it as a stream, or send it — not both. */
+export interface BlobStream extends Readable {
+  /**
+   * Writes the bytes to `sink` without ending it, resolving once `sink` has called back for the
+   * last write; rejects if `sink` fails or closes first. Faster than piping: a driver may reuse a
+   * buffer once `sink` has called back for it, which a stream's consumer can never tell it.
+   */
+  sendTo(sink: Writable): Promise<void>;
 }
 
 /** How an append runs (see `BlobStore.appendUpload`). */
@@ -32,7 +42,7 @@ export interface BlobStore {
    * Opens a committed blob for reading, optionally a range of it. Rejects with
    * `StorageError('not_found')` when the blob does not exist.
    */
-  read(digest: string, range?: ByteRange): Promise<Readable>;
+  read(digest: string, range?: ByteRange): Promise<BlobStream>;
 
   /** Reads a whole committed blob into memory: for manifests and configs only (small). */
   readAll(digest: string): Promise<Buffer>;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { PassThrough, Readable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError, type BlobStore } from '../../src/storage/blob-store.ts';
 
@@ -41,6 +41,48 @@ export function blobStoreContract(name: string, makeStore: () => Promise<{ store
     assert.deepEqual(await store.readAll(d), data);
     assert.deepEqual(await collect(await store.read(d, { start: 100, end: 199 })), data.subarray(100, 200));
     assert.deepEqual(await collect(await store.read(d)), data);
+  });
+
+  /**
+   * A receiver that answers each write late and only looks at the chunk when it answers: a driver
+   * that refilled a buffer before being called back would show up as corrupted bytes here.
+   */
+  class LateSink extends Writable {
+    readonly received: Buffer[] = [];
+    override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+      setTimeout(() => {
+        this.received.push(Buffer.from(chunk));
+        callback();
+      }, 2);
+    }
+  }
+
+  withStore('sendTo writes a blob and a range exactly, never touching a buffer the receiver holds', async (store) => {
+    const data = randomBytes((3 << 20) + 5);
+    const d = digest(data);
+    await store.putSmall(d, data);
+    const whole = new LateSink();
+    await (await store.read(d)).sendTo(whole);
+    assert.ok(Buffer.concat(whole.received).equals(data), 'whole blob');
+    assert.equal(whole.writableEnded, false, 'the receiver is left open');
+    const part = new LateSink();
+    await (await store.read(d, { start: 1_000_000, end: 2_500_000 })).sendTo(part);
+    assert.ok(Buffer.concat(part.received).equals(data.subarray(1_000_000, 2_500_001)), 'range');
+  });
+
+  withStore('sendTo rejects when the receiver goes away', async (store) => {
+    const data = randomBytes(4 << 20);
+    const d = digest(data);
+    await store.putSmall(d, data);
+    let writes = 0;
+    const gone = new Writable({
+      write(_chunk, _encoding, callback) {
+        if (++writes === 2) this.destroy(new Error('connection reset'));
+        else callback();
+      },
+    });
+    gone.on('error', () => undefined);
+    await assert.rejects((await store.read(d)).sendTo(gone));
   });
 
   withStore('uploads append at the right offset only, then commit atomically', async (store) => {

@@ -121,3 +121,22 @@ test('filesystem: a second store on the same directory (a restart) sees the byte
     }
   });
 });
+
+test('filesystem: a blob file is closed after it was sent, read, or abandoned by its receiver', async () => {
+  await withStore({}, async (store, dir) => {
+    const data = randomBytes(3 << 20);
+    const d = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    await store.putSmall(d, data);
+    const sink = new PassThrough();
+    sink.resume();
+    await (await store.read(d)).sendTo(sink);
+    const chunks: Buffer[] = [];
+    for await (const c of await store.read(d, { start: 5, end: 10 })) chunks.push(c as Buffer);
+    assert.deepEqual(Buffer.concat(chunks), data.subarray(5, 11));
+    const gone = new PassThrough();
+    gone.destroy();
+    await assert.rejects((await store.read(d)).sendTo(gone));
+    await sleep(20);
+    assert.deepEqual(openFilesUnder(dir), [], 'no blob file left open');
+  });
+});

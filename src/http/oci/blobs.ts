@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../domain/errors.ts';
 import type { ByteRange } from '../../storage/blob-store.ts';
 import type { Route } from '../context.ts';
@@ -65,7 +64,9 @@ export function blobRoutes(deps: OciDeps): Route[] {
         }
         const { stream } = await registry.blobs.open(name, digest, range);
         ctx.res.writeHead(status, headers);
-        await pipeline(stream, ctx.res);
+        // Not a pipe: sendTo reuses two buffers instead of a fresh megabyte per read (see FileBlobStream).
+        await stream.sendTo(ctx.res);
+        ctx.res.end();
       },
     },
   ];

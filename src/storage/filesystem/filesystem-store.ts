@@ -3,8 +3,9 @@ import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { StorageError, type AppendOptions, type BlobStore, type ByteRange } from '../blob-store.ts';
+import { StorageError, type AppendOptions, type BlobStore, type BlobStream, type ByteRange } from '../blob-store.ts';
 import { blobPath, uploadPath, uploadsDir } from './paths.ts';
+import { FileBlobStream } from './blob-stream.ts';
 import { UploadFile } from './upload-file.ts';
 
 /** Tunables of {@link FilesystemBlobStore}; the defaults suit a server. */
@@ -90,10 +91,16 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async read(digest: string, range?: ByteRange): Promise<Readable> {
+  async read(digest: string, range?: ByteRange): Promise<BlobStream> {
     // Open first so a missing blob is an error here, not on the response stream.
     const handle = await openExisting(blobPath(this.root, digest), 'r', `blob ${digest}`);
-    return createReadStream('', { fd: handle, start: range?.start, end: range?.end, highWaterMark: 1024 * 1024 });
+    try {
+      const end = range ? range.end + 1 : (await handle.stat()).size;
+      return new FileBlobStream(handle, range?.start ?? 0, end);
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
   }
 
   async readAll(digest: string): Promise<Buffer> {

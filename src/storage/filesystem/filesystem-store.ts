@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { StorageError, type AppendOptions, type BlobStore, type BlobStream, type ByteRange } from '../blob-store.ts';
 import { blobPath, uploadPath, uploadsDir } from './paths.ts';
 import { FileBlobStream } from './blob-stream.ts';
+import { keepFreedMemory } from './heap.ts';
 import { UploadFile } from './upload-file.ts';
 
 /** Tunables of {@link FilesystemBlobStore}; the defaults suit a server. */
@@ -68,6 +69,7 @@ export class FilesystemBlobStore implements BlobStore {
 
   /** Creates the top-level directories; call once before use. */
   async init(): Promise<void> {
+    keepFreedMemory();
     await mkdir(uploadsDir(this.root), { recursive: true });
   }
 

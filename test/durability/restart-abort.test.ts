@@ -2,27 +2,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { digestOf } from '../../src/domain/digest.ts';
-import { readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RawConnection } from '../support/oci.ts';
 import { adminBasic, startTestServer } from '../support/server.ts';
+import { openFilesUnder } from '../support/system.ts';
 
 const auth = { Authorization: adminBasic() };
-
-/** Files under `dir` this process holds open. */
-function openFilesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir)) out.push(target);
-    } catch {
-      // the descriptor closed while we looked
-    }
-  }
-  return out;
-}
 
 /** Sends a request whose body stops after `sent` of `declared` bytes, then drops the connection. */
 async function abortedRequest(url: string, method: string, path: string, declared: number, sent: Buffer): Promise<void> {

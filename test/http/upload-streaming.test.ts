@@ -2,27 +2,13 @@
 // batches with writes in flight, upload files kept open across the PATCHes of a session.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync, readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestServer, adminBasic, type TestServer } from '../support/server.ts';
 import { digestOf, randomBlob, RawConnection, startUpload, uniqueName, withDigest } from '../support/oci.ts';
+import { openFilesUnder } from '../support/system.ts';
 
 const AUTH = { Authorization: adminBasic() };
 const MiB = 1 << 20;
-
-/** Files under `dir` this process (which runs the server) holds open. */
-function openFilesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir)) out.push(target);
-    } catch {
-      // closed while we looked
-    }
-  }
-  return out;
-}
 
 describe('streaming uploads', () => {
   let server: TestServer;

@@ -1,7 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FilesystemBlobStore, type FilesystemStoreOptions } from '../../src/storage/filesystem/filesystem-store.ts';
 import { blobStoreContract } from './contract.ts';
+import { openFilesUnder } from '../support/system.ts';
 
 blobStoreContract('filesystem', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-fs-'));
@@ -22,20 +22,6 @@ blobStoreContract('filesystem', async () => {
     },
   };
 });
-
-/** Files under `dir` this process holds open. */
-function openFilesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir)) out.push(target);
-    } catch {
-      // closed while we looked
-    }
-  }
-  return out;
-}
 
 async function withStore(options: FilesystemStoreOptions, body: (store: FilesystemBlobStore, dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-fs-'));

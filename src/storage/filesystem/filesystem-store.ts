@@ -134,7 +134,7 @@ export class FilesystemBlobStore implements BlobStore {
 
   async createUpload(id: string): Promise<void> {
     const handle = await open(uploadPath(this.root, id), 'wx');
-    this.keep(id, new UploadFile(handle, 0));
+    await this.keep(id, new UploadFile(handle, 0));
   }
 
   async appendUpload(id: string, offset: number, data: Readable, options?: AppendOptions): Promise<number> {
@@ -229,16 +229,19 @@ export class FilesystemBlobStore implements BlobStore {
     }
     let opening = this.opening.get(id);
     if (!opening) {
-      opening = this.openUpload(path);
-      this.opening.set(id, opening);
-      // Registered before any caller's await, so the file is kept before anyone uses it.
-      opening.then(
-        (file) => {
+      // Callers get the file only once it is kept (and any file it evicts is closed).
+      opening = this.openUpload(path).then(
+        async (file) => {
           this.opening.delete(id);
-          this.keep(id, file);
+          await this.keep(id, file);
+          return file;
         },
-        () => this.opening.delete(id),
+        (err: unknown) => {
+          this.opening.delete(id);
+          throw err;
+        },
       );
+      this.opening.set(id, opening);
     }
     return opening;
   }
@@ -261,19 +264,22 @@ export class FilesystemBlobStore implements BlobStore {
     return file;
   }
 
-  private keep(id: string, file: UploadFile): void {
+  /**
+   * Caches an open upload file; beyond `maxOpenUploads`, closes the least recently used idle one.
+   * Resolves once that file is closed, so the bound holds when the caller goes on.
+   */
+  private async keep(id: string, file: UploadFile): Promise<void> {
     this.files.set(id, file);
-    if (this.files.size > this.maxOpenUploads) {
-      for (const [otherId, other] of this.files) {
-        if (other.busy || other === file) continue;
-        this.files.delete(otherId);
-        void other.close().catch(() => undefined);
-        break;
-      }
-    }
     if (!this.sweeper) {
       this.sweeper = setInterval(() => this.closeIdle(), Math.max(this.idleCloseMs / 2, 10));
       this.sweeper.unref();
+    }
+    if (this.files.size <= this.maxOpenUploads) return;
+    for (const [otherId, other] of this.files) {
+      if (other.busy || other === file) continue;
+      this.files.delete(otherId);
+      await other.close().catch(() => undefined);
+      return;
     }
   }
 

@@ -143,6 +143,13 @@ export class RegistryClient {
     return { json: JSON.parse(reply.body!.toString('utf8')) as Record<string, unknown>, bytes: reply.bytes };
   }
 
+  /** GETs a listing and counts its body bytes without keeping or parsing it (the timed part of a listing figure). */
+  async listingBytes(path: string, repository: string | undefined): Promise<number> {
+    const reply = await this.call(repository, false, path, { method: 'GET' });
+    expect(reply, 200, `GET ${path}`);
+    return reply.bytes;
+  }
+
   private location(reply: Reply): string {
     const location = reply.headers.location;
     if (!location) throw new Error(`${reply.status} without a Location header`);

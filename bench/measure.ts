@@ -144,7 +144,7 @@ export function format(value: number): string {
   return value.toFixed(2);
 }
 
-/** A CPU fraction as a percentage of one core. */
+/** A CPU fraction as a percentage of one core; `n/a` when the window was too short to read it. */
 export function pct(fraction: number): string {
-  return `${Math.round(fraction * 100)}%`;
+  return Number.isFinite(fraction) ? `${Math.round(fraction * 100)}%` : 'n/a';
 }

@@ -16,7 +16,8 @@ export interface Measurement {
   readonly better: 'higher' | 'lower';
   readonly storage: StorageKind;
   readonly auth: boolean;
-  readonly registry: RegistryName;
+  /** `machine`: the storage's own synced write of the same bytes, measured next to each round (push figures). */
+  readonly registry: RegistryName | 'machine';
   readonly samples: number[];
   readonly median: number;
   /** Median CPU of the benchmark client while measuring, as a fraction of one core. */
@@ -61,6 +62,8 @@ export interface FigureContext {
   readonly servers: readonly BenchServer[];
   /** Scratch directory on the normal disk (client-side files: images, pulled copies). */
   readonly scratch: string;
+  /** The directory on the storage under test that holds both registries' data in this phase. */
+  readonly storageRoot: string;
   /** State handed from one figure to the next within a phase (e.g. pushed digests for the pull figure). */
   readonly state: Map<string, unknown>;
   record(measurement: Omit<Measurement, 'storage' | 'auth'>): void;
@@ -77,7 +80,9 @@ export interface FigureSpec {
 
 /**
  * Runs `round` for each registry, `rounds` times, alternating which goes first so neither always
- * meets a warmer cache or a busier disk, and records the medians.
+ * meets a warmer cache or a busier disk, and records the medians. `machine`, when given, runs
+ * after each round's registries and is recorded as the `machine` measurement of the figure: the
+ * storage's own limit measured in the same moments as the registries.
  */
 export async function alternate(
   ctx: FigureContext,
@@ -85,21 +90,31 @@ export async function alternate(
   rounds: number,
   round: (server: BenchServer, index: number) => Promise<Sample>,
   servers: readonly BenchServer[] = ctx.servers,
+  machine?: () => Promise<Sample>,
 ): Promise<void> {
-  const samples = new Map<RegistryName, Sample[]>(servers.map((s) => [s.name, []]));
+  const samples = new Map<RegistryName | 'machine', Sample[]>([['machine', []]]);
+  for (const server of servers) samples.set(server.name, []);
+  const log = (name: string, i: number, sample: Sample) =>
+    ctx.log(`  ${spec.label} · ${name} · round ${i + 1}: ${format(sample.value)} ${spec.unit}${sample.usage ? ` (server CPU ${pct(sample.usage.serverCpu)}, client CPU ${pct(sample.usage.clientCpu)})` : ''}`);
   for (let i = 0; i < rounds; i++) {
     const order = i % 2 === 0 ? servers : [...servers].reverse();
     for (const server of order) {
       const sample = await round(server, i);
       samples.get(server.name)!.push(sample);
-      ctx.log(`  ${spec.label} · ${server.name} · round ${i + 1}: ${format(sample.value)} ${spec.unit}${sample.usage ? ` (server CPU ${pct(sample.usage.serverCpu)}, client CPU ${pct(sample.usage.clientCpu)})` : ''}`);
+      log(server.name, i, sample);
+    }
+    if (machine) {
+      const sample = await machine();
+      samples.get('machine')!.push(sample);
+      log('synced write of the same bytes', i, sample);
     }
   }
   for (const server of servers) recordSamples(ctx, spec, server.name, samples.get(server.name)!);
+  if (machine) recordSamples(ctx, spec, 'machine', samples.get('machine')!);
 }
 
-/** Records a list of samples for one registry as a measurement. */
-export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: RegistryName, samples: readonly Sample[], note?: string): void {
+/** Records a list of samples for one registry (or the machine's probe) as a measurement. */
+export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: RegistryName | 'machine', samples: readonly Sample[], note?: string): void {
   const withUsage = samples.filter((s) => s.usage);
   ctx.record({
     ...spec,

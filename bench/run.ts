@@ -95,6 +95,7 @@ async function runPhase(
       auth,
       servers: [berth, distribution],
       scratch,
+      storageRoot: phaseRoot,
       state: new Map(),
       record: (m) => sink.measurements.push({ ...m, storage, auth }),
       log: (message) => console.log(message),
@@ -187,7 +188,7 @@ async function main(): Promise<number> {
   const lines = [
     ...figuresTable(sink.measurements),
     ...authOverhead(sink.measurements),
-    ...limitsTable(limits),
+    ...limitsTable(limits, sink.measurements),
     ...targetsTable(targets),
     '',
     `Berth ${git.commit.slice(0, 12)}${git.srcDirty ? ' + uncommitted src/ changes' : ''} vs Distribution ${versions.distribution}, scale ${options.scale.name}, ${options.scale.rounds} rounds; took ${Math.floor(durationSeconds / 60)} min ${Math.round(durationSeconds % 60)} s; load average ${load.atStart[0]} at start, ${load.atEnd[0]} at end.`,

@@ -126,6 +126,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
       const timer = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(timer);
+      await store.close();
       await meta.close();
       log.info('berth stopped');
     },

@@ -78,24 +78,44 @@ export interface FigureSpec {
   readonly better: 'higher' | 'lower';
 }
 
+/** Who takes part in `alternate`, and how. */
+export interface AlternateOptions {
+  /** Default: every registry of the phase. */
+  readonly servers?: readonly BenchServer[];
+  /**
+   * Runs after each round's registries and is recorded as the `machine` measurement of the figure:
+   * the storage's own limit measured in the same moments as the registries.
+   */
+  readonly machine?: () => Promise<Sample>;
+  /**
+   * Untimed rounds per registry first (default 0): a fresh Node process compiles its hot paths
+   * while it serves the first thousand or so requests, a Go binary does not need to.
+   */
+  readonly warmup?: number;
+}
+
 /**
  * Runs `round` for each registry, `rounds` times, alternating which goes first so neither always
- * meets a warmer cache or a busier disk, and records the medians. `machine`, when given, runs
- * after each round's registries and is recorded as the `machine` measurement of the figure: the
- * storage's own limit measured in the same moments as the registries.
+ * meets a warmer cache or a busier disk, and records the medians.
  */
 export async function alternate(
   ctx: FigureContext,
   spec: FigureSpec,
   rounds: number,
   round: (server: BenchServer, index: number) => Promise<Sample>,
-  servers: readonly BenchServer[] = ctx.servers,
-  machine?: () => Promise<Sample>,
+  options: AlternateOptions = {},
 ): Promise<void> {
+  const { servers = ctx.servers, machine, warmup = 0 } = options;
   const samples = new Map<RegistryName | 'machine', Sample[]>([['machine', []]]);
   for (const server of servers) samples.set(server.name, []);
   const log = (name: string, i: number, sample: Sample) =>
     ctx.log(`  ${spec.label} · ${name} · round ${i + 1}: ${format(sample.value)} ${spec.unit}${sample.usage ? ` (server CPU ${pct(sample.usage.serverCpu)}, client CPU ${pct(sample.usage.clientCpu)})` : ''}`);
+  for (let i = 0; i < warmup; i++) {
+    for (const server of servers) {
+      const sample = await round(server, -1 - i);
+      ctx.log(`  ${spec.label} · ${server.name} · warm-up (not counted): ${format(sample.value)} ${spec.unit}`);
+    }
+  }
   for (let i = 0; i < rounds; i++) {
     const order = i % 2 === 0 ? servers : [...servers].reverse();
     for (const server of order) {

@@ -47,7 +47,7 @@ export async function pushMonolithic(ctx: FigureContext): Promise<void> {
     pushedDigests(ctx, server).push(digest);
     client.agent.destroy();
     return { value: blob.bytes.length / MB / usage.seconds, usage };
-  }, ctx.servers, syncedWriteProbe(ctx, blob.bytes.length));
+  }, { machine: syncedWriteProbe(ctx, blob.bytes.length) });
 }
 
 /** Figure 2: POST, PATCH chunks of 8 MiB with Content-Range, PUT ?digest=; MB/s. */
@@ -61,7 +61,7 @@ export async function pushChunked(ctx: FigureContext): Promise<void> {
     const { usage } = await timed(server.pid, () => client.pushChunked('bench/chunked', blob.bytes, ctx.scale.chunkBytes, digest));
     client.agent.destroy();
     return { value: blob.bytes.length / MB / usage.seconds, usage };
-  }, ctx.servers, syncedWriteProbe(ctx, blob.bytes.length));
+  }, { machine: syncedWriteProbe(ctx, blob.bytes.length) });
 }
 
 /** Figure 3: GET the blobs figure 1 pushed (pushing one first if it did not run); MB/s. */
@@ -88,6 +88,9 @@ export async function pull(ctx: FigureContext): Promise<void> {
   });
 }
 
+/** Untimed rounds first: Berth's rate kept rising over the first ~1,500 pushes of a fresh process (JIT). */
+const SMALL_WARMUP_ROUNDS = 5;
+
 /** Figure 5: many small blobs (POST+PUT each) from concurrent clients, each a fresh client with its own credentials; blobs/s. */
 export async function smallPushes(ctx: FigureContext): Promise<void> {
   const { smallBlobs: count, smallBytes: size, smallClients: clients } = ctx.scale;
@@ -97,11 +100,11 @@ export async function smallPushes(ctx: FigureContext): Promise<void> {
     const digests = blobs.map(sha256);
     const agent = keepAliveAgent(clients);
     const workers = Array.from({ length: clients }, () => new RegistryClient(server, agent));
-    const repository = `bench/small-${round}`;
+    const repository = `bench/small-${round < 0 ? `warm${-round}` : round}`;
     const { usage } = await timed(server.pid, () => runCount(clients, count, (i, w) => workers[w]!.pushMonolithic(repository, blobs[i]!, digests[i]!)));
     agent.destroy();
     return { value: count / usage.seconds, usage };
-  });
+  }, { warmup: SMALL_WARMUP_ROUNDS });
 }
 
 /**

@@ -46,7 +46,7 @@ export async function manifestRequests(ctx: FigureContext): Promise<void> {
         loadFor(n, ctx.scale.windowMs, async (w) => void (await clients[w]!.fetchManifest(REPOSITORY, 'latest', method))),
       );
       return { value: done / usage.seconds, usage };
-    });
+    }, { warmup: 1 });
   }
   for (const { agent } of pools.values()) agent.destroy();
 }
@@ -80,7 +80,7 @@ export async function tokenIssuance(ctx: FigureContext): Promise<void> {
       const { result: done, usage } = await timed(server.pid, () => loadFor(ctx.scale.tokenClients, ctx.scale.windowMs, once));
       return { value: done / usage.seconds, usage };
     },
-    [berth],
+    { servers: [berth], warmup: 1 },
   );
   agent.destroy();
 }

@@ -47,11 +47,37 @@ test('filesystem: an upload file stays open between appends and is closed by com
     await store.appendUpload(kept, 0, Readable.from([data.subarray(0, 1000)]));
     await store.appendUpload(kept, 1000, Readable.from([data.subarray(1000)]));
     await store.appendUpload(dropped, 0, Readable.from([randomBytes(10)]));
-    assert.equal(openFilesUnder(dir).length, 2, 'both uploads are held open');
+    assert.equal(openFilesUnder(join(dir, 'uploads')).length, 2, 'both uploads are held open');
     await store.commitUpload(kept, `sha256:${createHash('sha256').update(data).digest('hex')}`);
     await store.deleteUpload(dropped);
-    assert.deepEqual(openFilesUnder(dir), [], 'commit and delete closed them');
+    assert.deepEqual(openFilesUnder(join(dir, 'uploads')), [], 'commit and delete closed them');
   });
+});
+
+test('filesystem: committing keeps one handle per blob directory for its fsync, reused by later commits and closed by close()', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-fs-'));
+  try {
+    const store = new FilesystemBlobStore(dir);
+    await store.init();
+    const blobs = Array.from({ length: 40 }, () => randomBytes(100));
+    for (const [i, blob] of blobs.entries()) {
+      const id = uploadId();
+      await store.createUpload(id);
+      await store.appendUpload(id, 0, Readable.from([blob]));
+      await store.commitUpload(id, `sha256:${createHash('sha256').update(blob).digest('hex')}`);
+      if (i === 0) assert.ok(openFilesUnder(join(dir, 'blobs'), 'files and directories').length > 0, 'the first commit opened its directory for fsync');
+    }
+    const open = openFilesUnder(dir, 'files and directories');
+    assert.equal(new Set(open).size, open.length, `each directory is open once: ${open.join(', ')}`);
+    assert.ok(open.every((p) => !p.includes('/uploads/')), 'no upload file stays open after its commit');
+    const prefixes = new Set(blobs.map((b) => createHash('sha256').update(b).digest('hex').slice(0, 2)));
+    assert.ok(open.length <= prefixes.size + 2, `at most one handle per blob directory and its parents (${open.length} for ${prefixes.size} prefixes)`);
+    for (const blob of blobs) assert.deepEqual(await store.readAll(`sha256:${createHash('sha256').update(blob).digest('hex')}`), blob);
+    await store.close();
+    assert.deepEqual(openFilesUnder(dir, 'files and directories'), [], 'close() closed every directory handle');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 test('filesystem: idle upload files are closed; the next append reads the size from the file', async () => {

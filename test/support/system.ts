@@ -1,5 +1,5 @@
 // Machine-level helpers: Debian packages the tests need, free ports, readiness polling, temp dirs.
-import { constants, readdirSync, readlinkSync } from 'node:fs';
+import { constants, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { access, mkdtemp } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
@@ -186,13 +186,13 @@ export function tmpDir(prefix: string): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), prefix.endsWith('-') ? prefix : `${prefix}-`));
 }
 
-/** Files under `dir` this process holds open (for tests that check nothing is left open). */
-export function openFilesUnder(dir: string): string[] {
+/** Files (and, if asked, directories) under `dir` this process holds open, for tests that check nothing is left open. */
+export function openFilesUnder(dir: string, kind: 'files' | 'files and directories' = 'files'): string[] {
   const out: string[] = [];
   for (const fd of readdirSync('/proc/self/fd')) {
     try {
       const target = readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith(dir)) out.push(target);
+      if (target.startsWith(dir) && (kind !== 'files' || !statSync(target).isDirectory())) out.push(target);
     } catch {
       // the descriptor closed while we looked
     }

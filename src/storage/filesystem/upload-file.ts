@@ -148,7 +148,8 @@ export class UploadFile {
         else settle();
       };
       const onError = (err: Error) => stop(err);
-      const onClose = () => stop(prematureClose());
+      // 'close' follows 'end' on every request: build the error (and its stack) only when it counts.
+      const onClose = () => void (done || stop(prematureClose()));
       const onAbort = () => stop(signal?.reason ?? new Error('append aborted'));
 
       if (signal?.aborted) return void reject(signal.reason ?? new Error('append aborted'));

@@ -84,7 +84,8 @@ export interface BlobStore {
 
   /**
    * Makes an upload's bytes the committed blob `digest`, durably (flushed before it resolves), and
-   * removes the upload. If the blob already exists the upload is just removed. The caller has verified
+   * removes the upload. If the blob already exists it stays one copy of the same bytes (a driver may
+   * drop the upload or put it in the blob's place atomically). The caller has verified
    * the digest; the blob becomes visible to `stat`/`read` only once it is complete. Rejects with
    * `StorageError('not_found')` when the upload does not exist, `offset_mismatch` while it is appended to.
    */

@@ -152,3 +152,23 @@ test('filesystem: a blob file is closed after it was sent, read, or abandoned by
     assert.deepEqual(openFilesUnder(dir), [], 'no blob file left open');
   });
 });
+
+test('filesystem: committing bytes that are already stored swaps them in atomically; a reader of the old file reads it whole', async () => {
+  await withStore({}, async (store) => {
+    const data = randomBytes(3 << 20);
+    const d = `sha256:${createHash('sha256').update(data).digest('hex')}`;
+    await store.putSmall(d, data);
+    const reading = await store.read(d);
+    const id = uploadId();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, Readable.from([Buffer.from(data)]));
+    await store.commitUpload(id, d);
+    const sink = new PassThrough();
+    const received: Buffer[] = [];
+    sink.on('data', (c: Buffer) => received.push(Buffer.from(c))); // sendTo refills its buffers once the sink is done with them
+    await reading.sendTo(sink);
+    assert.deepEqual(Buffer.concat(received), data, 'the reader opened before the commit got every byte');
+    assert.deepEqual(await store.readAll(d), data);
+    assert.equal(await store.uploadSize(id), undefined, 'the upload is gone');
+  });
+});

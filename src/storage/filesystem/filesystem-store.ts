@@ -174,10 +174,9 @@ export class FilesystemBlobStore implements BlobStore {
     const source = uploadPath(this.root, id);
     const target = blobPath(this.root, digest);
     if (this.files.get(id)?.busy) throw new StorageError('offset_mismatch', 'an append to this upload is in progress');
-    if ((await this.stat(digest)) !== undefined) {
-      await this.deleteUpload(id);
-      return;
-    }
+    // No look for an existing blob first: clients ask (HEAD) before they upload, so it is almost
+    // never there, and the look cost a file-system call per blob. If it is, the rename swaps in
+    // the same verified bytes atomically; a reader holding the old file reads it to the end.
     // Durability: the background flushes only shorten this one; the blob is acknowledged after its
     // bytes are flushed here, renamed into place and the directory entry flushed (moveIntoPlace).
     const file = (await this.release(id)) ?? (await this.openUpload(source));

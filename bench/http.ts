@@ -23,6 +23,11 @@ export interface RequestSpec {
   readonly keepBody?: boolean;
 }
 
+/** `Authorization: Basic` for a username and password. */
+export function basicAuth(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
 /** A keep-alive agent sized for `sockets` concurrent requests (one per simulated client). */
 export function keepAliveAgent(sockets: number): http.Agent {
   return new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets, scheduling: 'lifo' });
@@ -190,7 +195,7 @@ export class Credentials {
   ) {}
 
   private basic(): string {
-    return `Basic ${Buffer.from(`${this.username}:${this.password}`).toString('base64')}`;
+    return basicAuth(this.username, this.password);
   }
 
   /**

@@ -1,5 +1,8 @@
 // Projects with quotas for "pushes into one project vs over 100 projects (Berth, with quotas on)",
 // made through Berth's management API (`/api/v1/projects`) as an administrator would.
+import type http from 'node:http';
+import { expect } from '../client.ts';
+import { basicAuth, keepAliveAgent, send, type Reply } from '../http.ts';
 import type { BenchServer } from '../servers.ts';
 
 /** Large enough never to refuse a benchmark push, so every push pays for the check and the charge only. */
@@ -10,16 +13,11 @@ export interface QuotaSetup {
   readonly note: string;
 }
 
-async function projectsApi(berth: BenchServer, method: string, path: string, body?: unknown): Promise<Response> {
-  const headers: Record<string, string> = { Authorization: `Basic ${Buffer.from(`${berth.username}:${berth.password}`).toString('base64')}` };
+/** One request to `/api/v1/projects…` as the administrator, with the bench's own HTTP client. */
+function projectsApi(agent: http.Agent, berth: BenchServer, method: string, path: string, body?: unknown): Promise<Reply> {
+  const headers: Record<string, string> = { Authorization: basicAuth(berth.username, berth.password) };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
-  return fetch(`${berth.base}/api/v1/projects${path}`, { method, headers, ...(body !== undefined ? { body: JSON.stringify(body) } : {}) });
-}
-
-async function expectOk(res: Response, what: string): Promise<unknown> {
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${what}: HTTP ${res.status}: ${text}`);
-  return text ? JSON.parse(text) : undefined;
+  return send(agent, `${berth.base}/api/v1/projects${path}`, { method, headers, keepBody: true, ...(body !== undefined ? { body: Buffer.from(JSON.stringify(body)) } : {}) });
 }
 
 /**
@@ -27,20 +25,25 @@ async function expectOk(res: Response, what: string): Promise<unknown> {
  * existing one) before the pushes start; called once per phase with every namespace pushed into.
  */
 export async function enableProjectQuotas(berth: BenchServer, namespaces: readonly string[]): Promise<QuotaSetup> {
+  const agent = keepAliveAgent(1);
   for (const name of namespaces) {
-    const created = await projectsApi(berth, 'POST', '', { name, quotaBytes: QUOTA_BYTES });
-    if (created.status === 409) await expectOk(await projectsApi(berth, 'PATCH', `/${name}`, { quotaBytes: QUOTA_BYTES }), `PATCH project ${name}`);
-    else await expectOk(created, `POST project ${name}`);
+    const created = await projectsApi(agent, berth, 'POST', '', { name, quotaBytes: QUOTA_BYTES });
+    if (created.status === 409) expect(await projectsApi(agent, berth, 'PATCH', `/${name}`, { quotaBytes: QUOTA_BYTES }), 200, `PATCH project ${name}`);
+    else expect(created, 201, `POST project ${name}`);
   }
+  agent.destroy();
   return { note: `quotas on: ${namespaces.length} projects with a 1 TiB quota each (made with POST /api/v1/projects)` };
 }
 
 /** Bytes Berth has charged to the projects' quotas (`usageBytes` of each): proof that the pushes were counted. */
 export async function chargedBytes(berth: BenchServer, namespaces: readonly string[]): Promise<number> {
+  const agent = keepAliveAgent(1);
   let total = 0;
   for (const name of namespaces) {
-    const project = (await expectOk(await projectsApi(berth, 'GET', `/${name}`), `GET project ${name}`)) as { usageBytes: number };
-    total += project.usageBytes;
+    const reply = await projectsApi(agent, berth, 'GET', `/${name}`);
+    expect(reply, 200, `GET project ${name}`);
+    total += (JSON.parse(reply.body!.toString('utf8')) as { usageBytes: number }).usageBytes;
   }
+  agent.destroy();
   return total;
 }

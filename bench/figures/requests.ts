@@ -3,7 +3,7 @@
 import { randomBytes } from 'node:crypto';
 import type http from 'node:http';
 import { imageConfig, imageManifest, RegistryClient, sha256 } from '../client.ts';
-import { keepAliveAgent, parseChallenge, send } from '../http.ts';
+import { basicAuth, keepAliveAgent, parseChallenge, send } from '../http.ts';
 import { alternate, loadFor, timed, type FigureContext } from '../measure.ts';
 import type { BenchServer } from '../servers.ts';
 
@@ -65,7 +65,7 @@ export async function tokenIssuance(ctx: FigureContext): Promise<void> {
   const realm = new URL(challenge.params['realm'], berth.base);
   realm.searchParams.set('service', challenge.params['service'] ?? '');
   realm.searchParams.set('scope', 'repository:bench/token:pull,push');
-  const authorization = `Basic ${Buffer.from(`${berth.username}:${berth.password}`).toString('base64')}`;
+  const authorization = basicAuth(berth.username, berth.password);
   const once = async () => {
     const reply = await send(agent, realm, { method: 'GET', headers: { Authorization: authorization }, keepBody: true });
     if (reply.status !== 200) throw new Error(`token request: ${reply.status} ${reply.body?.toString('utf8').slice(0, 200)}`);

@@ -153,7 +153,7 @@ class CachingSqliteDriver implements Driver {
 
   /** Runs one query on `lease`'s turn (taking a turn again if the lease gave it up to wait). */
   async execute<R>(lease: Lease, compiled: CompiledQuery): Promise<QueryResult<R>> {
-    if (!lease.held) await this.lock(lease);
+    await this.hold(lease);
     const stmt = this.statement(compiled.sql);
     const parameters = compiled.parameters as unknown[];
     if (stmt.reader) {

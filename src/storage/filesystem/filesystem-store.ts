@@ -35,7 +35,6 @@ async function openExisting(path: string, flags: 'r' | 'r+', what: string): Prom
   }
 }
 
-
 /**
  * Blob store on a local (or mounted) filesystem; the layout is drawn in `paths.ts`. One process owns
  * the directory while it runs: upload files stay open between appends (see `UploadFile`) and their
@@ -154,11 +153,10 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async uploadSize(id: string): Promise<number | undefined> {
-    const path = uploadPath(this.root, id);
     const file = this.files.get(id);
     if (file) return file.size;
     try {
-      return (await stat(path)).size;
+      return (await stat(uploadPath(this.root, id))).size;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -216,7 +214,6 @@ export class FilesystemBlobStore implements BlobStore {
 
   /** The upload's open file, opening it (and reading its size) when it is not open yet. */
   private async uploadFile(id: string): Promise<UploadFile> {
-    const path = uploadPath(this.root, id);
     const cached = this.files.get(id);
     if (cached) {
       // Most recently used goes last.
@@ -228,7 +225,7 @@ export class FilesystemBlobStore implements BlobStore {
     let opening = this.opening.get(id);
     if (!opening) {
       // Callers get the file only once it is kept (and any file it evicts is closed).
-      opening = this.openUpload(path).then(
+      opening = this.openUpload(uploadPath(this.root, id)).then(
         async (file) => {
           this.opening.delete(id);
           await this.keep(id, file);

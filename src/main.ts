@@ -13,6 +13,7 @@ import { openMetadata, type Metadata } from './metadata/index.ts';
 import { createRegistry } from './registry/index.ts';
 import { ProjectAuthorizer } from './auth/authorizer.ts';
 import { Authenticator } from './auth/authenticator.ts';
+import { CredentialCheck } from './auth/credentials.ts';
 import { deriveSecret, loadOrCreateSigningKey } from './auth/keys.ts';
 import { hashPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -73,15 +74,16 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     refreshTTL: config.auth.refreshTokenTTL,
   });
   const passwords = new Authenticator(meta);
+  const credentials = new CredentialCheck(meta);
   const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
   const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls });
-  const access = new OciAccess({ tokens, passwords, authorizer, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
+  const access = new OciAccess({ tokens, passwords, authorizer, credentials, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   const metrics = createMetrics();
   let draining = false;
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
-    ...tokenRoutes({ tokens, passwords, authorizer }),
-    ...apiRoutes({ meta, registry, store, passwords, authorizer, config }),
+    ...tokenRoutes({ tokens, passwords, authorizer, credentials }),
+    ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config }),
     ...ociRoutes({ registry, access, authorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL }),
   ];
 

@@ -1,5 +1,6 @@
 import { createHash, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import type { Access } from './scope.ts';
+import type { Binding } from './credentials.ts';
 import type { SigningKey } from './keys.ts';
 
 export interface TokenSettings {
@@ -21,6 +22,8 @@ export interface IssuedToken {
 /** What a valid access token says. */
 export interface AccessClaims {
   subject: string | undefined;
+  /** The credential the subject proved itself with (claims `uid`, `cred`); checked on every use. */
+  binding: Binding | undefined;
   access: Access[];
   issuedAt: number;
   expiresAt: number;
@@ -51,8 +54,8 @@ const VERIFIED_MAX = 10_000;
  * Clients reuse an access token for every request until it expires, so a verified access token is
  * remembered (under the SHA-256 of its text, never the text) until its `exp`: the signature and
  * claims cannot change for the same string, and only time can make it invalid, which every hit
- * re-checks. Refresh tokens are never remembered; they are rare and their validity also depends on
- * the user's credential generation, which the token route checks in the database.
+ * re-checks. Refresh tokens are never remembered; they are rare. Whether the credential a token is
+ * bound to still works is not this class's business: callers ask CredentialCheck on every use.
  */
 export class TokenService {
   private readonly header: string;
@@ -67,13 +70,17 @@ export class TokenService {
     return this.settings.service;
   }
 
-  /** An access token for `subject` (undefined for anonymous) granting `access`. */
-  async issueAccess(subject: string | undefined, access: Access[]): Promise<IssuedToken> {
+  /**
+   * An access token for `subject` (undefined for anonymous) granting `access`, bound to the
+   * credential that proved the subject (`binding`: claims `uid` and `cred`).
+   */
+  async issueAccess(subject: string | undefined, access: Access[], binding?: Binding): Promise<IssuedToken> {
     const issuedAt = new Date();
     const iat = Math.floor(issuedAt.getTime() / 1000);
     // Claim order as jose's builder wrote it: custom claims, then iss, aud, iat, nbf, exp, jti, sub.
     const claims: Record<string, unknown> = {
       access,
+      ...bindingClaims(binding),
       iss: this.settings.issuer,
       aud: this.settings.service,
       iat,
@@ -98,34 +105,40 @@ export class TokenService {
     const payload = this.verify(token, now);
     if (payload.typ === 'refresh') throw new TokenError('invalid', 'a refresh token cannot be used as an access token');
     const access = Array.isArray(payload.access) ? (payload.access as Access[]) : [];
-    const claims: AccessClaims = Object.freeze({ subject: payload.sub as string | undefined, access: Object.freeze(access) as Access[], issuedAt: (payload.iat as number | undefined) ?? 0, expiresAt: (payload.exp as number | undefined) ?? 0 });
+    const claims: AccessClaims = Object.freeze({ subject: payload.sub as string | undefined, binding: bindingOf(payload), access: Object.freeze(access) as Access[], issuedAt: (payload.iat as number | undefined) ?? 0, expiresAt: (payload.exp as number | undefined) ?? 0 });
     // A token without `exp` never expires (as jose allows); Berth never issues one, so it is not worth remembering.
     if (payload.exp !== undefined) this.remember(id, claims, now);
     return claims;
   }
 
-  /** A refresh token for a user at the given credential generation. */
-  async issueRefresh(subject: string, generation: number): Promise<string> {
+  /**
+   * A refresh token for `subject`, bound to the credential that proved it; it never outlives
+   * `notAfter` (ms since the epoch: the expiry of the personal access token it came from).
+   */
+  async issueRefresh(subject: string, binding: Binding, notAfter?: number | null): Promise<string> {
     const iat = Math.floor(Date.now() / 1000);
+    let exp = iat + this.settings.refreshTTL;
+    if (notAfter !== undefined && notAfter !== null) exp = Math.min(exp, Math.floor(notAfter / 1000));
     return this.sign({
       typ: 'refresh',
-      gen: generation,
+      ...bindingClaims(binding),
       iss: this.settings.issuer,
       aud: this.settings.service,
       sub: subject,
       iat,
-      exp: iat + this.settings.refreshTTL,
+      exp,
       jti: randomUUID(),
     });
   }
 
-  /** Verifies a refresh token; returns its subject and credential generation. */
-  async verifyRefresh(token: string): Promise<{ subject: string; generation: number }> {
+  /** Verifies a refresh token; returns its subject and the binding it names (whose validity the caller checks). */
+  async verifyRefresh(token: string): Promise<{ subject: string; binding: Binding }> {
     const payload = this.verify(token, Math.floor(Date.now() / 1000));
-    if (payload.typ !== 'refresh' || typeof payload.sub !== 'string' || typeof payload.gen !== 'number') {
+    const binding = bindingOf(payload);
+    if (payload.typ !== 'refresh' || typeof payload.sub !== 'string' || !binding) {
       throw new TokenError('invalid', 'not a refresh token');
     }
-    return { subject: payload.sub, generation: payload.gen };
+    return { subject: payload.sub, binding };
   }
 
   private sign(claims: Record<string, unknown>): string {
@@ -154,6 +167,16 @@ export class TokenService {
 }
 
 const SEGMENT = /^[A-Za-z0-9_-]+$/;
+
+function bindingClaims(binding: Binding | undefined): Record<string, string> {
+  if (!binding) return {};
+  return binding.uid === undefined ? { cred: binding.cred } : { uid: binding.uid, cred: binding.cred };
+}
+
+function bindingOf(payload: Record<string, unknown>): Binding | undefined {
+  if (typeof payload.cred !== 'string') return undefined;
+  return typeof payload.uid === 'string' ? { uid: payload.uid, cred: payload.cred } : { cred: payload.cred };
+}
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function base64url(text: string): string {

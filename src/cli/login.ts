@@ -5,6 +5,7 @@ import { ApiClient, ApiError, segment } from './api-client.ts';
 import { formatTime, printJSON } from './format.ts';
 import { findLogin, normalizeUrl, removeLogin, saveLogin, type StoredLogin } from './login-store.ts';
 import { CliError, readStdin } from './output.ts';
+import { TOKEN_PREFIX } from '../auth/secrets.ts';
 
 /** How long the CLI's token lives; `berth login` again makes a new one. */
 const TOKEN_DAYS = 90;
@@ -39,10 +40,12 @@ export function loginCommand(program: Command): void {
       const password = opts.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : await askHidden(`Password for ${username} at ${url}: `);
       if (!password) throw new CliError('empty password');
 
-      const created = await createToken(ApiClient.basic(url, username, password), tokenName(new Date()));
+      // A personal access token given in place of the password is stored as it is: a token cannot
+      // create another (that needs the password), and this one is already the machine's credential.
+      const created = password.startsWith(TOKEN_PREFIX) ? await existingToken(url, username, password) : await createToken(ApiClient.basic(url, username, password), tokenName(new Date()));
       const withToken = ApiClient.basic(url, username, created.token);
       const me = await withToken.get<WhoAmI>('/auth/whoami');
-      if (me.kind !== 'user') throw new CliError(`the new token logs in as ${me.kind} "${me.name}", not as user "${username}"`);
+      if (me.kind !== 'user') throw new CliError(`the token logs in as ${me.kind} "${me.name}", not as user "${username}"`);
       const login: StoredLogin = { url, username: me.name, token: created.token, tokenName: created.name, expiresAt: created.expiresAt ?? null };
       const { file, replaced } = await saveLogin(login);
       if (replaced && replaced.tokenName !== login.tokenName) await revokeReplaced(replaced);
@@ -106,6 +109,14 @@ async function createToken(client: ApiClient, base: string): Promise<CreatedToke
   }
 }
 
+/** A personal access token the user already has, with its name and expiry as the server lists them. */
+async function existingToken(url: string, username: string, token: string): Promise<CreatedToken> {
+  const { items } = await ApiClient.basic(url, username, token).list<{ name: string; prefix: string; expiresAt: string | null; revoked: boolean }>('/users/me/tokens');
+  const own = items.find((t) => !t.revoked && token.startsWith(t.prefix));
+  if (!own) throw new CliError('the server does not list this personal access token among yours');
+  return { name: own.name, token, expiresAt: own.expiresAt };
+}
+
 /** A new login replaces one for the same server: its token is revoked so it does not linger. */
 async function revokeReplaced(old: StoredLogin): Promise<void> {
   try {
@@ -127,7 +138,7 @@ async function ask(question: string): Promise<string> {
 }
 
 /** Reads a line from the terminal without echoing it. */
-function askHidden(question: string): Promise<string> {
+export function askHidden(question: string): Promise<string> {
   const stdin = process.stdin;
   if (!stdin.isTTY) return Promise.reject(new CliError('no terminal to ask for the password on: use --password-stdin'));
   process.stderr.write(question);

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
-import { type CommonFlags, loggedInClient, segment, withCommon } from './api-client.ts';
+import { ApiClient, type CommonFlags, loggedInClient, segment, withCommon } from './api-client.ts';
+import { askHidden } from './login.ts';
+import { CliError, readStdin } from './output.ts';
 import { formatTime, parseInteger, printJSON } from './format.ts';
 import { removeLogin } from './login-store.ts';
 import { printTable } from './output.ts';
@@ -33,11 +35,16 @@ function tokenStatus(t: PersonalToken, now = Date.now()): string {
 export function tokenCommand(program: Command): void {
   const token = program.command('token').description('your personal access tokens (use one as the password in docker login)');
 
-  withCommon(token.command('create <name>').description('create a token; prints it once'))
+  withCommon(token.command('create <name>').description('create a token; prints it once (asks for your password: a token cannot create tokens)'))
     .option('--expires-days <days>', 'days until it expires (-1: never; default: the server\'s)')
-    .action(async (name: string, opts: CommonFlags & { expiresDays?: string }) => {
+    .option('--password-stdin', 'read your password from standard input')
+    .action(async (name: string, opts: CommonFlags & { expiresDays?: string; passwordStdin?: boolean }) => {
       const expiresInDays = opts.expiresDays === undefined ? undefined : parseInteger(opts.expiresDays, '--expires-days', -1);
-      const { client, login } = await loggedInClient(opts.url);
+      const { login } = await loggedInClient(opts.url);
+      // The stored login is itself a token; creating one needs the password, used for this request only.
+      const password = opts.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : await askHidden(`Password for ${login.username} at ${login.url}: `);
+      if (!password) throw new CliError('empty password');
+      const client = ApiClient.basic(login.url, login.username, password);
       const created = await client.post<CreatedToken>('/users/me/tokens', { name, ...(expiresInDays !== undefined ? { expiresInDays } : {}) });
       if (opts.json) return printJSON(created);
       console.log(`created token "${created.name}" (expires ${formatTime(created.expiresAt, 'never')})`);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { Kysely, Migration } from 'kysely';
 import type { DialectTraits } from './dialect.ts';
 
@@ -174,6 +175,22 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.createIndex('audit_log_time').on('audit_log').column('time').execute();
         await db.schema.createIndex('audit_log_actor').on('audit_log').columns(['actor', 'time']).execute();
         await db.schema.createIndex('audit_log_project').on('audit_log').columns(['project', 'time']).execute();
+      },
+    },
+    '0004_credential_binding': {
+      async up(db: Kysely<unknown>) {
+        // A user identity that is never reused (SQLite may hand a deleted user's id to the next one),
+        // so tokens and sessions of a deleted user never work for a new user of the same name.
+        await db.schema.alterTable('users').addColumn('uid', 'varchar(64)').execute();
+        const users = await (db as Kysely<{ users: { id: number; uid: string | null } }>).selectFrom('users').select('id').execute();
+        for (const user of users) {
+          await (db as Kysely<{ users: { id: number; uid: string | null } }>).updateTable('users').set({ uid: randomUUID() }).where('id', '=', user.id).execute();
+        }
+        await db.schema.createIndex('users_uid').on('users').column('uid').unique().execute();
+        // The credential a session was opened with ('pw:<generation>' or 'pat:<id>'); it ends with it.
+        // Sessions from before this column have none and are no longer accepted (their users log in again).
+        await db.schema.alterTable('sessions').addColumn('credential', 'varchar(64)').execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
       },
     },
   };

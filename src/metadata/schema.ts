@@ -27,6 +27,8 @@ export interface UsersTable {
   is_admin: number;
   /** Bumped on password change: refresh tokens and cached logins of older generations stop working. */
   credential_generation: number;
+  /** A random identity that is never reused: tokens and sessions name it, not the (reusable) name or id. */
+  uid: string;
   created_at: number;
 }
 
@@ -165,6 +167,8 @@ export interface PersonalTokensTable {
 export interface SessionsTable {
   id_hash: string;
   user_id: number;
+  /** The credential the session was opened with (`pw:<generation>` or `pat:<id>`); null only for sessions older than the column. */
+  credential: string | null;
   expires_at: number;
   created_at: number;
 }

@@ -6,11 +6,13 @@ import type { PersonalTokenRow } from './schema.ts';
 export class TokenStore {
   private readonly byHash;
   private readonly touchOne;
+  private readonly byId;
 
   constructor(private readonly db: DB) {
     this.byHash = new PreparedQuery(db, (tokenHash: string) =>
-      db.selectFrom('personal_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').selectAll('t').select(['u.username', 'u.is_admin']).where('t.token_hash', '=', tokenHash),
+      db.selectFrom('personal_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').selectAll('t').select(['u.username', 'u.is_admin', 'u.uid']).where('t.token_hash', '=', tokenHash),
     );
+    this.byId = new PreparedQuery(db, (id: number) => db.selectFrom('personal_tokens').selectAll().where('id', '=', id));
     this.touchOne = new PreparedQuery(db, (id: number, now: number) => db.updateTable('personal_tokens').set({ last_used_at: now }).where('id', '=', id), { relaxed: true });
   }
 
@@ -25,8 +27,13 @@ export class TokenStore {
   }
 
   /** The token with this hash and its owner's name. */
-  async findByHash(tokenHash: string): Promise<(PersonalTokenRow & { username: string; is_admin: number }) | undefined> {
+  async findByHash(tokenHash: string): Promise<(PersonalTokenRow & { username: string; is_admin: number; uid: string }) | undefined> {
     return this.byHash.first(tokenHash);
+  }
+
+  /** The token with this id. */
+  async findById(id: number): Promise<PersonalTokenRow | undefined> {
+    return this.byId.first(id);
   }
 
   async list(userId: number): Promise<PersonalTokenRow[]> {
@@ -45,17 +52,24 @@ export class TokenStore {
 
   // ---- sessions ----
 
-  async createSession(idHash: string, userId: number, expiresAt: number): Promise<void> {
-    await this.db.insertInto('sessions').values({ id_hash: idHash, user_id: userId, expires_at: expiresAt, created_at: Date.now() }).execute();
+  /** Opens a session bound to the credential that proved the user (`pw:<generation>` or `pat:<id>`). */
+  async createSession(idHash: string, userId: number, credential: string, expiresAt: number): Promise<void> {
+    await this.db.insertInto('sessions').values({ id_hash: idHash, user_id: userId, credential, expires_at: expiresAt, created_at: Date.now() }).execute();
   }
 
-  async findSession(idHash: string): Promise<{ username: string; is_admin: number; expires_at: number } | undefined> {
+  async findSession(idHash: string): Promise<{ username: string; is_admin: number; uid: string; credential: string | null; expires_at: number; created_at: number } | undefined> {
     return this.db
       .selectFrom('sessions as s')
       .innerJoin('users as u', 'u.id', 's.user_id')
-      .select(['u.username', 'u.is_admin', 's.expires_at'])
+      .select(['u.username', 'u.is_admin', 'u.uid', 's.credential', 's.expires_at', 's.created_at'])
       .where('s.id_hash', '=', idHash)
       .executeTakeFirst();
+  }
+
+  /** Ends every session of a user (a password change or reset); returns how many ended. */
+  async deleteSessionsOf(userId: number): Promise<number> {
+    const result = await this.db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows);
   }
 
   async deleteSession(idHash: string): Promise<void> {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { UserRow } from './schema.ts';
@@ -30,7 +31,7 @@ export class UserStore {
     if (await this.find(username)) throw new UserExistsError(username);
     await this.db
       .insertInto('users')
-      .values({ username, password_hash: passwordHash, is_admin: isAdmin ? 1 : 0, credential_generation: 0, created_at: Date.now() })
+      .values({ username, password_hash: passwordHash, is_admin: isAdmin ? 1 : 0, credential_generation: 0, uid: randomUUID(), created_at: Date.now() })
       .execute();
   }
 

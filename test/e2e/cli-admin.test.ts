@@ -213,7 +213,9 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
   });
 
   test('personal tokens: create, list, use, revoke', async () => {
-    const created = await admin(['token', 'create', 'laptop', '--expires-days', '30']);
+    const refused = await admin(['token', 'create', 'laptop', '--password-stdin'], { input: 'not-the-password\n', fails: true });
+    assert.match(refused.stderr, /^berth: 400 INVALID: .*currentPassword|^berth: 401 UNAUTHORIZED: /m, 'a token needs the password, not the stored token');
+    const created = await admin(['token', 'create', 'laptop', '--expires-days', '30', '--password-stdin'], { input: `${berth.adminPassword}\n` });
     const token = /^token \(shown only now, store it safely\): (berth_pat_\S+)$/m.exec(created.stdout)?.[1];
     assert.ok(token, created.stdout);
     assert.equal(await whoamiStatus('admin', token), 200);

@@ -163,7 +163,8 @@ describe('management API: authentication, system, users, tokens', () => {
     const carol = basic('carol', generated);
     assert.equal((await expectStatus(await api(url, 'GET', '/users/me', { auth: carol }), 200)).username, 'carol');
     await expectError(await api(url, 'PATCH', '/users/me', { auth: carol, body: { admin: true } }), 403, 'DENIED');
-    await expectStatus(await api(url, 'PATCH', '/users/me', { auth: carol, body: { password: 'carol-new-password' } }), 200);
+    await expectInvalid(await api(url, 'PATCH', '/users/me', { auth: carol, body: { password: 'carol-new-password' } }), 'currentPassword');
+    await expectStatus(await api(url, 'PATCH', '/users/me', { auth: carol, body: { password: 'carol-new-password', currentPassword: generated } }), 200);
     await expectError(await api(url, 'GET', '/auth/whoami', { auth: carol }), 401, 'UNAUTHORIZED');
     const carolNew = basic('carol', 'carol-new-password');
     await expectStatus(await api(url, 'GET', '/users/me', { auth: carolNew }), 200);

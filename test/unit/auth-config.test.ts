@@ -67,8 +67,8 @@ test('tokens: signed with the persisted key, verified, refused when foreign or m
     assert.deepEqual(claims.access, access);
     const foreign = new TokenService(loadOrCreateSigningKey(other), settings);
     await assert.rejects(tokens.verifyAccess((await foreign.issueAccess('alice', access)).token), (e: unknown) => e instanceof TokenError && e.reason === 'invalid');
-    const refresh = await tokens.issueRefresh('alice', 3);
-    assert.deepEqual(await tokens.verifyRefresh(refresh), { subject: 'alice', generation: 3 });
+    const refresh = await tokens.issueRefresh('alice', { uid: 'u-3', cred: 'pw:3' });
+    assert.deepEqual(await tokens.verifyRefresh(refresh), { subject: 'alice', binding: { uid: 'u-3', cred: 'pw:3' } });
     await assert.rejects(tokens.verifyAccess(refresh), TokenError, 'a refresh token is not an access token');
     const expired = new TokenService(key, { ...settings, ttl: -3600 });
     await assert.rejects(tokens.verifyAccess((await expired.issueAccess('alice', access)).token), (e: unknown) => e instanceof TokenError && e.reason === 'expired');

@@ -45,10 +45,11 @@ async function berthVerdict(tokens: TokenService, token: string): Promise<'valid
 test('access and refresh tokens are byte for byte what jose signs for the same claims', async () => {
   const key = newKey();
   const tokens = new TokenService(key, settings);
-  const issued = await tokens.issueAccess('alice', access);
+  const binding = { uid: randomUUID(), cred: 'pw:7' };
+  const issued = await tokens.issueAccess('alice', access, binding);
   const c = claimsOf(issued.token);
   assert.equal(c.iat, Math.floor(issued.issuedAt.getTime() / 1000));
-  const reference = await new SignJWT({ access })
+  const reference = await new SignJWT({ access, uid: binding.uid, cred: binding.cred })
     .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: key.kid })
     .setIssuer(settings.issuer)
     .setAudience(settings.service)
@@ -64,9 +65,9 @@ test('access and refresh tokens are byte for byte what jose signs for the same c
   const a = claimsOf(anonymous.token);
   assert.equal('sub' in a, false, 'anonymous tokens carry no subject');
 
-  const refresh = await tokens.issueRefresh('alice', 7);
+  const refresh = await tokens.issueRefresh('alice', binding);
   const r = claimsOf(refresh);
-  const referenceRefresh = await new SignJWT({ typ: 'refresh', gen: 7 })
+  const referenceRefresh = await new SignJWT({ typ: 'refresh', uid: binding.uid, cred: binding.cred })
     .setProtectedHeader({ alg: 'EdDSA', typ: 'JWT', kid: key.kid })
     .setIssuer(settings.issuer)
     .setAudience(settings.service)
@@ -77,6 +78,17 @@ test('access and refresh tokens are byte for byte what jose signs for the same c
     .sign(key.privateKey);
   assert.equal(refresh, referenceRefresh);
   assert.equal(await joseVerdict(issued.token, key), 'valid');
+  assert.deepEqual((await tokens.verifyAccess(issued.token)).binding, binding, 'the binding comes back from the token');
+});
+
+test('a refresh token from a personal access token never outlives it', async () => {
+  const tokens = new TokenService(newKey(), settings);
+  const binding = { uid: randomUUID(), cred: 'pat:12' };
+  const soon = Date.now() + 600_000;
+  const capped = claimsOf(await tokens.issueRefresh('alice', binding, soon));
+  assert.equal(capped.exp, Math.floor(soon / 1000), 'expires with the token it came from');
+  const uncapped = claimsOf(await tokens.issueRefresh('alice', binding, null));
+  assert.equal(uncapped.exp, (uncapped.iat as number) + settings.refreshTTL, 'a token without expiry: the refresh lifetime');
 });
 
 test('verification gives jose\'s verdict: issuer, audience, algorithm, nbf and exp with 30 s tolerance, types', async () => {
@@ -161,15 +173,16 @@ test('a refresh token is never accepted as an access token, cached or not; an ac
   const key = newKey();
   const tokens = new TokenService(key, settings);
   const { token: accessToken } = await tokens.issueAccess('alice', access);
-  const refresh = await tokens.issueRefresh('alice', 1);
-  assert.deepEqual(await tokens.verifyRefresh(refresh), { subject: 'alice', generation: 1 });
+  const binding = { uid: 'u-1', cred: 'pw:1' };
+  const refresh = await tokens.issueRefresh('alice', binding);
+  assert.deepEqual(await tokens.verifyRefresh(refresh), { subject: 'alice', binding });
   await tokens.verifyAccess(accessToken);
   await tokens.verifyAccess(accessToken);
   for (let i = 0; i < 3; i++) {
     await assert.rejects(tokens.verifyAccess(refresh), (e: unknown) => e instanceof TokenError && e.reason === 'invalid' && /refresh token/.test(e.message));
     await assert.rejects(tokens.verifyRefresh(accessToken), (e: unknown) => e instanceof TokenError && e.reason === 'invalid');
   }
-  assert.deepEqual(await tokens.verifyRefresh(refresh), { subject: 'alice', generation: 1 });
+  assert.deepEqual(await tokens.verifyRefresh(refresh), { subject: 'alice', binding });
 });
 
 test('the cache is keyed by the whole token: a cached token\'s subject or signature changed is refused', async () => {

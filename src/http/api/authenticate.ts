@@ -1,12 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../../domain/errors.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import type { CredentialCheck } from '../../auth/credentials.ts';
 import { ANONYMOUS, type Identity } from '../../auth/identity.ts';
 import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { Metadata } from '../../metadata/index.ts';
 import type { Context } from '../context.ts';
 import { readCredentials } from '../credentials.ts';
-import type { CallerIdentifier } from './route.ts';
+import { normalizeHost } from '../realm.ts';
+import { invalid, type CallerIdentifier } from './route.ts';
 
 /** The management API's login cookie (the web portal's). */
 export const SESSION_COOKIE = 'berth_session';
@@ -20,19 +22,39 @@ export interface OpenedSession {
   setCookie: string;
 }
 
+export interface SessionSettings {
+  /** Session lifetime, seconds. */
+  sessionTTL: number;
+  /** The configured external URLs: their origins may send state-changing requests with the cookie. */
+  externalURLs: readonly string[];
+}
+
+/** Methods that change nothing: the only ones a cookie-authenticated request may make without a matching Origin. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
  * Who calls the management API: `Authorization: Basic` with a password, a personal access token or
  * a robot secret (all checked by the Authenticator, which throttles and audits failures);
  * `Authorization: Bearer berth_pat_…` (the token names its user); or the session cookie. Nothing at
  * all is an anonymous caller; credentials that do not check out are a 401, never anonymous.
+ *
+ * A session is bound to the credential it was opened with (the password's generation, or a personal
+ * access token) and ends with it. A state-changing request authenticated by the cookie must come
+ * from Berth's own origin (`Origin` matching the request's host or an external URL), so another
+ * site cannot make a signed-in browser act (CSRF); without an `Origin` header the request must carry
+ * `X-Berth-Request: 1`, a header no cross-site form can send.
  */
 export class ApiAuthenticator implements CallerIdentifier {
+  private readonly externalOrigins: Set<string>;
+
   constructor(
     private readonly meta: Metadata,
     private readonly passwords: Authenticator,
-    /** Session lifetime, seconds. */
-    private readonly sessionTTL: number,
-  ) {}
+    private readonly credentials: CredentialCheck,
+    private readonly settings: SessionSettings,
+  ) {
+    this.externalOrigins = new Set(settings.externalURLs.map((url) => originOf(new URL(url))));
+  }
 
   async identify(ctx: Context): Promise<Identity> {
     const credentials = readCredentials(ctx.req);
@@ -61,8 +83,31 @@ export class ApiAuthenticator implements CallerIdentifier {
     if (session === undefined) return ANONYMOUS;
     const found = await this.meta.tokens.findSession(hashSecret(session));
     if (!found || Number(found.expires_at) <= Date.now()) throw unauthorized('session expired or unknown: log in again');
+    const binding = found.credential === null ? undefined : { uid: found.uid, cred: found.credential };
+    if (!(await this.credentials.valid('user', found.username, binding))) {
+      throw unauthorized('session ended: the password or personal access token it was opened with was changed, revoked or expired: log in again');
+    }
     ctx.auth.scheme = 'other';
-    return { kind: 'user', name: found.username, isAdmin: found.is_admin === 1 };
+    if (!SAFE_METHODS.has(ctx.req.method ?? 'GET')) this.checkOrigin(ctx);
+    return { kind: 'user', name: found.username, isAdmin: found.is_admin === 1, binding: binding!, sessionOpenedAt: Number(found.created_at) };
+  }
+
+  /** Refuses a cookie-authenticated change that another site's page could have sent. */
+  private checkOrigin(ctx: Context): void {
+    const header = ctx.req.headers.origin;
+    if (header === undefined) {
+      if (ctx.req.headers['x-berth-request'] === '1') return;
+      throw new RegistryError('DENIED', 'a change made with the session cookie needs an Origin header of this site (or X-Berth-Request: 1)');
+    }
+    let origin: string | undefined;
+    try {
+      origin = originOf(new URL(header));
+    } catch {
+      origin = undefined;
+    }
+    const own = ctx.origin.host ? originOf(new URL(`${ctx.origin.scheme}://${ctx.origin.host}`)) : undefined;
+    if (origin !== undefined && (origin === own || this.externalOrigins.has(origin))) return;
+    throw new RegistryError('DENIED', 'cross-site request refused: the Origin header is not this registry (a change made with the session cookie must come from Berth\'s own pages)');
   }
 
   /**
@@ -81,13 +126,28 @@ export class ApiAuthenticator implements CallerIdentifier {
     if (!identity) throw unauthorized('invalid username or password');
     if (identity.kind !== 'user') throw new RegistryError('DENIED', 'robot accounts cannot open sessions: send the robot secret with Basic authentication instead');
     const user = await this.meta.users.find(identity.name);
-    if (!user) throw unauthorized('invalid username or password');
+    if (!user || !identity.binding) throw unauthorized('invalid username or password');
     await this.meta.tokens.deleteExpiredSessions();
     const id = newSecret();
-    const expiresAt = Date.now() + this.sessionTTL * 1000;
-    await this.meta.tokens.createSession(hashSecret(id), user.id, expiresAt);
+    // A session opened with a personal access token never outlives the token.
+    const notAfter = await this.credentials.notAfter(identity.binding);
+    const now = Date.now();
+    const maxAge = notAfter === null ? this.settings.sessionTTL : Math.max(0, Math.min(this.settings.sessionTTL, Math.floor((notAfter - now) / 1000)));
+    const expiresAt = now + maxAge * 1000;
+    await this.meta.tokens.createSession(hashSecret(id), user.id, identity.binding.cred, expiresAt);
     ctx.auth.identity = identity;
-    return { username: user.username, expiresAt, setCookie: cookie(ctx, id, this.sessionTTL) };
+    return { username: user.username, expiresAt, setCookie: cookie(ctx, id, maxAge) };
+  }
+
+  /**
+   * Proof of the password for a sensitive change (a new password, a new personal access token):
+   * `currentPassword` from the request body, checked like a login (throttled, audited). INVALID
+   * naming the field when it is missing or wrong.
+   */
+  async requirePassword(ctx: Context, username: string, currentPassword: string | undefined, why: string): Promise<void> {
+    if (currentPassword === undefined) throw invalid([{ path: 'currentPassword', message: `required ${why}` }]);
+    const proven = await this.passwords.authenticate(username, currentPassword, { client: ctx.origin.client, via: 'api' }, 'password');
+    if (!proven) throw invalid([{ path: 'currentPassword', message: 'is not your current password' }]);
   }
 
   /** Ends the session the request carries (if any); returns the header that clears the cookie. */
@@ -96,6 +156,11 @@ export class ApiAuthenticator implements CallerIdentifier {
     if (id !== undefined) await this.meta.tokens.deleteSession(hashSecret(id));
     return cookie(ctx, '', 0);
   }
+}
+
+/** `scheme://host[:port]` with the default port dropped, lower-case: how browsers write `Origin`. */
+function originOf(url: URL): string {
+  return `${url.protocol}//${normalizeHost(url.host, url.protocol)}`;
 }
 
 /** A 401 UNAUTHORIZED (the router adds the challenge). */

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { RegistryError } from '../../domain/errors.ts';
 import type { ProjectAuthorizer } from '../../auth/authorizer.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import type { CredentialCheck } from '../../auth/credentials.ts';
 import { identityName, type Identity } from '../../auth/identity.ts';
 import { PERMISSIONS, type Permission } from '../../auth/roles.ts';
 import type { Config } from '../../config/schema.ts';
@@ -24,6 +25,8 @@ export interface ApiDeps {
   store: BlobStore;
   passwords: Authenticator;
   authorizer: ProjectAuthorizer;
+  /** Whether the credential behind a session or token still works; `forget` after changing one. */
+  credentials: CredentialCheck;
   config: Config;
 }
 

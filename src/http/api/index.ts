@@ -49,6 +49,6 @@ export function apiOperations(services: ApiServices): Operation[] {
 
 /** The routes of `/api/v1` for the server's router. */
 export function apiRoutes(deps: ApiDeps): Route[] {
-  const sessions = new ApiAuthenticator(deps.meta, deps.passwords, deps.config.api.sessionTTL);
+  const sessions = new ApiAuthenticator(deps.meta, deps.passwords, deps.credentials, { sessionTTL: deps.config.api.sessionTTL, externalURLs: deps.config.externalURL });
   return apiOperations({ ...deps, sessions }).map((op) => toRoute(op, sessions));
 }

@@ -15,6 +15,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'DENIED: the caller lacks the permission named in the message',
   404: 'NOT_FOUND: no such resource, or one the caller may not see',
   409: 'CONFLICT: the change conflicts with what exists',
+  429: 'TOOMANYREQUESTS: too many failed logins from this address or for this user; Retry-After says when to try again',
   503: 'Unavailable',
 };
 
@@ -51,7 +52,7 @@ function operationObject(op: Operation): JSONSchema {
   const success: JSONSchema = { description: STATUS_TEXT[op.status] ?? 'OK' };
   if (op.response) success.content = { 'application/json': { schema: jsonSchema(op.response, 'output') } };
   const responses: Record<string, JSONSchema> = { [String(op.status)]: success };
-  const errors = new Set([...(op.params || op.query || op.body ? [400] : []), ...(op.auth === 'none' ? [] : [401]), ...op.errors]);
+  const errors = new Set([...(op.params || op.query || op.body ? [400] : []), ...(op.auth === 'none' ? [] : [401, 429]), ...op.errors]);
   for (const status of [...errors].sort()) responses[String(status)] = errorResponse(status);
   object.responses = responses;
   if (op.auth === 'none') object.security = [];

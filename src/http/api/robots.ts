@@ -197,6 +197,7 @@ export function robotOperations(services: ApiServices): Operation[] {
         };
         if (Object.keys(changes).length > 0) {
           await meta.robots.update(row.id, changes);
+          services.credentials.forget(row.name);
           const detail = { ...changes, ...(changes.expiresAt !== undefined ? { expiresAt: iso(changes.expiresAt) } : {}) };
           await audit(services, ctx, identity, { action: 'robot.update', resourceType: 'robot', resource: row.name, project: projectOfRobot(row.name) ?? null, detail });
         }
@@ -216,6 +217,7 @@ export function robotOperations(services: ApiServices): Operation[] {
         const row = await find(identity, params.name, 'robot.manage');
         const secret = newSecret();
         await meta.robots.update(row.id, { secretHash: hashSecret(secret) });
+        services.credentials.forget(row.name);
         await audit(services, ctx, identity, { action: 'robot.refresh', resourceType: 'robot', resource: row.name, project: projectOfRobot(row.name) ?? null });
         return { body: { name: row.name, secret } };
       },
@@ -232,6 +234,7 @@ export function robotOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, params }) => {
         const row = await find(identity, params.name, 'robot.manage');
         await meta.robots.delete(row.id);
+        services.credentials.forget(row.name);
         await audit(services, ctx, identity, { action: 'robot.delete', resourceType: 'robot', resource: row.name, project: projectOfRobot(row.name) ?? null });
         return { status: 204 };
       },

@@ -23,7 +23,7 @@ export function sessionOperations(services: ApiServices): Operation[] {
       body: z.strictObject({ username: z.string().min(1).max(255), password: z.string().min(1).max(1024) }),
       status: 201,
       response: z.object({ username: z.string(), expiresAt: isoTime }),
-      errors: [401, 403],
+      errors: [401, 403, 429],
       handler: async ({ ctx, body }) => {
         const session = await services.sessions.open(ctx, body.username, body.password);
         return { status: 201, body: { username: session.username, expiresAt: new Date(session.expiresAt).toISOString() }, headers: { 'Set-Cookie': session.setCookie } };

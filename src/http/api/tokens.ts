@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import type { Identity } from '../../auth/identity.ts';
+import { personalTokenId } from '../../auth/credentials.ts';
+import { provesPassword, type Identity } from '../../auth/identity.ts';
 import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { PersonalTokenRow, UserRow } from '../../metadata/schema.ts';
 import { audit, conflict, expiresInDays, expiryFrom, iso, isoTime, notFound, pageOf, pageQuery, paged, refuse, requireSignedIn, slice, type ApiServices } from './common.ts';
-import { operation, type Operation } from './route.ts';
+import { invalid, operation, type Operation } from './route.ts';
 
 const tokenName = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, 'letters, digits, ".", "_", "@" and "-", starting with a letter or digit');
 const token = z.object({
@@ -41,6 +42,17 @@ export function tokenOperations(services: ApiServices): Operation[] {
     return user;
   }
 
+  /** Refuses a token that would outlive the personal access token this request is authenticated by. */
+  async function notLongerLived(identity: Identity, expiresAt: number | null): Promise<void> {
+    const id = identity.kind === 'user' ? personalTokenId(identity.binding) : undefined;
+    if (id === undefined) return;
+    const own = await meta.tokens.findById(id);
+    if (own?.expires_at === null || own === undefined) return;
+    if (expiresAt === null || expiresAt > Number(own.expires_at)) {
+      throw invalid([{ path: 'expiresInDays', message: `must not outlive the personal access token this request is authenticated by (it expires ${iso(own.expires_at)})` }]);
+    }
+  }
+
   return [
     operation({
       id: 'listTokens',
@@ -62,14 +74,23 @@ export function tokenOperations(services: ApiServices): Operation[] {
       path: '/users/me/tokens',
       tag: 'tokens',
       summary: 'Create a personal access token (berth_pat_…); it is in this answer only',
-      body: z.strictObject({ name: tokenName, expiresInDays: expiresInDays.optional() }),
+      description:
+        'Needs proof of the password: Basic authentication with the password, a session opened with the password in the last 10 minutes, ' +
+        'or `currentPassword` in the body. A request authenticated by a personal access token cannot create a token that outlives it.',
+      body: z.strictObject({
+        name: tokenName,
+        expiresInDays: expiresInDays.optional(),
+        currentPassword: z.string().max(1024).optional().describe('your password, unless this request already proves it'),
+      }),
       status: 201,
       response: token.extend({ token: z.string() }),
       errors: [403, 409],
       handler: async ({ ctx, identity, body }) => {
         const user = await caller(identity);
+        if (!provesPassword(identity)) await services.sessions.requirePassword(ctx, user.username, body.currentPassword, 'to create a token without signing in with your password');
         const secret = newSecret(TOKEN_PREFIX);
         const expiresAt = expiryFrom(body.expiresInDays);
+        await notLongerLived(identity, expiresAt);
         const created = await meta.tokens.create(user.id, body.name, hashSecret(secret), secret.slice(0, TOKEN_PREFIX.length + SHOWN), expiresAt);
         if (!created) throw conflict(`you already have a token named "${body.name}" (revoked ones keep their name)`);
         await audit(services, ctx, identity, { action: 'token.create', resourceType: 'token', resource: `${user.username}/${body.name}`, detail: { expiresAt: iso(expiresAt) } });
@@ -88,7 +109,8 @@ export function tokenOperations(services: ApiServices): Operation[] {
       errors: [403, 404],
       handler: async ({ ctx, identity, params }) => {
         const user = await caller(identity);
-        if (!(await meta.tokens.revoke(user.id, params.name))) throw notFound(`no token named "${params.name}"`);
+        if (!(await meta.tokens.revoke(user.id, params.name))) throw notFound("you have no token of that name");
+        services.credentials.forget(user.username);
         await audit(services, ctx, identity, { action: 'token.revoke', resourceType: 'token', resource: `${user.username}/${params.name}` });
         return { status: 204 };
       },

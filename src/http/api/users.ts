@@ -80,6 +80,7 @@ export function userOperations(services: ApiServices): Operation[] {
         }
         await audit(services, ctx, identity, { action: 'user.create', resourceType: 'user', resource: body.username, detail: { admin: body.admin ?? false } });
         authorizer.forget(body.username);
+        services.credentials.forget(body.username);
         const row = (await meta.users.find(body.username))!;
         return { status: 201, body: { ...view(row), ...(generated ? { password: generated } : {}) } };
       },
@@ -101,19 +102,33 @@ export function userOperations(services: ApiServices): Operation[] {
       path: '/users/{name}',
       tag: 'users',
       summary: 'Change a password or the administrator flag (a user may change only their own password)',
+      description:
+        'Changing your own password needs `currentPassword`. An administrator resetting another user\'s password does not. ' +
+        'Either way every session of that user ends and every refresh token from the old password stops working; personal access tokens keep working.',
       params: nameParam,
-      body: z.strictObject({ password: password.optional(), admin: z.boolean().optional() }),
+      body: z.strictObject({
+        password: password.optional(),
+        currentPassword: z.string().max(1024).optional().describe('your current password: required to change your own password'),
+        admin: z.boolean().optional(),
+      }),
       response: user,
       errors: [403, 404, 409],
       handler: async ({ ctx, identity, params, body }) => {
-        const { row, admin } = await target(identity, params.name, 'change');
+        const { row, self, admin } = await target(identity, params.name, 'change');
         if (body.admin !== undefined && !admin) throw refuse(identity, 'system administrator needed to change "admin"');
         if (body.admin === false) await keepAnAdmin(row, 'take administration from');
-        if (body.password !== undefined) await meta.users.setPassword(row.username, await hashPassword(body.password));
+        // A stolen token or session must not be able to take the account over by changing its password.
+        if (body.password !== undefined && self) await services.sessions.requirePassword(ctx, row.username, body.currentPassword, 'to change your password');
+        if (body.password !== undefined) {
+          await meta.users.setPassword(row.username, await hashPassword(body.password));
+          await meta.tokens.deleteSessionsOf(row.id);
+        }
         if (body.admin !== undefined) await meta.users.setAdmin(row.username, body.admin);
         authorizer.forget(row.username);
+        services.credentials.forget(row.username);
         const detail: Record<string, unknown> = {};
         if (body.password !== undefined) detail.passwordChanged = true;
+        if (body.password !== undefined && !self) detail.reset = true;
         if (body.admin !== undefined) detail.admin = body.admin;
         if (Object.keys(detail).length > 0) await audit(services, ctx, identity, { action: 'user.update', resourceType: 'user', resource: row.username, detail });
         return { body: view((await meta.users.find(row.username))!) };
@@ -134,6 +149,7 @@ export function userOperations(services: ApiServices): Operation[] {
         await keepAnAdmin(row, 'delete');
         await meta.users.delete(row.username);
         authorizer.forget(row.username);
+        services.credentials.forget(row.username);
         await audit(services, ctx, identity, { action: 'user.delete', resourceType: 'user', resource: row.username });
         return { status: 204 };
       },

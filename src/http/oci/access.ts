@@ -1,6 +1,7 @@
 import { RegistryError } from '../../domain/errors.ts';
 import type { Authorizer } from '../../auth/authorizer.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import type { CredentialCheck } from '../../auth/credentials.ts';
 import { ANONYMOUS, identityFromSubject, type Identity } from '../../auth/identity.ts';
 import { formatScope, grants, type Access } from '../../auth/scope.ts';
 import { TokenError, type TokenService } from '../../auth/tokens.ts';
@@ -19,13 +20,14 @@ export interface AccessDeps {
   tokens: TokenService;
   passwords: Authenticator;
   authorizer: Authorizer;
+  credentials: CredentialCheck;
   externalURLs: readonly string[];
   anonymousPull: boolean;
 }
 
 /**
- * Admission to `/v2`: Bearer tokens from the token service, or Basic credentials checked directly
- * (as Harbor allows, handy for curl). Every refusal for missing or insufficient credentials is a 401
+ * Admission to `/v2`: Bearer tokens from the token service (whose credential must still work), or
+ * Basic credentials checked directly (as Harbor allows, handy for curl). Every refusal for missing or insufficient credentials is a 401
  * with a complete Bearer challenge — realm, service and the scope needed — so a client can always get
  * the right token (M11); a caller whose identity lacks the permission gets 403 DENIED instead.
  */
@@ -44,8 +46,13 @@ export class OciAccess {
         const reason = err instanceof TokenError ? err.reason : 'invalid';
         throw this.challenge(ctx, needs, reason === 'expired' ? 'token expired: request a new one' : 'token invalid', 'invalid_token', { token: reason });
       }
-      const identity: Identity = identityFromSubject(claims.subject);
+      const identity: Identity = identityFromSubject(claims.subject, claims.binding);
       ctx.auth.identity = identity;
+      // A token lives minutes, but the credential behind it may be revoked sooner: a disabled or
+      // deleted robot, a refreshed secret, a revoked personal token, a changed password, a deleted user.
+      if (identity.kind !== 'anonymous' && !(await this.deps.credentials.valid(identity.kind, identity.name, claims.binding))) {
+        throw this.challenge(ctx, needs, 'token revoked: the account or credential it was issued for was disabled, removed or changed', 'invalid_token', { token: 'revoked' });
+      }
       for (const need of needs) {
         for (const action of need.actions) {
           if (grants(claims.access, need.type, need.name, action)) continue;

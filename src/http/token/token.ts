@@ -1,5 +1,6 @@
 import type { Authorizer } from '../../auth/authorizer.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import type { CredentialCheck } from '../../auth/credentials.ts';
 import { ANONYMOUS, identityFromSubject, identityName, type Identity } from '../../auth/identity.ts';
 import { parseScopes, formatScope, type Access } from '../../auth/scope.ts';
 import { TokenError, type TokenService } from '../../auth/tokens.ts';
@@ -13,6 +14,7 @@ export interface TokenDeps {
   tokens: TokenService;
   passwords: Authenticator;
   authorizer: Authorizer;
+  credentials: CredentialCheck;
 }
 
 const FORM_LIMIT = 64 * 1024;
@@ -33,10 +35,17 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
     return granted;
   }
 
-  /** A refresh token at the user's current credential generation; none if the user is gone. */
-  async function refreshTokenFor(username: string): Promise<string | undefined> {
-    const generation = await deps.passwords.generation(username);
-    return generation === undefined ? undefined : deps.tokens.issueRefresh(username, generation);
+  /**
+   * A refresh token bound to the credential that proved the user (it dies with that password or
+   * personal access token, and never outlives the token); none for robots.
+   */
+  async function refreshTokenFor(identity: Identity): Promise<string | undefined> {
+    if (identity.kind !== 'user' || !identity.binding) return undefined;
+    return deps.tokens.issueRefresh(identity.name, identity.binding, await deps.credentials.notAfter(identity.binding));
+  }
+
+  async function issue(identity: Identity, access: Access[]) {
+    return deps.tokens.issueAccess(identityName(identity), access, identity.kind === 'anonymous' ? undefined : identity.binding);
   }
 
   function loginFailed(ctx: Context, username: string): void {
@@ -59,15 +68,15 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
     }
     ctx.auth.identity = identity;
     const access = await grant(identity, parseScopes(ctx.query.getAll('scope')));
-    const issued = await deps.tokens.issueAccess(identityName(identity), access);
+    const issued = await issue(identity, access);
     const body: Record<string, unknown> = {
       token: issued.token,
       access_token: issued.token,
       expires_in: issued.expiresIn,
       issued_at: issued.issuedAt.toISOString(),
     };
-    if (ctx.query.get('offline_token') === 'true' && identity.kind === 'user') {
-      const refresh = await refreshTokenFor(identity.name);
+    if (ctx.query.get('offline_token') === 'true') {
+      const refresh = await refreshTokenFor(identity);
       if (refresh) body.refresh_token = refresh;
     }
     sendJSON(ctx.res, 200, body, { 'Cache-Control': 'no-store' });
@@ -102,17 +111,16 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
         const reason = err instanceof TokenError && err.reason === 'expired' ? 'refresh token expired' : 'refresh token invalid';
         return oauthError(ctx, 400, 'invalid_grant', reason);
       }
-      const generation = await deps.passwords.generation(claims.subject);
-      if (generation === undefined || generation !== claims.generation) {
-        return oauthError(ctx, 400, 'invalid_grant', 'refresh token revoked: the user was removed or changed password');
+      identity = identityFromSubject(claims.subject, claims.binding);
+      if (identity.kind === 'anonymous' || !(await deps.credentials.valid(identity.kind, identity.name, claims.binding))) {
+        return oauthError(ctx, 400, 'invalid_grant', 'refresh token revoked: the password or personal access token it came from was changed, revoked or expired, or the account was removed');
       }
-      identity = identityFromSubject(claims.subject);
     } else {
       return oauthError(ctx, 400, 'unsupported_grant_type', 'grant_type must be password or refresh_token');
     }
     ctx.auth.identity = identity;
     const access = await grant(identity, parseScopes(form.getAll('scope')));
-    const issued = await deps.tokens.issueAccess(identityName(identity), access);
+    const issued = await issue(identity, access);
     const body: Record<string, unknown> = {
       access_token: issued.token,
       token_type: 'Bearer',
@@ -120,8 +128,8 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       issued_at: issued.issuedAt.toISOString(),
       scope: access.map(formatScope).join(' '),
     };
-    if (grantType === 'password' && form.get('access_type') === 'offline' && identity.kind === 'user') {
-      const refresh = await refreshTokenFor(identity.name);
+    if (grantType === 'password' && form.get('access_type') === 'offline') {
+      const refresh = await refreshTokenFor(identity);
       if (refresh) body.refresh_token = refresh;
     }
     sendJSON(ctx.res, 200, body, { 'Cache-Control': 'no-store' });

@@ -1,0 +1,108 @@
+import { createHash } from 'node:crypto';
+import type { Metadata } from '../metadata/index.ts';
+
+/**
+ * What a token or session was made from. Every refresh token, access token and API session names
+ * the principal's never-reused identity and the credential that proved it; it works only while
+ * that credential does:
+ * - `pw:<generation>`: a user's password, until it changes (or an administrator resets it);
+ * - `pat:<id>`: a personal access token, until it is revoked or expires;
+ * - `secret:<fingerprint>`: a robot's secret, until it is refreshed, or the robot is disabled,
+ *   expires or is deleted.
+ */
+export interface Binding {
+  /** The user's `uid` (never reused, unlike names and SQLite row ids); absent for robots. */
+  uid?: string;
+  cred: string;
+}
+
+/** A robot's binding: a fingerprint of its secret's hash, so a refreshed secret or a re-created robot differs. */
+export function robotCredential(secretHash: string): string {
+  return `secret:${createHash('sha256').update(secretHash).digest('hex').slice(0, 16)}`;
+}
+
+/** The personal access token id a binding names, if it names one. */
+export function personalTokenId(binding: Binding | undefined): number | undefined {
+  const m = binding && /^pat:(\d+)$/.exec(binding.cred);
+  return m ? Number(m[1]) : undefined;
+}
+
+export interface CredentialCheckOptions {
+  /** How long a verdict is trusted without asking the database again (changes made through this process apply at once). */
+  cacheMs: number;
+  now: () => number;
+}
+
+interface Verdict {
+  valid: boolean;
+  /** ms: until when the verdict may be reused. */
+  until: number;
+}
+
+/**
+ * Answers "does the credential behind this token or session still work?" on every use: `/v2`
+ * requests with an access token, refresh-token grants and API sessions. Verdicts are cached per
+ * principal for `cacheMs` (a few seconds), so the check costs a map lookup on the hot path; a change
+ * made through this process (`forget`) applies to the very next request, one made by another
+ * process (the CLI in data-directory mode) within `cacheMs`.
+ */
+export class CredentialCheck {
+  private readonly verdicts = new Map<string, Map<string, Verdict>>();
+  private readonly options: CredentialCheckOptions;
+
+  constructor(private readonly meta: Metadata, options: Partial<CredentialCheckOptions> = {}) {
+    this.options = { cacheMs: 5_000, now: Date.now, ...options };
+  }
+
+  /** Whether `binding` still proves the user or robot `name`; false for a missing binding. */
+  async valid(kind: 'user' | 'robot', name: string, binding: Binding | undefined): Promise<boolean> {
+    if (!binding || typeof binding.cred !== 'string') return false;
+    const key = `${kind}\0${binding.uid ?? ''}\0${binding.cred}`;
+    const now = this.options.now();
+    const hit = this.verdicts.get(name)?.get(key);
+    if (hit && hit.until > now) return hit.valid;
+    const verdict = kind === 'user' ? await this.user(name, binding, now) : await this.robot(name, binding, now);
+    if (this.verdicts.size > 10_000) this.verdicts.clear();
+    let forName = this.verdicts.get(name);
+    if (!forName) this.verdicts.set(name, (forName = new Map()));
+    forName.set(key, verdict);
+    return verdict.valid;
+  }
+
+  /** When the credential behind `binding` expires (ms), if it does: tokens made from it must not outlive it. */
+  async notAfter(binding: Binding): Promise<number | null> {
+    const patId = personalTokenId(binding);
+    if (patId === undefined) return null;
+    const token = await this.meta.tokens.findById(patId);
+    return token?.expires_at === null || token === undefined ? null : Number(token.expires_at);
+  }
+
+  /** Drops what is cached about `name` (a user or robot changed through this process). */
+  forget(name: string): void {
+    this.verdicts.delete(name);
+  }
+
+  private async user(name: string, binding: Binding, now: number): Promise<Verdict> {
+    const until = now + this.options.cacheMs;
+    const user = await this.meta.users.find(name);
+    if (!user || !binding.uid || user.uid !== binding.uid) return { valid: false, until };
+    const pw = /^pw:(\d+)$/.exec(binding.cred);
+    if (pw) return { valid: user.credential_generation === Number(pw[1]), until };
+    const patId = personalTokenId(binding);
+    if (patId === undefined) return { valid: false, until };
+    const token = await this.meta.tokens.findById(patId);
+    if (!token || token.user_id !== user.id || token.revoked === 1) return { valid: false, until };
+    if (token.expires_at === null) return { valid: true, until };
+    const expires = Number(token.expires_at);
+    return expires <= now ? { valid: false, until } : { valid: true, until: Math.min(until, expires) };
+  }
+
+  private async robot(name: string, binding: Binding, now: number): Promise<Verdict> {
+    const until = now + this.options.cacheMs;
+    const robot = await this.meta.robots.find(name);
+    if (!robot || robot.disabled === 1 || robotCredential(robot.secret_hash) !== binding.cred) return { valid: false, until };
+    if (robot.expires_at === null) return { valid: true, until };
+    const expires = Number(robot.expires_at);
+    return expires <= now ? { valid: false, until } : { valid: true, until: Math.min(until, expires) };
+  }
+}

@@ -86,6 +86,47 @@ describe('proxy-config output', () => {
     assert.ok(!code.some((l) => /^(return|rewrite|auth_basic|proxy_set_header Authorization)\b/.test(l)), 'no redirect or auth rewriting');
   });
 
+  // A proxy passes on every header it does not set itself: a client's own Forwarded or X-Real-IP
+  // would reach Berth as if the trusted proxy had written it (M3). Each generator drops or overwrites them.
+  const SPOOF_GUARDS: Record<(typeof PROXY_KINDS)[number], RegExp[]> = {
+    nginx: [
+      /^proxy_set_header Forwarded "";$/m,
+      /^proxy_set_header X-Real-IP \$remote_addr;$/m,
+      /^proxy_set_header X-Forwarded-Host "";$/m,
+      /^proxy_set_header X-Forwarded-Port "";$/m,
+      /^proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;$/m,
+    ],
+    haproxy: [
+      /^http-request del-header Forwarded$/m,
+      /^http-request set-header X-Real-IP %\[src\]$/m,
+      /^http-request del-header X-Forwarded-Host$/m,
+      /^http-request del-header X-Forwarded-Port$/m,
+      /^option forwardfor$/m,
+    ],
+    caddy: [/^header_up -Forwarded$/m, /^header_up X-Real-IP \{remote_host\}$/m, /^header_up -X-Forwarded-Port$/m],
+    // Traefik replaces X-Forwarded-* and X-Real-Ip of untrusted clients itself; Forwarded needs a middleware.
+    traefik: [/^middlewares: \[berth-forwarded\]$/m, /^Forwarded: ""$/m],
+  };
+  for (const kind of PROXY_KINDS) {
+    for (const inner of [false, true]) {
+      test(`${kind}${inner ? ' (inner)' : ''}: a client-sent Forwarded is dropped and X-Real-IP overwritten, and the file says why`, () => {
+        const out = generateProxyConfig(kind, { externalUrl: 'https://hub.example.com', inner });
+        const code = directives(out).join('\n');
+        for (const want of SPOOF_GUARDS[kind]) assert.match(code, want);
+        assert.match(out, /^\s*# .*a client could name any address in its own/m, 'a comment line says why');
+        assert.doesNotMatch(code, /Forwarded \$|X-Real-IP \$http_/i, 'nothing passes a client value on');
+      });
+    }
+  }
+
+  test('traefik: the middleware removing Forwarded is valid YAML and attached to the router', () => {
+    const doc = parseYaml(generateProxyConfig('traefik', FULL)) as {
+      http: { routers: Record<string, { middlewares?: string[] }>; middlewares: Record<string, { headers: { customRequestHeaders: Record<string, string> } }> };
+    };
+    assert.deepEqual(doc.http.routers['berth']?.middlewares, ['berth-forwarded']);
+    assert.deepEqual(doc.http.middlewares['berth-forwarded']?.headers.customRequestHeaders, { Forwarded: '' });
+  });
+
   test('inner hops pass X-Forwarded-Proto on instead of setting it', () => {
     const nginx = directives(generateProxyConfig('nginx', { externalUrl: 'https://hub.example.com', inner: true })).join('\n');
     assert.match(nginx, /proxy_set_header X-Forwarded-Proto \$http_x_forwarded_proto;/);

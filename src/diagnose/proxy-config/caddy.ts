@@ -36,7 +36,12 @@ export function renderCaddy(options: ProxyConfigOptions): string {
     `${t}${t}# Host goes to Berth exactly as the client sent it, port or not: Caddy's default, keep it (M2).`,
     options.inner
       ? commented(`${t}${t}`, 'header_up X-Forwarded-Proto {http.request.header.X-Forwarded-Proto}', 'TLS ended further out: pass its scheme on (M1)')
-      : `${t}${t}# Caddy sets X-Forwarded-Proto (${options.tls ? 'https: TLS ends here' : 'http'}, M1) and X-Forwarded-For itself.`,
+      : `${t}${t}# Caddy sets X-Forwarded-Proto (${options.tls ? 'https: TLS ends here' : 'http'}, M1), X-Forwarded-For and X-Forwarded-Host itself.`,
+    `${t}${t}# Caddy passes on every header it does not set itself, so a client could name any address in its own`,
+    `${t}${t}# Forwarded or X-Real-IP: overwrite or drop each one Berth reads (M3).`,
+    commented(`${t}${t}`, 'header_up X-Real-IP {remote_host}', options.inner ? 'the address this hop saw (the outer proxy), not a claim' : 'the address Caddy saw, not what the client claims'),
+    commented(`${t}${t}`, 'header_up -Forwarded', 'drop a client-sent Forwarded: Berth would believe it'),
+    commented(`${t}${t}`, 'header_up -X-Forwarded-Port', 'Host already says it; drop a client-sent one (M2)'),
     commented(`${t}${t}`, 'flush_interval -1', 'stream responses (blobs) without buffering (M8)'),
     `${t}${t}transport http {`,
     commented(`${t}${t}${t}`, 'read_timeout 900s', 'a big layer takes minutes (M8)'),

@@ -30,6 +30,12 @@ export function renderHaproxy(options: ProxyConfigOptions): string {
     'frontend berth',
     bind,
     commented(i, 'option forwardfor', "X-Forwarded-For: the client's address, after earlier hops"),
+    `${i}# HAProxy passes on every header it does not set itself, so a client could name any address in its own`,
+    `${i}# Forwarded or X-Real-IP: overwrite or drop each one Berth reads (M3).`,
+    commented(i, 'http-request set-header X-Real-IP %[src]', options.inner ? 'the address this hop saw (the outer proxy), not a claim' : 'the address this proxy saw, not what the client claims'),
+    commented(i, 'http-request del-header Forwarded', 'drop a client-sent Forwarded: Berth would believe it'),
+    commented(i, 'http-request del-header X-Forwarded-Host', 'Host already says it; drop a client-sent one'),
+    commented(i, 'http-request del-header X-Forwarded-Port', 'likewise (a port in it would change the realm, M2)'),
     options.inner
       ? `${i}# X-Forwarded-Proto is passed on unchanged: TLS ended at the outer proxy, which set it (M1).`
       : commented(i, `http-request set-header X-Forwarded-Proto ${options.tls ? 'https' : 'http'}`, 'TLS ends here, so this hop tells Berth the scheme (M1)'),

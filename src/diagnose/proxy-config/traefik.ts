@@ -34,10 +34,20 @@ export function renderTraefik(options: ProxyConfigOptions): string {
     `      rule: ${q(options.inner && !options.tls ? 'PathPrefix(`/`)' : `Host(\`${options.hostname}\`)`)}`,
     '      entryPoints: [berth]',
     '      service: berth',
+    '      middlewares: [berth-forwarded]',
     ...(options.tls ? ['      tls: {}                       # TLS ends here; certificate below'] : []),
     '      # No redirect middleware on this router: a redirect in the middle of a push breaks it (M6).',
     '      # No basicAuth middleware: Authorization must reach Berth untouched (M5).',
     '      # No buffering middleware: it would cap bodies (M7) and spool uploads (M8).',
+  ];
+  const middlewares = [
+    '  middlewares:',
+    '    berth-forwarded:',
+    "      # Traefik sets X-Forwarded-* and X-Real-Ip itself (dropping an untrusted client's own) but passes on",
+    '      # every other header: a client could name any address in its own Forwarded, which Berth reads (M3).',
+    '      headers:',
+    '        customRequestHeaders:',
+    '          Forwarded: ""              # an empty value removes the header: drop a client-sent Forwarded',
   ];
   const service = [
     '  services:',
@@ -68,6 +78,7 @@ export function renderTraefik(options: ProxyConfigOptions): string {
     '',
     'http:',
     ...router,
+    ...middlewares,
     ...service,
     ...tls,
     '',

@@ -212,9 +212,11 @@ test('an unknown user name costs the same argon2 check as a wrong password', asy
   try {
     await meta.users.create('known', await hashPassword('the-right-password'), false);
     const auth = new Authenticator(meta, { pairFree: 1_000, userFree: 1_000, addressFree: 1_000 });
+    let attempt = 0;
     const time = async (user: string) => {
       const started = process.hrtime.bigint();
-      assert.equal(await auth.authenticate(user, 'wrong-password', { client: '10.0.0.1', via: 'api' }), undefined);
+      // A fresh address each time: this measures the check, not the throttle.
+      assert.equal(await auth.authenticate(user, 'wrong-password', { client: `10.0.0.${++attempt}`, via: 'api' }), undefined);
       return Number(process.hrtime.bigint() - started) / 1e6;
     };
     await time('nobody-0');

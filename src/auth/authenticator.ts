@@ -20,7 +20,18 @@ export interface LoginContext {
   client: string;
   /** What the login is for, e.g. `token`, `registry`, `api`. */
   via: string;
+  /** For token requests: the scopes asked for (a login is audited once per credential and scope per AUDIT_REPEAT_MS). */
+  scope?: string;
 }
+
+/** The outcome of a login: the identity, or why not (in words fit for the caller). */
+export type LoginResult = { identity: Identity; reason?: undefined } | { identity?: undefined; reason: string };
+
+/** Said to every caller whose credentials do not check out (whether the name exists is not told). */
+export const INVALID_CREDENTIALS = 'invalid username or password';
+
+/** A successful token login with the same credential and scope is audited again only after this long. */
+const AUDIT_REPEAT_MS = 5 * 60_000;
 
 /** Which secrets a check accepts: any (password, personal access token, robot secret) or the password alone. */
 export type SecretKind = 'any' | 'password';
@@ -43,37 +54,44 @@ export class Authenticator {
   private readonly salt = randomBytes(16);
   private readonly throttle: LoginThrottle;
   private dummyHash: Promise<string> | undefined;
+  /** When each (credential, scope, client) token login was last audited. */
+  private readonly audited = new Map<string, number>();
 
   constructor(private readonly meta: Metadata, throttle: Partial<ThrottleOptions> = {}) {
     this.throttle = new LoginThrottle(throttle);
   }
 
   /**
-   * The identity for valid credentials, or undefined. Throws TOOMANYREQUESTS (with `Retry-After`)
-   * when the attempt is refused by the throttle; the secret is then not checked at all.
+   * The identity for valid credentials, or the reason they were refused. Throws TOOMANYREQUESTS
+   * (with `Retry-After`) when the attempt is refused by the throttle; the secret is then not checked.
+   * A reason more precise than INVALID_CREDENTIALS (a disabled or expired robot, an expired or
+   * revoked personal access token) is given only to a caller who presented that very secret, so
+   * it tells nobody else whether a name exists.
    */
-  async authenticate(username: string, secret: string, context?: LoginContext, accept: SecretKind = 'any'): Promise<Identity | undefined> {
+  async authenticate(username: string, secret: string, context?: LoginContext, accept: SecretKind = 'any'): Promise<LoginResult> {
     const client = context?.client ?? 'unknown';
     const ticket = await this.throttle.admit(client, username);
     if ('retryAfterMs' in ticket) {
       const seconds = Math.max(1, Math.ceil(ticket.retryAfterMs / 1000));
       throw new RegistryError('TOOMANYREQUESTS', `too many failed logins: try again in ${seconds} s`, { retryAfterSeconds: seconds }, { headers: { 'Retry-After': String(seconds) } });
     }
-    let identity: Identity | undefined;
+    let result: LoginResult;
     try {
-      identity = accept === 'password' ? await this.password(username, secret) : await this.check(username, secret);
+      result = accept === 'password' ? await this.password(username, secret) : await this.check(username, secret);
     } catch (err) {
       ticket.done(undefined);
       throw err;
     }
-    ticket.done(identity !== undefined);
+    ticket.done(result.identity !== undefined);
+    const { identity } = result;
     if (identity) {
       // Credentials on /v2 and the API come with every request: only token requests and API
-      // session logins are login events (failures are always recorded).
-      if (context && (context.via === 'token' || context.via === 'session')) {
-        await this.meta.audit.record({ actor: identity.kind === 'anonymous' ? 'anonymous' : identity.name, action: 'login', resourceType: 'user', resource: username, client, success: true, detail: { via: context.via } });
+      // session logins are login events (failures are always recorded). One `docker push` asks
+      // for tokens several times: the same credential, scope and client is recorded once a while.
+      if (context && (context.via === 'session' || (context.via === 'token' && this.firstInAWhile(identity, context)))) {
+        await this.meta.audit.record({ actor: identity.kind === 'anonymous' ? 'anonymous' : identity.name, action: 'login', resourceType: 'user', resource: username, client, success: true, detail: { via: context.via, ...(context.scope ? { scope: context.scope.slice(0, 500) } : {}) } });
       }
-      return identity;
+      return result;
     }
     await this.meta.audit.record({
       actor: username.slice(0, 255),
@@ -82,49 +100,66 @@ export class Authenticator {
       resource: username.slice(0, 255),
       client,
       success: false,
-      detail: { via: context?.via, failuresInWindow: this.throttle.failures(client, username) },
+      detail: { via: context?.via, failuresInWindow: this.throttle.failures(client, username), ...(result.reason !== INVALID_CREDENTIALS ? { reason: result.reason } : {}) },
     });
-    return undefined;
+    return result;
   }
 
-  private async check(username: string, secret: string): Promise<Identity | undefined> {
+  /** Whether this token login has not been audited in the last AUDIT_REPEAT_MS (and notes it). */
+  private firstInAWhile(identity: Identity, context: LoginContext): boolean {
+    if (identity.kind === 'anonymous') return true;
+    const key = `${identity.name}\0${identity.binding?.cred ?? ''}\0${context.client}\0${context.scope ?? ''}`;
+    const now = Date.now();
+    const last = this.audited.get(key);
+    if (last !== undefined && now - last < AUDIT_REPEAT_MS) return false;
+    if (this.audited.size >= CACHE_MAX) this.audited.clear();
+    this.audited.set(key, now);
+    return true;
+  }
+
+  private async check(username: string, secret: string): Promise<LoginResult> {
     if (username.startsWith(ROBOT_PREFIX)) return this.robot(username, secret);
     if (secret.startsWith(TOKEN_PREFIX)) return this.personalToken(username, secret);
     return this.password(username, secret);
   }
 
-  private async robot(name: string, secret: string): Promise<Identity | undefined> {
+  private async robot(name: string, secret: string): Promise<LoginResult> {
     const robot = await this.meta.robots.find(name);
-    if (!robot || robot.disabled === 1) return undefined;
-    if (robot.expires_at !== null && Number(robot.expires_at) <= Date.now()) return undefined;
-    if (robot.secret_hash !== hashSecret(secret)) return undefined;
-    return { kind: 'robot', name: robot.name, id: robot.id, binding: { cred: robotCredential(robot.secret_hash) } };
+    if (!robot || robot.secret_hash !== hashSecret(secret)) return { reason: INVALID_CREDENTIALS };
+    if (robot.disabled === 1) return { reason: `robot account "${robot.name}" is disabled: a project admin can enable it` };
+    if (robot.expires_at !== null && Number(robot.expires_at) <= Date.now()) {
+      return { reason: `robot account "${robot.name}" expired on ${new Date(Number(robot.expires_at)).toISOString()}: a project admin can extend it` };
+    }
+    return { identity: { kind: 'robot', name: robot.name, id: robot.id, binding: { cred: robotCredential(robot.secret_hash) } } };
   }
 
-  private async personalToken(username: string, token: string): Promise<Identity | undefined> {
+  private async personalToken(username: string, token: string): Promise<LoginResult> {
     const row = await this.meta.tokens.findByHash(hashSecret(token));
-    if (!row || row.username !== username || row.revoked === 1) return undefined;
-    if (row.expires_at !== null && Number(row.expires_at) <= Date.now()) return undefined;
+    if (!row || row.username !== username) return { reason: INVALID_CREDENTIALS };
+    if (row.revoked === 1) return { reason: `personal access token "${row.name}" was revoked: create a new one` };
+    if (row.expires_at !== null && Number(row.expires_at) <= Date.now()) {
+      return { reason: `personal access token "${row.name}" expired on ${new Date(Number(row.expires_at)).toISOString()}: create a new one` };
+    }
     void this.meta.tokens.touch(row.id).catch(() => undefined);
-    return { kind: 'user', name: row.username, isAdmin: row.is_admin === 1, binding: { uid: row.uid, cred: `pat:${row.id}` } };
+    return { identity: { kind: 'user', name: row.username, isAdmin: row.is_admin === 1, binding: { uid: row.uid, cred: `pat:${row.id}` } } };
   }
 
-  private async password(username: string, password: string): Promise<Identity | undefined> {
+  private async password(username: string, password: string): Promise<LoginResult> {
     const user = await this.meta.users.find(username);
     if (!user) {
       // The same argon2 work as for a real user, so timing does not reveal which names exist.
       await verifyPassword(await this.dummy(), password);
-      return undefined;
+      return { reason: INVALID_CREDENTIALS };
     }
     const identity: Identity = { kind: 'user', name: user.username, isAdmin: user.is_admin === 1, binding: { uid: user.uid, cred: `pw:${user.credential_generation}` } };
     const key = createHash('sha256').update(this.salt).update(username).update('\0').update(password).digest('base64');
     const cached = this.cache.get(key);
     const now = Date.now();
-    if (cached && cached.expires > now && cached.generation === user.credential_generation) return identity;
-    if (!(await verifyPassword(user.password_hash, password))) return undefined;
+    if (cached && cached.expires > now && cached.generation === user.credential_generation) return { identity };
+    if (!(await verifyPassword(user.password_hash, password))) return { reason: INVALID_CREDENTIALS };
     if (this.cache.size >= CACHE_MAX) this.cache.clear();
     this.cache.set(key, { generation: user.credential_generation, expires: now + CACHE_MS });
-    return identity;
+    return { identity };
   }
 
   /** An argon2 hash of a random password, made once per process. */

@@ -153,4 +153,19 @@ describe('failed logins and pulls in the audit log', () => {
     const logins = await audit('actor=admin&action=login');
     assert.ok(logins.length >= 1);
   });
+
+  test('a token login is audited once per credential, scope and client in a few minutes; failures always', async () => {
+    const user = uniqueName('pusher');
+    await fetch(`${server.url}/api/v1/users`, { method: 'POST', headers: { Authorization: adminBasic(), 'Content-Type': 'application/json' }, body: JSON.stringify({ username: user, password: 'pusher-password' }) });
+    const token = (scope: string, password = 'pusher-password') =>
+      fetch(`${server.url}/service/token?service=berth&scope=${scope}`, { headers: { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` } }).then(async (r) => (await r.arrayBuffer(), r.status));
+    // What one push asks for: the same scope three times, then another.
+    for (let i = 0; i < 3; i++) assert.equal(await token('repository:x/y:pull,push'), 200);
+    assert.equal(await token('repository:x/z:pull'), 200);
+    assert.equal(await token('repository:x/y:pull,push', 'wrong'), 401);
+    assert.equal(await token('repository:x/y:pull,push', 'wrong'), 401);
+    const logins = await audit(`actor=${user}&action=login`);
+    assert.deepEqual(logins.map((l) => (l as unknown as { detail: { scope: string } }).detail.scope).sort(), ['repository:x/y:pull,push', 'repository:x/z:pull']);
+    assert.equal((await audit(`actor=${user}&action=login.failed`)).length, 2);
+  });
 });

@@ -163,6 +163,28 @@ describe('credentials bind every token and session', () => {
     assert.match(res.headers.get('www-authenticate') ?? '', /error="invalid_token"/);
   });
 
+  test('a disabled robot, a revoked or expired token are told so — only to whoever holds that very secret', async () => {
+    const created = await expectStatus<{ name: string; secret: string }>(
+      await api(url, 'POST', '/robots', { auth: admin, body: { name: uniqueName('told'), project: 'bound', permissions: [{ project: 'bound', actions: ['pull'] }] } }),
+      201,
+    );
+    await expectStatus(await api(url, 'PATCH', `/robots/${encodeURIComponent(created.name)}`, { auth: admin, body: { disabled: true } }), 200);
+    const told = await fetch(`${url}/service/token?service=berth`, { headers: { Authorization: basic(created.name, created.secret) } });
+    assert.match((await expectError(told, 401, 'UNAUTHORIZED')).errors[0]!.message, /robot account "robot\$bound\+told-[0-9a-f]+" is disabled/);
+    const guess = await fetch(`${url}/service/token?service=berth`, { headers: { Authorization: basic(created.name, 'not-the-secret') } });
+    assert.equal((await expectError(guess, 401, 'UNAUTHORIZED')).errors[0]!.message, 'invalid username or password', 'no hint without the secret');
+
+    const user = await newUser();
+    const pat = await newPat(user, 'gone');
+    await expectStatus(await api(url, 'DELETE', '/users/me/tokens/gone', { auth: basic(user, PASSWORD) }), 204);
+    const revoked = await api(url, 'GET', '/auth/whoami', { auth: basic(user, pat) });
+    assert.match((await expectError(revoked, 401, 'UNAUTHORIZED')).errors[0]!.message, /personal access token "gone" was revoked/);
+    const bearer = await api(url, 'GET', '/auth/whoami', { auth: `Bearer ${pat}` });
+    assert.match((await expectError(bearer, 401, 'UNAUTHORIZED')).errors[0]!.message, /was revoked/);
+    const unknown = await api(url, 'GET', '/auth/whoami', { auth: `Bearer berth_pat_${'x'.repeat(43)}` });
+    assert.equal((await expectError(unknown, 401, 'UNAUTHORIZED')).errors[0]!.message, 'invalid personal access token');
+  });
+
   test('a personal access token cannot change the password or mint a longer-lived token', async () => {
     const user = await newUser();
     const pat = await newPat(user, 'short', 2);
@@ -216,7 +238,7 @@ test('an unknown user name costs the same argon2 check as a wrong password', asy
     const time = async (user: string) => {
       const started = process.hrtime.bigint();
       // A fresh address each time: this measures the check, not the throttle.
-      assert.equal(await auth.authenticate(user, 'wrong-password', { client: `10.0.0.${++attempt}`, via: 'api' }), undefined);
+      assert.equal((await auth.authenticate(user, 'wrong-password', { client: `10.0.0.${++attempt}`, via: 'api' })).identity, undefined);
       return Number(process.hrtime.bigint() - started) / 1e6;
     };
     await time('nobody-0');

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../../domain/errors.ts';
-import type { Authenticator } from '../../auth/authenticator.ts';
+import { INVALID_CREDENTIALS, type Authenticator } from '../../auth/authenticator.ts';
 import type { CredentialCheck } from '../../auth/credentials.ts';
 import { ANONYMOUS, type Identity } from '../../auth/identity.ts';
 import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
@@ -62,16 +62,16 @@ export class ApiAuthenticator implements CallerIdentifier {
     const login = { client: ctx.origin.client, via: 'api' };
     switch (credentials.scheme) {
       case 'basic': {
-        const identity = await this.passwords.authenticate(credentials.username, credentials.password, login);
-        if (!identity) throw unauthorized('invalid username or password');
+        const { identity, reason } = await this.passwords.authenticate(credentials.username, credentials.password, login);
+        if (!identity) throw unauthorized(reason);
         return identity;
       }
       case 'bearer': {
         if (!credentials.token.startsWith(TOKEN_PREFIX)) throw unauthorized('Bearer authentication on the API takes a personal access token (berth_pat_…)');
         const owner = await this.meta.tokens.findByHash(hashSecret(credentials.token));
         // An unknown token still goes through the Authenticator, so it is throttled and audited.
-        const identity = await this.passwords.authenticate(owner?.username ?? '(personal token)', credentials.token, login);
-        if (!identity) throw unauthorized('invalid, expired or revoked personal access token');
+        const { identity, reason } = await this.passwords.authenticate(owner?.username ?? '(personal token)', credentials.token, login);
+        if (!identity) throw unauthorized(reason === INVALID_CREDENTIALS ? 'invalid personal access token' : reason);
         return identity;
       }
       case 'other':
@@ -122,8 +122,8 @@ export class ApiAuthenticator implements CallerIdentifier {
 
   /** Checks a user's credentials and opens a session; 401 for bad credentials, 403 for robots. */
   async open(ctx: Context, username: string, password: string): Promise<OpenedSession> {
-    const identity = await this.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'session' });
-    if (!identity) throw unauthorized('invalid username or password');
+    const { identity, reason } = await this.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'session' });
+    if (!identity) throw unauthorized(reason);
     if (identity.kind !== 'user') throw new RegistryError('DENIED', 'robot accounts cannot open sessions: send the robot secret with Basic authentication instead');
     const user = await this.meta.users.find(identity.name);
     if (!user || !identity.binding) throw unauthorized('invalid username or password');
@@ -147,7 +147,7 @@ export class ApiAuthenticator implements CallerIdentifier {
   async requirePassword(ctx: Context, username: string, currentPassword: string | undefined, why: string): Promise<void> {
     if (currentPassword === undefined) throw invalid([{ path: 'currentPassword', message: `required ${why}` }]);
     const proven = await this.passwords.authenticate(username, currentPassword, { client: ctx.origin.client, via: 'api' }, 'password');
-    if (!proven) throw invalid([{ path: 'currentPassword', message: 'is not your current password' }]);
+    if (!proven.identity) throw invalid([{ path: 'currentPassword', message: 'is not your current password' }]);
   }
 
   /** Ends the session the request carries (if any); returns the header that clears the cookie. */

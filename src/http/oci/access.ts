@@ -66,8 +66,8 @@ export class OciAccess {
     }
     let identity: Identity = ANONYMOUS;
     if (credentials.scheme === 'basic') {
-      const user = await this.deps.passwords.authenticate(credentials.username, credentials.password, { client: ctx.origin.client, via: 'registry' });
-      if (!user) throw this.challenge(ctx, needs, 'invalid username or password');
+      const { identity: user, reason } = await this.deps.passwords.authenticate(credentials.username, credentials.password, { client: ctx.origin.client, via: 'registry' });
+      if (!user) throw this.challenge(ctx, needs, reason);
       identity = user;
     } else if (needs.length === 0 || !this.deps.anonymousPull) {
       // No (usable) credentials: always challenge, so clients learn where to get a token.

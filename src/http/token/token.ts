@@ -57,10 +57,14 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
     ctx.auth.scheme = credentials.scheme;
     let identity: Identity = ANONYMOUS;
     if (credentials.scheme === 'basic') {
-      const user = await deps.passwords.authenticate(credentials.username, credentials.password, { client: ctx.origin.client, via: 'token' });
+      const { identity: user, reason } = await deps.passwords.authenticate(credentials.username, credentials.password, {
+        client: ctx.origin.client,
+        via: 'token',
+        scope: ctx.query.getAll('scope').join(' '),
+      });
       if (!user) {
         loginFailed(ctx, credentials.username);
-        throw new RegistryError('UNAUTHORIZED', 'invalid username or password', undefined, {
+        throw new RegistryError('UNAUTHORIZED', reason, undefined, {
           headers: { 'WWW-Authenticate': `Basic realm="${deps.tokens.service}", charset="UTF-8"` },
         });
       }
@@ -95,10 +99,10 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
       const username = form.get('username');
       const password = form.get('password');
       if (!username || password === null) return oauthError(ctx, 400, 'invalid_request', 'username and password are required');
-      const user = await deps.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'token' });
+      const { identity: user, reason } = await deps.passwords.authenticate(username, password, { client: ctx.origin.client, via: 'token', scope: form.getAll('scope').join(' ') });
       if (!user) {
         loginFailed(ctx, username);
-        return oauthError(ctx, 400, 'invalid_grant', 'invalid username or password');
+        return oauthError(ctx, 400, 'invalid_grant', reason);
       }
       identity = user;
     } else if (grantType === 'refresh_token') {

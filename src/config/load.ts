@@ -73,9 +73,32 @@ export function loadConfig(options: LoadOptions = {}): Config {
   }
   const result = configSchema.safeParse(raw);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    const lines = result.error.issues.flatMap((issue) => {
+      const at = issue.path.map(String);
+      if (issue.code !== 'unrecognized_keys') return [`${at.join('.') || '(root)'}: ${issue.message}`];
+      return issue.keys.map((key) => `${[...at, key].join('.')}: unknown setting${suggestion(at, key)}`);
+    });
     throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
   }
   return result.data;
+}
+
+/** ` (did you mean "tokenTTL"?)` when a known setting of that section differs from `key` only in case or separators. */
+function suggestion(section: string[], key: string): string {
+  let shape: Record<string, unknown> | undefined = configSchema.shape as Record<string, unknown>;
+  for (const name of section) {
+    const inner = unwrap(shape?.[name]);
+    shape = inner && 'shape' in inner ? (inner.shape as Record<string, unknown>) : undefined;
+  }
+  const simple = (text: string) => text.toLowerCase().replace(/[-_]/g, '');
+  const match = Object.keys(shape ?? {}).find((known) => simple(known) === simple(key));
+  return match ? ` (did you mean "${[...section, match].join('.')}"?)` : '';
+}
+
+/** The object schema inside defaults, prefaults and refinements. */
+function unwrap(schema: unknown): { shape?: unknown } | undefined {
+  let node = schema as { def?: { innerType?: unknown; in?: unknown }; shape?: unknown } | undefined;
+  for (let i = 0; node && !('shape' in node) && i < 5; i++) node = (node.def?.innerType ?? node.def?.in) as typeof node;
+  return node;
 }
 

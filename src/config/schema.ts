@@ -44,9 +44,9 @@ export const configSchema = z
     trustedProxies: z.array(addressOrCidr).default([]),
     /** Password for the `admin` user created on first start; generated and printed once if unset. */
     adminPassword: z.string().min(8, 'at least 8 characters').optional(),
-    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
     auth: z
-      .object({
+      .strictObject({
         /** Lifetime of access tokens, seconds or e.g. `30m`. */
         tokenTTL: duration.default(1800),
         /** Lifetime of OAuth2 refresh tokens. */
@@ -60,29 +60,29 @@ export const configSchema = z
       })
       .prefault({}),
     tls: z
-      .object({ cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+      .strictObject({ cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
       .refine((t) => Boolean(t.cert) === Boolean(t.key), 'tls.cert and tls.key must be given together')
       .prefault({}),
     uploads: z
-      .object({
+      .strictObject({
         /** Upload sessions untouched this long are removed. */
         ttl: duration.default(7 * 86400),
       })
       .prefault({}),
     projects: z
-      .object({
+      .strictObject({
         /** Whether any signed-in user may create projects (otherwise system administrators only). */
         userCreation: z.boolean().default(false),
       })
       .prefault({}),
     audit: z
-      .object({
+      .strictObject({
         /** Also record every manifest pull (pushes, deletes, logins and changes are always recorded). */
         pulls: z.boolean().default(false),
       })
       .prefault({}),
     api: z
-      .object({
+      .strictObject({
         /** Lifetime of a management API login session (the web portal's cookie). */
         sessionTTL: duration.default(12 * 3600),
       })

@@ -46,7 +46,17 @@ test('config: defaults, env overrides, YAML file, and errors naming the field', 
     ];
     for (const [env, message] of bad) assert.throws(() => loadConfig({ env }), (err: unknown) => err instanceof ConfigError && message.test(err.message), String(message));
     writeFileSync(file, 'bogus: 1\n');
-    assert.throws(() => loadConfig({ file, env: {} }), /bogus/);
+    assert.throws(() => loadConfig({ file, env: {} }), /bogus: unknown setting/);
+    // Typos inside sections are refused too, naming the key (they were silently ignored).
+    writeFileSync(file, 'auth: {tokenTtl: 1h}\nlog: {levle: info}\napi: {session_ttl: 1h}\n');
+    assert.throws(
+      () => loadConfig({ file, env: {} }),
+      (err: unknown) =>
+        err instanceof ConfigError &&
+        err.message.includes('auth.tokenTtl: unknown setting (did you mean "auth.tokenTTL"?)') &&
+        err.message.includes('log.levle: unknown setting') &&
+        err.message.includes('api.session_ttl: unknown setting (did you mean "api.sessionTTL"?)'),
+    );
     assert.throws(() => loadConfig({ file: join(dir, 'missing.yml'), env: {} }), /missing\.yml/);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { checkConfig } from './config/check.ts';
+import { prepareDataDir, type DataDirState } from './config/data-dir.ts';
 import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
 import { openMetadata, type Metadata } from './metadata/index.ts';
 import { createRegistry } from './registry/index.ts';
@@ -56,10 +57,18 @@ async function bootstrapAdmin(meta: Metadata, config: Config, log: Logger): Prom
   }
 }
 
+/** Says when preparing the data directory changed (or failed to change) its permissions. */
+function logDataDir(dataDir: string, state: DataDirState, log: Logger): void {
+  const octal = (mode: number | undefined) => mode?.toString(8);
+  if (state.tightenError) log.warn({ dataDir, mode: octal(state.tightenedFrom), err: state.tightenError }, 'could not make the data directory private (mode 0700)');
+  else if (state.tightenedFrom !== undefined) log.info({ dataDir, was: octal(state.tightenedFrom), now: '700' }, 'tightened the data directory permissions');
+}
+
 /** Composition root: config → stores → services → HTTP. */
 export async function startBerth(config: Config, logDestination?: DestinationStream): Promise<RunningBerth> {
   const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination);
   for (const warning of checkConfig(config)) log.warn({ check: 'config' }, warning);
+  logDataDir(config.dataDir, prepareDataDir(config.dataDir), log);
   const store = new FilesystemBlobStore(join(config.dataDir, 'storage'));
   await store.init();
   const meta = await openMetadata(config.dataDir);

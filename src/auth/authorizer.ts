@@ -14,6 +14,8 @@ export interface Authorizer {
   allowedActions(identity: Identity, type: string, name: string, requested: readonly string[]): Promise<string[]>;
   /** Which projects `identity` may see, for the catalog and listings. */
   visibility(identity: Identity): Promise<Visibility>;
+  /** Whether `identity` is a system administrator (a user whose account has the admin flag now). */
+  isAdmin(identity: Identity): Promise<boolean>;
 }
 
 /** Which projects an identity may see: every one, or these ids. */
@@ -39,12 +41,12 @@ export class ProjectAuthorizer implements Authorizer {
     }
     if (type !== 'repository') return [];
     const project = await this.meta.projects.find(projectOf(name));
-    if (!project) return (await this.isAdmin(identity)) ? requested.filter((a) => a in REPOSITORY_ACTION_PERMISSION || a === '*') : [];
+    if (!project) return (await this.isAdmin(identity)) ? requested.filter((a) => isRepositoryAction(a) || a === '*') : [];
     const permissions = await this.permissions(identity, project);
     return requested.filter((action) =>
       action === '*'
         ? permissions.has('repository.pull') && permissions.has('repository.push') && permissions.has('repository.delete')
-        : REPOSITORY_ACTION_PERMISSION[action] !== undefined && permissions.has(REPOSITORY_ACTION_PERMISSION[action]),
+        : isRepositoryAction(action) && permissions.has(REPOSITORY_ACTION_PERMISSION[action]!),
     );
   }
 
@@ -119,4 +121,9 @@ export class ProjectAuthorizer implements Authorizer {
     this.users.set(name, { at: Date.now(), row });
     return row;
   }
+}
+
+/** Whether `action` is one of the repository actions (an own key: `constructor` or `toString` are not). */
+function isRepositoryAction(action: string): boolean {
+  return Object.hasOwn(REPOSITORY_ACTION_PERMISSION, action);
 }

@@ -1,3 +1,5 @@
+import { MAX_NAME_LENGTH, isRepositoryName } from '../domain/names.ts';
+
 /** One access entry of a token, as in the Docker token spec: `{type, name, actions}`. */
 export interface Access {
   type: string;
@@ -5,10 +7,34 @@ export interface Access {
   actions: string[];
 }
 
+// Docker token spec: resourcetype := /[a-z0-9]+/ [ '(' /[a-z0-9]+/ ')' ];
+// hostname := hostcomponent ['.' hostcomponent]* [':' port-number].
+const RESOURCE_TYPE = /^[a-z0-9]+(?:\([a-z0-9]+\))?$/;
+const HOST_COMPONENT = '(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])';
+const HOSTNAME = new RegExp(`^${HOST_COMPONENT}(?:\\.${HOST_COMPONENT})*(?::[0-9]{1,5})?$`);
+
+/**
+ * Whether `name` may be named in a scope: a repository name as `/v2` accepts it (so `catalog` too),
+ * optionally after a `hostname[:port]/` prefix as the token spec's grammar allows — recognised as a
+ * host, as Distribution's reference grammar does, only if it has a `.` or `:` or is `localhost`.
+ * At most {@link MAX_NAME_LENGTH} characters in all.
+ */
+export function isScopeResourceName(name: string): boolean {
+  if (name.length > MAX_NAME_LENGTH) return false;
+  if (isRepositoryName(name)) return true;
+  const slash = name.indexOf('/');
+  if (slash <= 0) return false;
+  const host = name.slice(0, slash);
+  return (/[.:]/.test(host) || host === 'localhost') && HOSTNAME.test(host) && isRepositoryName(name.slice(slash + 1));
+}
+
 /**
  * Parses a `scope` value — `repository:team/app:pull,push`, `registry:catalog:*`, or several of them
  * separated by spaces (OAuth2 form). Names may contain `:` (a host:port prefix), so the type is the
- * first field and the actions the last. Malformed entries are skipped, as the spec permits.
+ * first field and the actions the last. Malformed entries are skipped, as the spec permits: among
+ * them every entry whose type breaks the spec's grammar or whose name is not one a `/v2` request can
+ * name ({@link isScopeResourceName}) — such an entry could only ever grant access to nothing, and
+ * skipping it here means it is neither granted nor echoed back in a token or response.
  */
 export function parseScopes(values: string[]): Access[] {
   const result: Access[] = [];
@@ -20,7 +46,7 @@ export function parseScopes(values: string[]): Access[] {
       const type = item.slice(0, first);
       const name = item.slice(first + 1, last);
       const actions = item.slice(last + 1).split(',').filter(Boolean);
-      if (!name || actions.length === 0) continue;
+      if (!RESOURCE_TYPE.test(type) || !isScopeResourceName(name) || actions.length === 0) continue;
       result.push({ type, name, actions });
     }
   }

@@ -8,14 +8,22 @@ const TAG = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/;
 /** The longest repository name accepted (Distribution's limit, so names fit a 255-byte reference). */
 export const MAX_NAME_LENGTH = 255;
 
-/** Validates a repository name; throws `NAME_INVALID` naming the rule it breaks. */
+/** Whether `name` is a valid repository name: the grammar above, 1 to {@link MAX_NAME_LENGTH} characters. */
+export function isRepositoryName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && NAME.test(name);
+}
+
+/**
+ * Validates a repository name; throws `NAME_INVALID` naming the rule it breaks (never echoing the
+ * name: it is whatever the client sent).
+ */
 export function assertRepositoryName(name: string): string {
   if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
-    throw new RegistryError('NAME_INVALID', 'invalid repository name', { name: name.slice(0, 300), reason: `length must be 1 to ${MAX_NAME_LENGTH}` });
+    throw new RegistryError('NAME_INVALID', 'invalid repository name', { field: 'name', reason: `length must be 1 to ${MAX_NAME_LENGTH}`, length: name.length });
   }
   if (!NAME.test(name)) {
     throw new RegistryError('NAME_INVALID', 'invalid repository name', {
-      name,
+      field: 'name',
       reason: 'must be lower-case alphanumeric components separated by ".", "_", "__" or "-", joined by "/"',
     });
   }

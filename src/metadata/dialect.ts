@@ -1,3 +1,4 @@
+import { chmodSync, closeSync, fchmodSync, fstatSync, openSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, SqliteDialect, type DatabaseConnection, type Dialect, type Driver, type QueryResult } from 'kysely';
@@ -57,6 +58,7 @@ export function relaxed<R>(query: CompiledQuery<R>): CompiledQuery<R> {
  * in-memory database), SQLite syncs every commit itself (`FULL`).
  */
 export function sqliteDialect(file: string, options: SqliteOptions = {}): OpenedDialect {
+  if (file !== ':memory:' && file !== '') makePrivate(file);
   const database = new SQLite(file);
   const mode = String(database.pragma('journal_mode = WAL', { simple: true })).toLowerCase();
   database.pragma('busy_timeout = 10000');
@@ -73,6 +75,29 @@ export function sqliteDialect(file: string, options: SqliteOptions = {}): Opened
   }
   const driver = new CachingSqliteDriver(database, commits, closeLog, options.statementCacheSize ?? 256);
   return { dialect: new BerthSqliteDialect(driver), traits: { idType: 'integer' } };
+}
+
+/**
+ * Creates the database file with mode 0600 before SQLite opens it, or takes group/other permissions
+ * from an existing one (and from a -wal/-shm left beside it). SQLite would create it 0644 less the
+ * umask; its -wal, -shm and journal files, created later and again after every clean close, always
+ * get the database file's own mode (SQLite's unix VFS sets it on them explicitly), so this one file
+ * decides them all.
+ */
+function makePrivate(file: string): void {
+  const fd = openSync(file, 'a', 0o600);
+  try {
+    if ((fstatSync(fd).mode & 0o077) !== 0) fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
+  for (const suffix of ['-wal', '-shm']) {
+    try {
+      if ((statSync(`${file}${suffix}`).mode & 0o077) !== 0) chmodSync(`${file}${suffix}`, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
 }
 
 /** Kysely's SQLite dialect with Berth's driver (compiler, adapter and introspector unchanged). */

@@ -27,7 +27,8 @@ export interface Metadata {
 
 /** Opens (creating and migrating as needed) the embedded SQLite metadata under `dataDir`. */
 export async function openMetadata(dataDir: string, options: SqliteOptions = {}): Promise<Metadata> {
-  mkdirSync(dataDir, { recursive: true });
+  // Private, as the server's start makes it (src/config/data-dir.ts) when it is not there yet.
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const db = await openDatabase(sqliteDialect(join(dataDir, 'berth.db'), options));
   const projects = new ProjectStore(db);
   const repositories = new RepositoryStore(db, projects);

@@ -120,7 +120,7 @@ describe('explanations for failing upload-session requests', () => {
     return { url: resolveLocation(server.url, String(raw.headers.location)), token };
   }
 
-  test('credentials dropped: the 401 and the log name the session, who opened it and how', async () => {
+  test('credentials dropped: the 401 names the session, the causes and the doctor command; the log also who opened it and how', async () => {
     const name = uniqueName('dropped');
     const { url } = await openSession(name, 'hub.example.com');
     const path = new URL(url).pathname;
@@ -130,21 +130,26 @@ describe('explanations for failing upload-session requests', () => {
     const error = JSON.parse(raw.text).errors[0];
     assert.equal(error.code, 'UNAUTHORIZED');
     assert.match(error.message, /credentials were dropped between the client and Berth/);
-    assert.match(error.message, /opened by "admin" via https:\/\/hub\.example\.com/);
+    // Shown to a caller without credentials: what happened, not who opened the session or from where.
+    assert.match(error.message, /was opened with credentials, but this request arrived without an Authorization header/);
     assert.match(error.message, /berth doctor https:\/\/hub\.example\.com/);
     assert.equal(error.detail.diagnosis, 'credentials-dropped');
-    assert.equal(error.detail.session.via.host, 'hub.example.com');
-    assert.equal(error.detail.received.host, 'hub.example.com:443');
-    assert.match(error.detail.likelyCauses[0], /hub\.example\.com:443.*hub\.example\.com/);
+    assert.deepEqual(Object.keys(error.detail.session).sort(), ['id', 'openedAt']);
+    assert.deepEqual(error.detail.received, { host: 'hub.example.com:443', scheme: 'http' });
+    assert.match(error.detail.likelyCauses[0], /hub\.example\.com:443, not as the session's first request did/);
+    assert.ok(!raw.text.includes('containerd/1.7.24') && !raw.text.includes('"admin"'), raw.text);
 
     const line = logs.find((l) => l.msg === 'request' && l.status === 401 && l.path === path);
     assert.ok(line, 'the access log has the request');
     assert.equal(line.error, 'UNAUTHORIZED');
     assert.equal(line.userAgent, 'containerd/1.7.24');
+    const diagnosis = line.diagnosis as Record<string, any>;
     assert.deepEqual(
-      { ...(line.diagnosis as Record<string, unknown>), message: undefined },
-      { code: 'credentials-dropped', message: undefined, session: path.split('/').pop(), openedBy: 'admin', openedVia: 'https://hub.example.com' },
+      { ...diagnosis, message: undefined, openedFrom: undefined },
+      { code: 'credentials-dropped', message: undefined, session: path.split('/').pop(), openedBy: 'admin', openedVia: 'https://hub.example.com', openedFrom: undefined },
     );
+    assert.match(diagnosis.message, /opened by "admin" via https:\/\/hub\.example\.com/);
+    assert.equal(diagnosis.openedFrom.host, 'hub.example.com');
   });
 
   test('with credentials, the same session goes on', async () => {

@@ -53,7 +53,7 @@ export function uploadRoutes(deps: OciDeps): Route[] {
         try {
           await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
         } catch (err) {
-          throw explainRefusal(ctx, err, await registry.uploads.record(name, id), deps.tokenTTL);
+          throw await explainRefusal(ctx, err, await registry.uploads.record(name, id), deps);
         }
         const chunk = { contentRange: ctx.req.headers['content-range'], contentLength: contentLength(ctx.req) };
         switch (ctx.req.method) {

@@ -21,6 +21,14 @@ export interface FilesystemStoreOptions {
   maxOpenUploads?: number;
 }
 
+/**
+ * Modes of what the store creates: private to Berth's user. Set at creation, so no window where a
+ * file is readable by others; the usual umasks (022, 027, 077) leave them exactly so. A rename keeps
+ * an upload's mode, so committed blobs are 0600 too.
+ */
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
 function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
@@ -66,12 +74,12 @@ export class FilesystemBlobStore implements BlobStore {
   /** Creates the top-level directories; call once before use. */
   async init(): Promise<void> {
     keepFreedMemory();
-    await mkdir(uploadsDir(this.root), { recursive: true });
+    await mkdir(uploadsDir(this.root), { recursive: true, mode: DIR_MODE });
   }
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.createdDirs.has(dir)) return;
-    const created = await mkdir(dir, { recursive: true });
+    const created = await mkdir(dir, { recursive: true, mode: DIR_MODE });
     // A fresh fan-out directory must itself be durable, or the blob renamed into it is not.
     if (created) {
       await this.syncDir(dirname(dir));
@@ -114,7 +122,7 @@ export class FilesystemBlobStore implements BlobStore {
     const target = blobPath(this.root, digest);
     if ((await this.stat(digest)) !== undefined) return;
     const temp = uploadPath(this.root, `put-${randomBytes(12).toString('hex')}`);
-    const handle = await open(temp, 'w');
+    const handle = await open(temp, 'wx', FILE_MODE);
     try {
       await handle.writeFile(data);
       await handle.sync();
@@ -129,7 +137,7 @@ export class FilesystemBlobStore implements BlobStore {
   }
 
   async createUpload(id: string): Promise<void> {
-    const handle = await open(uploadPath(this.root, id), 'wx');
+    const handle = await open(uploadPath(this.root, id), 'wx', FILE_MODE);
     await this.keep(id, new UploadFile(handle, 0));
   }
 

@@ -15,6 +15,7 @@ import { StorageError } from '../blob-store.ts';
  * Committing renames uploads/<id> to blobs/<alg>/<xx>/<hex> (same filesystem, so atomic) after an
  * fsync of the file, then fsyncs the directory, so a blob is either absent or complete after a crash.
  * Small content (manifests) is written to a temporary file under uploads/ and renamed the same way.
+ * Everything is private to Berth's user: directories are created 0700, files 0600.
  */
 
 const DIGEST = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;

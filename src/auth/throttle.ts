@@ -40,7 +40,7 @@ export const DEFAULT_THROTTLE: ThrottleOptions = {
   baseLockMs: 1_000,
   maxLockMs: 15 * 60_000,
   trustMs: 24 * 3_600_000,
-  maxQueuedPerPair: 8,
+  maxQueuedPerPair: 128,
   maxActivePerAddress: 16,
   now: Date.now,
 };

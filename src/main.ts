@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { checkConfig } from './config/check.ts';
+import { logDestination as logDestinationFor } from './logging/pretty.ts';
 import { prepareDataDir, type DataDirState } from './config/data-dir.ts';
 import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
 import { openMetadata, type Metadata } from './metadata/index.ts';
@@ -66,7 +67,7 @@ function logDataDir(dataDir: string, state: DataDirState, log: Logger): void {
 
 /** Composition root: config → stores → services → HTTP. */
 export async function startBerth(config: Config, logDestination?: DestinationStream): Promise<RunningBerth> {
-  const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination);
+  const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination ?? logDestinationFor(config.log.format));
   for (const warning of checkConfig(config)) log.warn({ check: 'config' }, warning);
   logDataDir(config.dataDir, prepareDataDir(config.dataDir), log);
   const store = new FilesystemBlobStore(join(config.dataDir, 'storage'));

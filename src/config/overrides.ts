@@ -16,6 +16,7 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_TRUSTED_PROXIES', flag: 'trustedProxies', path: 'trustedProxies', kind: 'list', help: 'addresses/CIDRs of proxies whose forwarded headers are trusted, comma-separated' },
   { env: 'BERTH_ADMIN_PASSWORD', path: 'adminPassword', kind: 'string', help: 'initial admin password' },
   { env: 'BERTH_LOG_LEVEL', flag: 'logLevel', path: 'log.level', kind: 'string', help: 'log level' },
+  { env: 'BERTH_LOG_FORMAT', flag: 'logFormat', path: 'log.format', kind: 'string', help: 'log format: json, pretty or auto (pretty on a terminal)' },
   { env: 'BERTH_TOKEN_TTL', flag: 'tokenTtl', path: 'auth.tokenTTL', kind: 'string', help: 'access token lifetime' },
   { env: 'BERTH_REFRESH_TOKEN_TTL', path: 'auth.refreshTokenTTL', kind: 'string', help: 'refresh token lifetime' },
   { env: 'BERTH_ANONYMOUS_PULL', flag: 'anonymousPull', path: 'auth.anonymousPull', kind: 'boolean', help: 'allow pulls without credentials' },

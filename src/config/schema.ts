@@ -44,7 +44,13 @@ export const configSchema = z
     trustedProxies: z.array(addressOrCidr).default([]),
     /** Password for the `admin` user created on first start; generated and printed once if unset. */
     adminPassword: z.string().min(8, 'at least 8 characters').optional(),
-    log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).prefault({}),
+    log: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** `json`: one JSON object a line (for log collectors); `pretty`: readable lines; `auto`: pretty when stdout is a terminal. */
+        format: z.enum(['json', 'pretty', 'auto']).default('auto'),
+      })
+      .prefault({}),
     auth: z
       .strictObject({
         /** Lifetime of access tokens, seconds or e.g. `30m`. */

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { Logger } from 'pino';
 import { OVERRIDES } from '../config/overrides.ts';
 
 /** `berth serve`: runs the registry until SIGTERM/SIGINT, then shuts down gracefully. */
@@ -16,6 +17,7 @@ export function serveCommand(program: Command): void {
     const { startBerth } = await import('../main.ts');
     const config = loadConfig({ file: opts.config as string | undefined, flags: opts });
     const berth = await startBerth(config);
+    guardProcess(berth.log);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
@@ -32,4 +34,28 @@ export function serveCommand(program: Command): void {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/**
+ * A promise rejected with nobody to handle it would end the process (Node's default): one stray
+ * background task must not take every request down with it, so it is logged at error level and
+ * the server keeps serving. Uncaught exceptions keep their default (crash): the request path does
+ * not raise them (see createHandler), and state after one cannot be trusted. Returns a function
+ * that removes the handler.
+ */
+export function guardProcess(log: Logger): () => void {
+  const onRejection = (reason: unknown) => {
+    try {
+      log.error({ err: reason }, 'unhandled rejection');
+    } catch {
+      // A reason that cannot be serialised: say that much.
+      try {
+        log.error({ reason: typeof reason }, 'unhandled rejection');
+      } catch {
+        // Logging itself failed; keep serving.
+      }
+    }
+  };
+  process.on('unhandledRejection', onRejection);
+  return () => void process.off('unhandledRejection', onRejection);
 }

@@ -20,20 +20,27 @@ export interface Digest {
 // The general grammar from the OCI image spec; registered algorithms are checked more strictly below.
 const DIGEST_GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
-/** Parses and validates a digest string, throwing `DIGEST_INVALID` with the reason. */
-export function parseDigest(input: string): Digest {
+/** What a digest looks like, for error details. */
+export const DIGEST_SHAPE = 'algorithm:encoded, e.g. sha256:<64 lower-case hex characters>';
+
+/**
+ * Parses and validates a digest string, throwing `DIGEST_INVALID` with the reason. `field` names
+ * where the digest came from (a path segment, a query parameter) in the error; the input itself is
+ * never echoed back.
+ */
+export function parseDigest(input: string, field = 'digest'): Digest {
   if (input.length > 200 || !DIGEST_GRAMMAR.test(input)) {
-    throw new RegistryError('DIGEST_INVALID', 'invalid digest', { digest: input.slice(0, 200), reason: 'does not match algorithm:encoded' });
+    throw new RegistryError('DIGEST_INVALID', 'invalid digest', { field, reason: 'does not match algorithm:encoded', expected: DIGEST_SHAPE });
   }
   const colon = input.indexOf(':');
   const algorithm = input.slice(0, colon);
   const hex = input.slice(colon + 1);
-  if (!(algorithm in ALGORITHMS)) {
-    throw new RegistryError('DIGEST_INVALID', 'unsupported digest algorithm', { digest: input, supported: Object.keys(ALGORITHMS) });
+  if (!Object.hasOwn(ALGORITHMS, algorithm)) {
+    throw new RegistryError('DIGEST_INVALID', 'unsupported digest algorithm', { field, reason: 'unsupported digest algorithm', supported: Object.keys(ALGORITHMS) });
   }
   const spec = ALGORITHMS[algorithm as Algorithm];
   if (hex.length !== spec.hexLength || !/^[a-f0-9]+$/.test(hex)) {
-    throw new RegistryError('DIGEST_INVALID', 'invalid digest', { digest: input, reason: `${algorithm} needs ${spec.hexLength} lower-case hex characters` });
+    throw new RegistryError('DIGEST_INVALID', 'invalid digest', { field, reason: `${algorithm} needs ${spec.hexLength} lower-case hex characters`, expected: `${algorithm}:<${spec.hexLength} lower-case hex characters>` });
   }
   return { algorithm: algorithm as Algorithm, hex, value: input };
 }

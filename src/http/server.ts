@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { RegistryError } from '../domain/errors.ts';
+import { ERROR_CODES, RegistryError } from '../domain/errors.ts';
 import { identityName } from '../auth/identity.ts';
 import type { Context, Route } from './context.ts';
 import type { Metrics } from './metrics.ts';
 import type { AddressSet } from '../domain/cidr.ts';
 import { forwardingHeaders, resolveOrigin } from './forwarded.ts';
-import { sendError } from './respond.ts';
+import { logFailure, sendError } from './respond.ts';
 
 /**
  * Wire bytes per request: counted from where the previous request on the same keep-alive socket
@@ -38,36 +38,63 @@ export interface HandlerOptions {
 /**
  * Builds the request listener: request id, origin, routing, the one error mapping, one access-log
  * line per request and metrics. Knows nothing about what the routes do.
+ *
+ * Nothing a request does can end the process: whatever the handler or the error path throws or
+ * rejects with fails that request alone (a 500, or a closed connection once the response started)
+ * and is logged; stream errors on the request and response are observed, never left uncaught.
  */
-export function createHandler(routes: readonly Route[], { log, metrics, secure, trustedProxies }: HandlerOptions) {
+export function createHandler(routes: readonly Route[], options: HandlerOptions) {
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const started = process.hrtime.bigint();
-    const incoming = req.headers['x-request-id'];
-    const id = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
-    const rawUrl = req.url ?? '/';
-    const q = rawUrl.indexOf('?');
-    const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
-    const ctx: Context = {
-      req,
-      res,
-      id,
-      path,
-      query: new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1)),
-      log: log.child({ reqId: id }),
-      auth: { scheme: 'none' },
-      route: 'unmatched',
-      secure,
-      origin: resolveOrigin(req, secure, trustedProxies),
-    };
-    const socket = req.socket;
-    const mark = socketMarks.get(socket) ?? { read: 0, written: 0 };
-    res.setHeader('X-Request-Id', id);
-    if (path.startsWith('/v2')) res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+    let ctx: Context;
+    try {
+      ctx = begin(req, res, options);
+    } catch (err) {
+      lastResort(req, res, options.log, err, false);
+      return;
+    }
+    dispatch(routes, ctx)
+      .catch((err: unknown) => sendError(ctx, err))
+      .catch((err: unknown) => lastResort(req, res, ctx.log, err, true));
+  };
+}
 
-    let logged = false;
-    const finish = () => {
-      if (logged) return;
-      logged = true;
+/** Sets up one request: its context, common headers, stream-error observers and the access log. */
+function begin(req: IncomingMessage, res: ServerResponse, { log, metrics, secure, trustedProxies }: HandlerOptions): Context {
+  const started = process.hrtime.bigint();
+  const incoming = req.headers['x-request-id'];
+  const id = typeof incoming === 'string' && /^[\w.-]{1,64}$/.test(incoming) ? incoming : randomUUID();
+  const rawUrl = req.url ?? '/';
+  const q = rawUrl.indexOf('?');
+  const path = q < 0 ? rawUrl : rawUrl.slice(0, q);
+  // First, so that even a request failing below is answered (and logged) with its id.
+  res.setHeader('X-Request-Id', id);
+  const reqLog = log.child({ reqId: id });
+  // A response written after it ended, or a failed write, is emitted as 'error': without a listener
+  // that is an uncaught exception. The request emits 'error' only to listeners (a client abort).
+  res.on('error', (err: unknown) => logFailure({ log: reqLog, id }, err, 'response stream error', 'debug'));
+  req.on('error', (err: unknown) => logFailure({ log: reqLog, id }, err, 'request stream error', 'debug'));
+  const ctx: Context = {
+    req,
+    res,
+    id,
+    path,
+    query: new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1)),
+    log: reqLog,
+    auth: { scheme: 'none' },
+    route: 'unmatched',
+    secure,
+    origin: resolveOrigin(req, secure, trustedProxies),
+  };
+  const socket = req.socket;
+  const mark = socketMarks.get(socket) ?? { read: 0, written: 0 };
+  if (path.startsWith('/v2')) res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+
+  let logged = false;
+  const finish = () => {
+    if (logged) return;
+    logged = true;
+    // Runs from an event: a throw here would be an uncaught exception.
+    try {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const method = req.method ?? '';
       const status = res.writableFinished ? res.statusCode : 0; // 0: the connection closed before the response was complete
@@ -99,19 +126,61 @@ export function createHandler(routes: readonly Route[], { log, metrics, secure, 
         },
         'request',
       );
-    };
-    res.once('finish', finish);
-    res.once('close', finish);
-
-    const found = match(routes, path, req.method ?? 'GET');
-    const run = async () => {
-      if (!found) throw new RegistryError('NOT_FOUND', 'no such endpoint', { path: path.slice(0, 300) });
-      if ('allow' in found) {
-        throw new RegistryError('UNSUPPORTED', `method ${req.method} not allowed here`, { allow: found.allow }, { headers: { Allow: found.allow.join(', ') } });
-      }
-      ctx.route = found.route.name;
-      await found.route.handler(ctx, found.params);
-    };
-    run().catch((err: unknown) => sendError(ctx, err));
+    } catch (err) {
+      logFailure(ctx, err, 'access log line could not be written');
+    }
   };
+  res.once('finish', finish);
+  res.once('close', finish);
+  return ctx;
+}
+
+/** Routes a request and runs its handler; anything it throws comes back as a rejection. */
+async function dispatch(routes: readonly Route[], ctx: Context): Promise<void> {
+  const method = ctx.req.method ?? 'GET';
+  const found = match(routes, ctx.path, method);
+  // The path is not echoed: it is whatever the client sent, and the client knows it.
+  if (!found) throw new RegistryError('NOT_FOUND', 'no such endpoint', { reason: 'no route matches the request path' });
+  if ('allow' in found) {
+    // The method passed Node's HTTP parser, which knows only the registered method names.
+    throw new RegistryError('UNSUPPORTED', `method ${method} not allowed here`, { allow: found.allow }, { headers: { Allow: found.allow.join(', ') } });
+  }
+  ctx.route = found.route.name;
+  await found.route.handler(ctx, found.params);
+}
+
+/**
+ * When even the error path failed (or the request could not be set up): a fixed 500 if nothing
+ * was sent yet, else the connection closes. Logged with the request id when there is one
+ * (`bound`: `log` already carries it).
+ */
+function lastResort(req: IncomingMessage, res: ServerResponse, log: Logger, err: unknown, bound: boolean): void {
+  let id: string | undefined;
+  let reqLog = log;
+  try {
+    // Set by `begin` only, from a strict pattern or randomUUID().
+    const header = res.getHeader('x-request-id');
+    id = typeof header === 'string' ? header : undefined;
+    if (id && !bound) reqLog = log.child({ reqId: id });
+  } catch {
+    // Log without the id.
+  }
+  logFailure({ log: reqLog, id: id ?? '' }, err, 'request failed and its error could not be sent');
+  try {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    const entry = { code: 'INTERNAL', message: ERROR_CODES.INTERNAL.message, ...(id ? { detail: { requestId: id } } : {}) };
+    const data = Buffer.from(JSON.stringify({ errors: [entry] }));
+    res.writeHead(ERROR_CODES.INTERNAL.status, { 'Content-Type': 'application/json', 'Content-Length': req.method === 'HEAD' ? 0 : data.length, Connection: 'close' });
+    res.end(req.method === 'HEAD' ? undefined : data);
+  } catch {
+    try {
+      res.destroy();
+      req.socket.destroy();
+    } catch {
+      // Nothing left to close.
+    }
+  }
 }

@@ -46,7 +46,7 @@ export class BlobService {
    * undefined when `from` does not have it (the client then uploads normally).
    */
   async mount(repository: string, digestParam: string, from: string): Promise<BlobInfo | undefined> {
-    const digest = parseDigest(digestParam).value;
+    const digest = parseDigest(digestParam, 'mount query parameter').value;
     const fromId = await this.meta.repositories.id(from);
     const size = fromId === undefined ? undefined : await this.meta.repositories.blobSize(fromId, digest);
     if (size === undefined || (await this.store.stat(digest)) === undefined) return undefined;

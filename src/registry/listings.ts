@@ -27,7 +27,7 @@ export interface TagsPage {
 /** Parses `n`; `PAGINATION_NUMBER_INVALID` unless it is a whole number. */
 export function parsePageSize(value: string | null, fallback: number): number {
   if (value === null) return fallback;
-  if (!/^\d{1,9}$/.test(value)) throw new RegistryError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative whole number', { n: value.slice(0, 50) });
+  if (!/^\d{1,9}$/.test(value)) throw new RegistryError('PAGINATION_NUMBER_INVALID', 'n must be a non-negative whole number', { field: 'n', expected: 'a whole number of at most 9 digits' });
   return Math.min(Number(value), MAX_PAGE);
 }
 

@@ -13,8 +13,8 @@ export type Reference = { tag: string } | { digest: string };
 
 /** Parses the `<reference>` of a manifest URL; `TAG_INVALID`/`DIGEST_INVALID` when it is neither. */
 export function parseReference(reference: string): Reference {
-  if (reference.includes(':')) return { digest: parseDigest(reference).value };
-  if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { tag: reference.slice(0, 200), reason: 'must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}' });
+  if (reference.includes(':')) return { digest: parseDigest(reference, 'reference').value };
+  if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { field: 'reference', expected: 'a tag matching [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}, or a digest' });
   return { tag: reference };
 }
 
@@ -87,7 +87,8 @@ export class ManifestService {
   async stat(repository: string, reference: string, accept?: string): Promise<StoredManifest> {
     const row = await this.find(repository, parseReference(reference));
     if (!acceptsMediaType(accept, row.media_type)) {
-      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType: row.media_type, accept });
+      // The stored media type passed validation when pushed; the Accept header is named, not echoed.
+      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType: row.media_type, field: 'Accept', expected: `a list of media types including ${row.media_type}` });
     }
     return { digest: row.digest, mediaType: row.media_type, size: Number(row.size) };
   }

@@ -112,15 +112,16 @@ export class UploadService {
     return this.locked(id, async () => {
       const current = await this.status(repository, id);
       const range = parseContentRange(headers.contentRange, current.size);
+      // Only parsed numbers are shown back, never the header text.
       if (range && headers.contentLength !== undefined && headers.contentLength !== range.end - range.start + 1) {
-        throw rangeError(`Content-Length ${headers.contentLength} does not match Content-Range ${headers.contentRange}`, current.size);
+        throw rangeError(`Content-Length ${headers.contentLength} does not match Content-Range ${range.start}-${range.end} (${range.end - range.start + 1} bytes)`, current.size);
       }
       const size = await this.write(id, current.size, body);
       if (range && size - current.size !== range.end - range.start + 1) {
-        throw new RegistryError('SIZE_INVALID', 'chunk shorter or longer than its Content-Range', { received: size - current.size, contentRange: headers.contentRange });
+        throw new RegistryError('SIZE_INVALID', 'chunk shorter or longer than its Content-Range', { field: 'Content-Range', received: size - current.size, declared: range.end - range.start + 1 });
       }
       if (headers.contentLength !== undefined && size - current.size !== headers.contentLength) {
-        throw new RegistryError('SIZE_INVALID', 'chunk length does not match Content-Length', { received: size - current.size, contentLength: headers.contentLength });
+        throw new RegistryError('SIZE_INVALID', 'chunk length does not match Content-Length', { field: 'Content-Length', received: size - current.size, declared: headers.contentLength });
       }
       await this.meta.uploads.touch(id);
       return { id, repository, size };
@@ -133,13 +134,13 @@ export class UploadService {
    */
   async complete(repository: string, id: string, digestParam: string | undefined, body: Readable | undefined, headers: ChunkHeaders): Promise<CompletedBlob> {
     if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'digest query parameter is required to complete an upload');
-    const digest = parseDigest(digestParam);
+    const digest = parseDigest(digestParam, 'digest query parameter');
     return this.locked(id, async () => {
       let { size } = await this.status(repository, id);
       if (body) {
         const range = parseContentRange(headers.contentRange, size);
         size = await this.write(id, size, body);
-        if (range && size !== range.end + 1) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { contentRange: headers.contentRange, size });
+        if (range && size !== range.end + 1) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { field: 'Content-Range', declaredEnd: range.end, size });
       }
       const actual = await this.digestOf(id, size, digest);
       if (actual !== digest.value) {
@@ -168,7 +169,7 @@ export class UploadService {
    * completed at once, so a failure leaves nothing visible.
    */
   async monolithic(repository: string, digestParam: string, body: Readable, createdBy: string | undefined, contentLength?: number): Promise<CompletedBlob> {
-    parseDigest(digestParam);
+    parseDigest(digestParam, 'digest query parameter');
     const session = await this.start(repository, createdBy);
     try {
       return await this.complete(repository, session.id, digestParam, body, contentLength === undefined ? {} : { contentLength });
@@ -275,7 +276,8 @@ export class UploadService {
       return new RegistryError(
         'BLOB_UPLOAD_UNKNOWN',
         'upload session unknown: this registry never issued this id. Another registry may answer under the same name, or replicas do not share their metadata and storage',
-        { diagnosis: 'upload-session-never-issued', uploadId: id.slice(0, 64) },
+        // The id is not shown back: this registry did not issue it, so it is only what the client sent.
+        { diagnosis: 'upload-session-never-issued' },
       );
     }
     return new RegistryError(
@@ -287,7 +289,7 @@ export class UploadService {
 }
 
 function rangeError(reason: string, size: number): RegistryError {
-  return new RegistryError('RANGE_INVALID', 'chunk out of order or overlapping', { reason, size }, {
+  return new RegistryError('RANGE_INVALID', 'chunk out of order or overlapping', { field: 'Content-Range', reason, expected: `${size}-<end>: the chunk must start where the upload ends`, size }, {
     headers: { Range: `0-${Math.max(size - 1, 0)}` },
   });
 }
@@ -296,10 +298,11 @@ function rangeError(reason: string, size: number): RegistryError {
 function parseContentRange(header: string | undefined, size: number): { start: number; end: number } | undefined {
   if (header === undefined || header === '') return undefined;
   const m = /^(?:bytes[ =])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (!m) throw rangeError(`malformed Content-Range "${header.slice(0, 100)}"`, size);
+  if (!m) throw rangeError('malformed Content-Range: expected <start>-<end>, optionally with a bytes unit and /<length>', size);
   const start = Number(m[1]);
   const end = Number(m[2]);
-  if (end < start) throw rangeError(`Content-Range end before start: ${header}`, size);
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end)) throw rangeError('Content-Range offsets too large', size);
+  if (end < start) throw rangeError(`Content-Range end ${end} before start ${start}`, size);
   if (start !== size) throw rangeError(`chunk starts at ${start} but the upload holds ${size} bytes`, size);
   return { start, end };
 }

@@ -121,7 +121,9 @@ describe('listings, names and routing', () => {
     const name = uniqueName('tags-bad-n');
     await pushTags(name, ['a']);
     for (const n of ['abc', '-1', '1.5', '', '1e3', '0x10']) {
-      await expectError(await fetch(`${url}/v2/${name}/tags/list?n=${encodeURIComponent(n)}`, { headers: AUTH }), 400, 'PAGINATION_NUMBER_INVALID');
+      const env = await expectError(await fetch(`${url}/v2/${name}/tags/list?n=${encodeURIComponent(n)}`, { headers: AUTH }), 400, 'PAGINATION_NUMBER_INVALID');
+      // The parameter is named with the shape it needs; what was sent is not echoed.
+      assert.deepEqual(env.errors[0]!.detail, { field: 'n', expected: 'a whole number of at most 9 digits' }, n);
     }
   });
 

@@ -341,6 +341,9 @@ describe('manifests', () => {
       const res = await putManifest(url, name, 'bad', c.body, c.type);
       const body = await expectError(res, 400);
       assert.equal(body.errors[0]!.code, 'MANIFEST_INVALID', `${c.why}: ${JSON.stringify(body)}`);
+      // The field at fault is named, with the shape it should have.
+      const detail = body.errors[0]!.detail as { field?: unknown; expected?: unknown };
+      assert.ok(typeof detail.field === 'string' && typeof detail.expected === 'string', `${c.why}: ${JSON.stringify(body)}`);
     }
     await expectError(await fetch(`${url}/v2/${name}/manifests/bad`, { headers: AUTH }), 404, 'MANIFEST_UNKNOWN');
   });

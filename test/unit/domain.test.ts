@@ -72,6 +72,43 @@ test('manifests: invalid bodies are MANIFEST_INVALID naming the problem', () => 
   }
 });
 
+test('errors name the field and the shape it needs, never the value sent', () => {
+  const marker = 'ZQXJmarkerZQXJ';
+  const detailOf = (fn: () => unknown): Record<string, unknown> => {
+    try {
+      fn();
+    } catch (err) {
+      assert.ok(err instanceof RegistryError);
+      assert.ok(!JSON.stringify([err.message, err.detail]).includes(marker), `echoed: ${err.message} ${JSON.stringify(err.detail)}`);
+      return err.detail as Record<string, unknown>;
+    }
+    assert.fail('did not throw');
+  };
+  assert.deepEqual(detailOf(() => parseManifest(image({ schemaVersion: marker }), undefined)), { reason: 'schemaVersion must be 2', field: 'schemaVersion', expected: 'the number 2' });
+  assert.equal(detailOf(() => parseManifest(image({ config: { mediaType: 'x', digest: marker, size: 1 } }), undefined)).field, 'config.digest');
+  assert.equal(detailOf(() => parseManifest(image({ mediaType: marker }), undefined)).field, 'mediaType');
+  assert.equal(detailOf(() => parseManifest(image({ mediaType: marker }), MEDIA_TYPES.ociManifest)).field, 'mediaType');
+  assert.deepEqual(detailOf(() => parseManifest(Buffer.from(`{"${marker}`), undefined)), { reason: 'body is not valid JSON', field: 'body', expected: 'a JSON object', position: 16 });
+  assert.deepEqual(detailOf(() => parseManifest(Buffer.from(marker), undefined)), { reason: 'body is not valid JSON', field: 'body', expected: 'a JSON object' });
+  // Known media types may be shown back: they are Berth's own vocabulary.
+  assert.deepEqual(detailOf(() => parseManifest(image(), MEDIA_TYPES.dockerManifest)), {
+    reason: 'Content-Type does not match the manifest mediaType field',
+    field: 'mediaType',
+    expected: 'the same media type as the Content-Type header',
+    contentType: MEDIA_TYPES.dockerManifest,
+    mediaType: MEDIA_TYPES.ociManifest,
+  });
+  assert.equal(detailOf(() => parseDigest(`sha256:${marker}`)).field, 'digest');
+  assert.equal(detailOf(() => parseDigest(`${marker.toLowerCase()}:abc`, 'reference')).field, 'reference');
+  assert.equal(detailOf(() => assertRepositoryName(marker)).field, 'name');
+});
+
+test('a digest algorithm named like an Object property is unsupported, not half-recognised', () => {
+  for (const alg of ['constructor', 'tostring', 'valueof']) {
+    assert.throws(() => parseDigest(`${alg}:abc`), (err: unknown) => err instanceof RegistryError && err.message === 'unsupported digest algorithm', alg);
+  }
+});
+
 test('Accept negotiation', () => {
   assert.ok(acceptsMediaType(undefined, MEDIA_TYPES.ociIndex));
   assert.ok(acceptsMediaType('application/vnd.oci.image.index.v1+json, application/json;q=0.5', MEDIA_TYPES.ociIndex));

@@ -7,8 +7,14 @@ import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from '.
 /** Parses a single `Range: bytes=…` against a blob's size; 416 when unsatisfiable or malformed. */
 export function parseRange(header: string, size: number): ByteRange {
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  // The header is named, not echoed; the blob's size tells the client what it may ask for.
   const fail = () =>
-    new RegistryError('RANGE_INVALID', 'requested range not satisfiable', { range: header.slice(0, 100), size }, { headers: { 'Content-Range': `bytes */${size}` } });
+    new RegistryError(
+      'RANGE_INVALID',
+      'requested range not satisfiable',
+      { field: 'Range', expected: `one range within the blob's ${size} bytes: bytes=<start>-<end>, bytes=<start>- or bytes=-<suffix length>`, size },
+      { headers: { 'Content-Range': `bytes */${size}` } },
+    );
   if (!m || (m[1] === '' && m[2] === '')) throw fail();
   let start: number;
   let end: number;

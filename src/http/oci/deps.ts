@@ -27,7 +27,7 @@ export function segmentParam(raw: string | undefined): string {
   try {
     return decodeURIComponent(raw ?? '');
   } catch {
-    throw new RegistryError('NAME_INVALID', 'malformed percent-encoding in the URL path');
+    throw new RegistryError('NAME_INVALID', 'malformed percent-encoding in the URL path', { field: 'path', expected: 'valid UTF-8 percent-encoding (%XX)' });
   }
 }
 
@@ -40,7 +40,7 @@ export function repositoryAccess(name: string, ...actions: string[]): Access {
 export function contentLength(req: IncomingMessage): number | undefined {
   const value = req.headers['content-length'];
   if (value === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(value)) throw new RegistryError('SIZE_INVALID', 'malformed Content-Length', { contentLength: value.slice(0, 40) });
+  if (!/^\d{1,15}$/.test(value)) throw new RegistryError('SIZE_INVALID', 'malformed Content-Length', { field: 'Content-Length', expected: 'a whole number of bytes' });
   return Number(value);
 }
 

@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from './config/schema.ts';
 import { checkConfig } from './config/check.ts';
+import { ConfigError } from './config/overrides.ts';
 import { logDestination as logDestinationFor } from './logging/pretty.ts';
 import { prepareDataDir, type DataDirState } from './config/data-dir.ts';
 import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
@@ -17,7 +18,7 @@ import { ProjectAuthorizer } from './auth/authorizer.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CredentialCheck } from './auth/credentials.ts';
 import { deriveSecret, loadOrCreateSigningKey } from './auth/keys.ts';
-import { hashPassword } from './auth/passwords.ts';
+import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
 import { createHandler } from './http/server.ts';
 import { AddressSet } from './domain/cidr.ts';
@@ -47,9 +48,19 @@ function splitAddr(addr: string): { host: string; port: number } {
   return { host: host || '0.0.0.0', port: Number(addr.slice(colon + 1)) };
 }
 
-/** Creates the `admin` user on first start; prints a generated password once, outside the logs. */
+/**
+ * Creates the `admin` user on first start (once Berth listens, so a start that fails creates no
+ * user); prints a generated password once, outside the logs. On a later start `adminPassword` is
+ * not used: if it differs from the admin's password, that is logged.
+ */
 async function bootstrapAdmin(meta: Metadata, config: Config, log: Logger): Promise<void> {
-  if ((await meta.users.count()) > 0) return;
+  if ((await meta.users.count()) > 0) {
+    const admin = config.adminPassword === undefined ? undefined : await meta.users.find('admin');
+    if (admin && !(await verifyPassword(admin.password_hash, config.adminPassword!))) {
+      log.warn({ setting: 'adminPassword' }, 'adminPassword (BERTH_ADMIN_PASSWORD) is ignored: it sets the password of "admin" only when the first user is created; change it with berth user passwd admin');
+    }
+    return;
+  }
   const password = config.adminPassword ?? randomBytes(15).toString('base64url');
   await meta.users.create('admin', await hashPassword(password), true);
   log.info({ username: 'admin', generated: !config.adminPassword }, 'created the admin user');
@@ -65,6 +76,31 @@ function logDataDir(dataDir: string, state: DataDirState, log: Logger): void {
   else if (state.tightenedFrom !== undefined) log.info({ dataDir, was: octal(state.tightenedFrom), now: '700' }, 'tightened the data directory permissions');
 }
 
+/** A TLS file's contents, or a ConfigError naming the setting. */
+function readTLS(file: string, setting: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new ConfigError(`${setting} ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); give the path of a PEM file`);
+  }
+}
+
+/** Why Berth cannot listen on `addr`, naming the setting and the fix. */
+function listenError(err: NodeJS.ErrnoException, addr: string): Error {
+  const fix = 'choose another with --addr, BERTH_ADDR or addr in the config file';
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return new ConfigError(`addr ${addr}: the address is in use (another process listens there — is Berth already running?); stop it or ${fix}`);
+    case 'EACCES':
+      return new ConfigError(`addr ${addr}: permission denied (ports below 1024 need privileges); ${fix}`);
+    case 'EADDRNOTAVAIL':
+    case 'ENOTFOUND':
+      return new ConfigError(`addr ${addr}: no such address on this machine; ${fix}`);
+    default:
+      return err;
+  }
+}
+
 /** Composition root: config → stores → services → HTTP. */
 export async function startBerth(config: Config, logDestination?: DestinationStream): Promise<RunningBerth> {
   const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination ?? logDestinationFor(config.log.format));
@@ -74,7 +110,6 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   await store.init();
   const meta = await openMetadata(config.dataDir);
   meta.audit.onError = (err, rows) => log.error({ err, rows }, 'audit rows could not be written');
-  await bootstrapAdmin(meta, config, log);
 
   const signingKey = loadOrCreateSigningKey(config.dataDir);
   const tokens = new TokenService(signingKey, {
@@ -101,18 +136,24 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const handler = createHandler(routes, { log, metrics, secure, trustedProxies: new AddressSet(config.trustedProxies) });
   // No overall request timeout: a multi-gigabyte layer may take long; idle sockets still time out.
   const options = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
-  const server: Server = secure
-    ? createHttpsServer({ ...options, cert: readFileSync(config.tls.cert!), key: readFileSync(config.tls.key!) }, handler)
-    : createHttpServer(options, handler);
-
-  const { host, port } = splitAddr(config.addr);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve();
+  let server: Server;
+  try {
+    server = secure ? createHttpsServer({ ...options, cert: readTLS(config.tls.cert!, 'tls.cert'), key: readTLS(config.tls.key!, 'tls.key') }, handler) : createHttpServer(options, handler);
+    const { host, port } = splitAddr(config.addr);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, config.addr)));
+      server.listen(port, host, () => {
+        server.removeAllListeners('error');
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    await store.close();
+    await meta.close();
+    throw err;
+  }
+  await bootstrapAdmin(meta, config, log);
+  const { host } = splitAddr(config.addr);
   const bound = (server.address() as AddressInfo).port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `${secure ? 'https' : 'http'}://${shownHost}:${bound}`;

@@ -1,5 +1,6 @@
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { ConfigError } from './overrides.ts';
 
 /** Mode of the data directory (and of every directory Berth creates in it). */
 const PRIVATE_DIR_MODE = 0o700;
@@ -22,16 +23,35 @@ export interface DataDirState {
  */
 export function prepareDataDir(dataDir: string): DataDirState {
   const dir = resolve(dataDir);
-  mkdirSync(dirname(dir), { recursive: true });
+  const unusable = (why: string) =>
+    new ConfigError(`dataDir ${dataDir}: ${why}; choose a directory Berth may create and write (--data-dir, BERTH_DATA_DIR or dataDir in the config file)`);
+  const failed = (err: unknown) => {
+    const code = (err as NodeJS.ErrnoException).code;
+    return unusable(code === 'ENOTDIR' || code === 'EEXIST' ? 'a part of the path is a file, not a directory' : `cannot be created (${code ?? (err as Error).message})`);
+  };
   let created = true;
   try {
     mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    created = false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') created = false;
+    else if (code !== 'ENOENT') throw failed(err);
+    else {
+      try {
+        mkdirSync(dirname(dir), { recursive: true });
+        mkdirSync(dir, { mode: PRIVATE_DIR_MODE });
+      } catch (inner) {
+        throw failed(inner);
+      }
+    }
   }
-  const stat = statSync(dir);
-  if (!stat.isDirectory()) throw new Error(`data directory ${dataDir} exists and is not a directory`);
+  let stat;
+  try {
+    stat = statSync(dir);
+  } catch (err) {
+    throw failed(err);
+  }
+  if (!stat.isDirectory()) throw unusable('exists and is a file, not a directory');
   const mode = stat.mode & 0o777;
   if (mode === PRIVATE_DIR_MODE) return {};
   try {

@@ -14,12 +14,21 @@ export function parseDuration(text: string): number {
   return seconds;
 }
 
+/** The URL, or undefined when `text` is not one (URL's constructor throws a TypeError). */
+function parseURL(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
+
 const externalURL = z
   .string()
-  .url()
-  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must start with http:// or https://')
-  .refine((u) => { const p = new URL(u); return (p.pathname === '/' || p.pathname === '') && !p.search && !p.hash; }, 'must be scheme://host[:port] with no path')
-  .transform((u) => new URL(u).origin);
+  .refine((u) => parseURL(u) !== undefined, 'must be a URL such as https://registry.example.com (with the scheme)')
+  .refine((u) => { const p = parseURL(u); return !p || /^https?:$/.test(p.protocol); }, 'must start with http:// or https://')
+  .refine((u) => { const p = parseURL(u); return !p || ((p.pathname === '/' || p.pathname === '') && !p.search && !p.hash); }, 'must be scheme://host[:port] with no path')
+  .transform((u) => parseURL(u)?.origin ?? u);
 
 /** An IPv4/IPv6 address or CIDR block, e.g. `10.0.0.0/8`, `127.0.0.1`, `fd00::/8`. */
 const addressOrCidr = z.string().refine((value) => parseCidr(value) !== undefined, 'an IP address or CIDR block such as 10.0.0.0/8');

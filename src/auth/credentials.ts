@@ -41,10 +41,11 @@ interface Verdict {
 
 /**
  * Answers "does the credential behind this token or session still work?" on every use: `/v2`
- * requests with an access token, refresh-token grants and API sessions. Verdicts are cached per
- * principal for `cacheMs` (a few seconds), so the check costs a map lookup on the hot path; a change
- * made through this process (`forget`) applies to the very next request, one made by another
- * process (the CLI in data-directory mode) within `cacheMs`.
+ * requests with an access token, refresh-token grants and API sessions. For access tokens verdicts
+ * are cached per principal for `cacheMs` (a few seconds), so the check costs a map lookup on the hot
+ * path; a change made through this process (`forget`) applies to the very next request, one made by
+ * another process (the CLI in data-directory mode) within `cacheMs`. Refresh grants and sessions
+ * always ask the database.
  */
 export class CredentialCheck {
   private readonly verdicts = new Map<string, Map<string, Verdict>>();
@@ -54,13 +55,17 @@ export class CredentialCheck {
     this.options = { cacheMs: 5_000, now: Date.now, ...options };
   }
 
-  /** Whether `binding` still proves the user or robot `name`; false for a missing binding. */
-  async valid(kind: 'user' | 'robot', name: string, binding: Binding | undefined): Promise<boolean> {
+  /**
+   * Whether `binding` still proves the user or robot `name`; false for a missing binding. `cached`
+   * false asks the database whatever was cached (refresh grants and sessions: rare, or already a
+   * database lookup each, so they see a change made by another process at once).
+   */
+  async valid(kind: 'user' | 'robot', name: string, binding: Binding | undefined, { cached = true } = {}): Promise<boolean> {
     if (!binding || typeof binding.cred !== 'string') return false;
     const key = `${kind}\0${binding.uid ?? ''}\0${binding.cred}`;
     const now = this.options.now();
     const hit = this.verdicts.get(name)?.get(key);
-    if (hit && hit.until > now) return hit.valid;
+    if (cached && hit && hit.until > now) return hit.valid;
     const verdict = kind === 'user' ? await this.user(name, binding, now) : await this.robot(name, binding, now);
     if (this.verdicts.size > 10_000) this.verdicts.clear();
     let forName = this.verdicts.get(name);

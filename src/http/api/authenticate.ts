@@ -84,7 +84,7 @@ export class ApiAuthenticator implements CallerIdentifier {
     const found = await this.meta.tokens.findSession(hashSecret(session));
     if (!found || Number(found.expires_at) <= Date.now()) throw unauthorized('session expired or unknown: log in again');
     const binding = found.credential === null ? undefined : { uid: found.uid, cred: found.credential };
-    if (!(await this.credentials.valid('user', found.username, binding))) {
+    if (!(await this.credentials.valid('user', found.username, binding, { cached: false }))) {
       throw unauthorized('session ended: the password or personal access token it was opened with was changed, revoked or expired: log in again');
     }
     ctx.auth.scheme = 'other';

@@ -116,7 +116,7 @@ export function tokenRoutes(deps: TokenDeps): Route[] {
         return oauthError(ctx, 400, 'invalid_grant', reason);
       }
       identity = identityFromSubject(claims.subject, claims.binding);
-      if (identity.kind === 'anonymous' || !(await deps.credentials.valid(identity.kind, identity.name, claims.binding))) {
+      if (identity.kind === 'anonymous' || !(await deps.credentials.valid(identity.kind, identity.name, claims.binding, { cached: false }))) {
         return oauthError(ctx, 400, 'invalid_grant', 'refresh token revoked: the password or personal access token it came from was changed, revoked or expired, or the account was removed');
       }
     } else {

@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { explainLogs } from '../../src/diagnose/logs/report.ts';
+import { explainLogs, renderText } from '../../src/diagnose/logs/report.ts';
 import { parseInputs } from '../../src/diagnose/logs/parse.ts';
 import { REPO_ROOT, startBerth } from '../support/berth.ts';
 
@@ -32,6 +32,9 @@ const EXPECTED: Record<string, string[]> = {
   'm10-upload-unknown.log': ['M10'],
   'm10-upload-unknown-berth.log': ['M10'],
   'm11-challenge-scope.log': ['M11'],
+  'm2-hostport-harbor-compose.log': ['M2'],
+  'healthy-push-harbor-compose.log': [],
+  'quota-exceeded-berth.log': ['quota'],
 };
 
 test('every mechanism fixture yields its mechanism(s); healthy ones yield none', () => {
@@ -162,4 +165,145 @@ test('a real Berth log: a healthy upload is OK, an upload finished without crede
   const out = cli([copy]);
   assert.equal(out.status, 1);
   assert.match(out.stdout, /Credentials dropped on PUT .*hub\.example\.com:443/);
+});
+
+// Harbor's bundled nginx logs `$remote_addr - "$request" $status $body_bytes_sent "$http_referer"
+// "$http_user_agent" $request_time $upstream_response_time $pipe`: no user, no time.
+const HARBOR_M2 = 'm2-hostport-harbor-compose.log';
+const stripCompose = (text: string) => text.split('\n').map((l) => l.replace(/^[\w.-]+\s*\| /, '')).join('\n');
+
+test('Harbor compose logs: every nginx line is parsed, borrows its time, and keeps its place between the other services', () => {
+  const { events, stats } = parseInputs([load(HARBOR_M2)]);
+  assert.deepEqual({ parsed: stats[0]!.parsed, skipped: stats[0]!.skipped, ignored: stats[0]!.ignored }, { parsed: 12, skipped: 0, ignored: 4 });
+  const nginx = events.filter((e) => e.format === 'nginx-harbor');
+  assert.deepEqual(nginx.map((e) => `${e.method} ${e.status}`), ['HEAD 401', 'POST 405', 'GET 200', 'HEAD 404', 'POST 202', 'PUT 401']);
+  assert.ok(nginx.every((e) => e.role === 'proxy' && e.timeFrom === 'neighbour' && e.client === '172.20.31.7'));
+  assert.match(nginx[0]!.userAgent ?? '', /containerd-client\/2\.1\.4.*\\\(linux\\\)\)$/, 'nginx escapes (\\x5C) are undone');
+  // Times come from the nearest dated line above: harbor-core's (line 3) for the first three, the registry's after that.
+  assert.equal(new Date(nginx[0]!.time).toISOString(), '2025-10-29T15:38:21.000Z');
+  assert.equal(new Date(nginx[5]!.time).toISOString(), '2025-10-29T15:38:24.000Z');
+  const lines = events.map((e) => e.line);
+  assert.deepEqual(lines, [...lines].sort((a, b) => a - b), 'one file keeps its line order');
+  assert.ok(!events.some((e) => /portal|registryctl/.test(e.source)), 'portal and registryctl lines lend their time only');
+});
+
+test('Harbor behind a proxy that sends Host $host:$server_port: M2, citing the registry lines, with a fix a Harbor admin can apply', () => {
+  const report = explainLogs([load(HARBOR_M2)]);
+  assert.equal(report.exitCode, 1);
+  assert.equal(report.sessions.length, 1);
+  const s = report.sessions[0]!;
+  assert.equal(s.kind, 'push');
+  assert.equal(s.repository, 'ml/trainer');
+  assert.equal(s.failingStep?.line, 15, 'the PUT without credentials fails; the token POST answered 405 does not');
+  assert.ok(s.timeline.some((t) => t.method === 'POST' && t.path === '/service/token' && t.status === 405));
+  const [m2] = report.findings;
+  assert.equal(m2!.mechanism, 'M2');
+  assert.match(m2!.title, /Credentials dropped on PUT .*in front of Harbor rewrote Host to cr\.lab\.example:443/);
+  const registry = m2!.evidence.filter((e) => e.source === 'registry');
+  assert.ok(registry.length >= 1 && registry.every((e) => /Host=cr\.lab\.example:443/.test(e.text)), JSON.stringify(m2!.evidence));
+  assert.deepEqual(m2!.evidence.map((e) => e.line), [7, 10, 14, 15]);
+  assert.ok(!m2!.evidence.some((e) => e.line === 5), 'the 405 on POST /service/token is not evidence of anything');
+  assert.match(m2!.explanation, /from 172\.20\.31\.7, while the registry names the client 198\.51\.100\.77: that is the proxy/);
+  assert.match(m2!.fix[0]!, /proxy in front of Harbor/);
+  assert.match(m2!.fix[0]!, /replace `proxy_set_header Host \$host:\$server_port;` with `proxy_set_header Host \$http_host;`/);
+  assert.match(m2!.fix[0]!, /`proxy_set_header Host \$host;`, the name without the port/);
+  assert.ok(m2!.fix.some((f) => /Berth/.test(f) && /externalURL/.test(f)));
+});
+
+test('the same Harbor format for a healthy push is OK (405 on the token POST, then GET, is the normal fallback)', () => {
+  const report = explainLogs([load('healthy-push-harbor-compose.log')]);
+  assert.equal(report.exitCode, 0);
+  assert.deepEqual(report.findings, []);
+  assert.equal(report.sessions.length, 1);
+  assert.equal(report.sessions[0]!.verdict, 'ok');
+  assert.equal(report.sessions[0]!.failingStep, undefined);
+  assert.deepEqual(report.sessions[0]!.timeline.filter((t) => t.source === 'nginx').map((t) => t.status), [401, 405, 200, 404, 202, 201, 201]);
+});
+
+test('Harbor logs without the compose prefix give the same diagnosis', () => {
+  const report = explainLogs([{ name: 'harbor.log', text: stripCompose(load(HARBOR_M2).text) }]);
+  assert.deepEqual([...new Set(report.findings.map((f) => f.mechanism))], ['M2']);
+  const m2 = report.findings[0]!;
+  assert.match(m2.title, /Host to cr\.lab\.example:443/);
+  assert.ok(m2.evidence.some((e) => e.line === 15 && e.source === 'nginx'));
+  assert.ok(m2.evidence.some((e) => e.source === 'registry' && /Host=cr\.lab\.example:443/.test(e.text)));
+  const { events } = parseInputs([{ name: 'harbor.log', text: stripCompose(load(HARBOR_M2).text) }]);
+  assert.ok(events.filter((e) => e.format === 'nginx-harbor').every((e) => e.role === 'proxy'), 'a file with logrus lines does not make Harbor nginx lines the registry\'s');
+});
+
+test('Harbor nginx lines with no timestamp anywhere are still parsed and ordered by position', () => {
+  const lone = explainLogs([{ name: 'lone.log', text: '172.20.31.7 - "GET /v2/ HTTP/1.1" 401 76 "-" "docker/28.4.0 go/go1.24.7 os/linux arch/amd64" 0.001 0.001 .\n' }]);
+  assert.deepEqual([lone.parsedLines, lone.skippedLines, lone.exitCode], [1, 0, 0]);
+  assert.equal(lone.sessions.length, 1);
+  assert.equal(lone.sessions[0]!.start, '?');
+  assert.deepEqual(lone.sessions[0]!.timeline.map((t) => [t.time, t.timeFrom, t.method, t.status]), [['?', 'position', 'GET', 401]]);
+  // Only the nginx lines of the failing push: no time at all, yet the push is followed step by step.
+  const nginxOnly = load(HARBOR_M2).text.split('\n').filter((l) => l.startsWith('nginx')).map((l) => l.replace(/^nginx\s*\| /, '')).join('\n');
+  const report = explainLogs([{ name: 'proxy.log', text: nginxOnly }]);
+  assert.equal(report.parsedLines, 6);
+  const s = report.sessions[0]!;
+  assert.deepEqual(s.timeline.map((t) => t.line), [1, 2, 3, 4, 5, 6]);
+  assert.ok(s.timeline.every((t) => t.time === '?'));
+  assert.equal(s.failingStep?.line, 6);
+  assert.deepEqual(report.findings.map((f) => f.mechanism), ['M2']);
+  assert.match(report.findings[0]!.fix[0]!, /proxy in front of Harbor/);
+  assert.match(renderText(report), /no time logged \(lines in file order\)/);
+});
+
+test('a time stamp before a Harbor nginx line (`docker compose logs -t`, syslog) is its time', () => {
+  const ua = '"docker/28.4.0 go/go1.24.7 os/linux arch/amd64"';
+  const stamped = parseInputs([{ name: 't.log', text: `nginx  | 2025-10-29T15:38:25.250118402Z 172.20.31.7 - "GET /v2/ HTTP/1.1" 401 76 "-" ${ua} 0.001 0.001 .\n` }]);
+  assert.equal(new Date(stamped.events[0]!.time).toISOString(), '2025-10-29T15:38:25.250Z');
+  assert.equal(stamped.events[0]!.timeFrom, undefined);
+  const syslog = parseInputs([{ name: 'proxy.log', text: [
+    `Oct 29 15:38:24 172.18.0.1 core[9]: 2025-10-29T15:38:24Z [INFO] [/server/middleware/log/log.go:30]: start`,
+    `Oct 29 15:38:25 172.18.0.1 proxy[7]: 172.20.31.7 - "GET /v2/ HTTP/1.1" 401 76 "-" ${ua} 0.001 0.001 .`,
+  ].join('\n') }]);
+  const nginx = syslog.events.find((e) => e.format === 'nginx-harbor')!;
+  assert.equal(new Date(nginx.time).toISOString(), '2025-10-29T15:38:25.000Z', 'the year comes from the dated line');
+});
+
+test('a push refused by the quota is a quota problem naming project, usage, quota and size — never a permission one', () => {
+  const report = explainLogs([load('quota-exceeded-berth.log')]);
+  assert.deepEqual(report.findings.map((f) => f.mechanism), ['quota']);
+  const [q] = report.findings;
+  assert.match(q!.title, /project "team"/);
+  assert.match(q!.title, /812345 of 1000000 bytes used, 1400000 more needed/);
+  assert.match(q!.explanation, /793\.3 KiB \(812345 bytes\) of its 976\.6 KiB \(1000000 bytes\) quota/);
+  assert.match(q!.explanation, /1\.3 MiB \(1400000 bytes\)/);
+  assert.deepEqual(q!.evidence.map((e) => e.line), [6]);
+  assert.equal(q!.fix.length, 3);
+  assert.match(q!.fix[0]!, /berth project update team --quota 3MiB/);
+  assert.match(q!.fix[1]!, /delete/);
+  assert.match(q!.fix[2]!, /another project/);
+  assert.ok(!q!.fix.some((f) => /grant|member|role|permission/i.test(f)), 'no permission advice');
+  assert.doesNotMatch(q!.explanation, /permission problem/);
+  assert.match(renderText(report), /Verdict: QUOTA — Storage quota exceeded in project "team"/);
+});
+
+test('older quota lines (DENIED with only the text) are quota too; a plain DENIED stays a permission problem', () => {
+  const line = load('quota-exceeded-berth.log').text.trim().split('\n').at(-1)!;
+  const obj = JSON.parse(line) as Record<string, unknown>;
+  const text = (obj.diagnosis as { message: string }).message;
+  const variants = {
+    message: { ...obj, diagnosis: undefined, message: text },
+    stringDiagnosis: { ...obj, diagnosis: text },
+    otherCode: { ...obj, diagnosis: { code: 'denied', message: text } },
+  };
+  for (const [name, v] of Object.entries(variants)) {
+    const report = explainLogs([{ name: `${name}.log`, text: JSON.stringify(v) }]);
+    assert.deepEqual(report.findings.map((f) => f.mechanism), ['quota'], name);
+    assert.match(report.findings[0]!.title, /project "team": .* \(812345 of 1000000 bytes used, 1400000 more needed\)/, name);
+  }
+  const plain = explainLogs([{ name: 'plain.log', text: JSON.stringify({ ...obj, diagnosis: undefined }) }]);
+  assert.deepEqual(plain.findings.map((f) => f.mechanism), ['other']);
+  assert.match(plain.findings[0]!.explanation, /permission problem/);
+});
+
+test('the CLI explains the Harbor compose log', () => {
+  const out = cli([path.join(DIR, HARBOR_M2)]);
+  assert.equal(out.status, 1, out.stderr);
+  assert.match(out.stdout, /Verdict: M2 — Credentials dropped on PUT/);
+  assert.match(out.stdout, /proxy in front of Harbor/);
+  assert.match(out.stdout, /4 from services outside the push path/);
 });

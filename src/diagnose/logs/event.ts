@@ -9,13 +9,18 @@ export type LogRole = 'proxy' | 'proxy-error' | 'registry' | 'harbor-core' | 'be
 /** How the request authenticated, as far as the line tells (`unknown` when it does not say). */
 export type AuthSeen = 'none' | 'basic' | 'bearer' | 'other' | 'unknown';
 
-/** Berth's own diagnosis attached to a failing upload-session request (contract B). */
+/** Berth's own diagnosis attached to a failing request (contract B): upload-session and quota conclusions. */
 export interface BerthDiagnosis {
   code: string;
   message?: string;
   session?: string;
   openedBy?: string;
   openedVia?: string;
+  /** Quota refusals (`quota-exceeded`): the project, its quota, its usage and the size refused, in bytes. */
+  project?: string;
+  quotaBytes?: number;
+  usageBytes?: number;
+  sizeBytes?: number;
 }
 
 export interface LogEvent {
@@ -27,9 +32,16 @@ export interface LogEvent {
   role: LogRole;
   /** A short label for the timeline: compose service name, or the role. */
   source: string;
-  format: 'nginx-combined' | 'nginx-timed' | 'nginx-error' | 'logrus-text' | 'logrus-json' | 'harbor-core' | 'berth-json';
-  /** Milliseconds since the epoch; NaN when the line had no usable time. */
+  format: 'nginx-combined' | 'nginx-timed' | 'nginx-harbor' | 'nginx-error' | 'logrus-text' | 'logrus-json' | 'harbor-core' | 'berth-json';
+  /** Milliseconds since the epoch; NaN when the line had no usable time (the dispatcher then fills it, see `timeFrom`). */
   time: number;
+  /**
+   * Where `time` came from when the line itself carries none (Harbor's nginx logs no time):
+   * `neighbour` — borrowed from the nearest timestamped line before it (after it, at the top of a
+   * file); `position` — no line of the input has a time, so `time` is the line number (ms after the
+   * epoch) and only orders lines by position. Absent: the line's own time.
+   */
+  timeFrom?: 'neighbour' | 'position';
   /** Present when the line describes one HTTP request (access-log style). */
   method?: string;
   path?: string;

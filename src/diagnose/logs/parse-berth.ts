@@ -20,11 +20,13 @@ export function parseBerthJson(obj: Record<string, unknown>): Parsed | undefined
   const num = (k: string) => (typeof obj[k] === 'number' ? (obj[k] as number) : undefined);
   const isRequest = obj.msg === 'request' && typeof obj.method === 'string';
   const auth = str('auth') as AuthSeen | undefined;
+  const errMessage = typeof obj.err === 'object' && obj.err ? String((obj.err as { message?: unknown }).message ?? '') || undefined : undefined;
   return {
     format: 'berth-json',
     time: obj.time as number,
     level: PINO_LEVELS[obj.level as number] ?? String(obj.level),
-    message: isRequest ? undefined : (obj.msg as string),
+    // A request line's own text, when one was logged beside the error code (older lines: the refusal's message).
+    message: isRequest ? str('message') ?? str('errorMessage') ?? (str('error') ? errMessage : undefined) : (obj.msg as string),
     method: isRequest ? str('method') : undefined,
     path: isRequest ? str('path') : undefined,
     query: str('query'),
@@ -39,7 +41,7 @@ export function parseBerthJson(obj: Record<string, unknown>): Parsed | undefined
     user: str('user'),
     forwarded: stringRecord(obj.forwarded),
     location: str('location'),
-    error: str('error') ?? (typeof obj.err === 'object' && obj.err ? String((obj.err as { message?: unknown }).message ?? '') || undefined : undefined),
+    error: str('error') ?? errMessage,
     diagnosis: diagnosisOf(obj.diagnosis),
   };
 }
@@ -57,5 +59,10 @@ function diagnosisOf(v: unknown): BerthDiagnosis | undefined {
   const d = v as Record<string, unknown>;
   if (typeof d.code !== 'string') return undefined;
   const s = (k: string) => (typeof d[k] === 'string' ? (d[k] as string) : undefined);
-  return { code: d.code, message: s('message'), session: s('session'), openedBy: s('openedBy'), openedVia: s('openedVia') };
+  const n = (...keys: string[]) => keys.map((k) => d[k]).find((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const out: BerthDiagnosis = { code: d.code, message: s('message'), session: s('session'), openedBy: s('openedBy'), openedVia: s('openedVia') };
+  // Quota refusals; `usedBytes`/`size` are the names the quota check's error detail uses.
+  const quota = { project: s('project'), quotaBytes: n('quotaBytes'), usageBytes: n('usageBytes', 'usedBytes'), sizeBytes: n('sizeBytes', 'size') };
+  for (const [k, v] of Object.entries(quota)) if (v !== undefined) Object.assign(out, { [k]: v });
+  return out;
 }

@@ -2,12 +2,15 @@
  * Line dispatcher: strips docker-compose (`nginx-1  | …`) and syslog (`May  1 10:00:00 host core[12]: …`)
  * prefixes, tries each format family, labels which hop wrote the line, and folds CNCF Distribution's
  * several lines per request (auth warning, "response completed", its own combined access line) into
- * one event. Unparseable lines are skipped and counted, never fatal: real logs are messy.
+ * one event. Unparseable lines are skipped and counted, never fatal: real logs are messy. Lines of
+ * services that take no part in a push (Harbor's portal, registryctl, jobservice…) are set aside,
+ * and every line stating a time lends it to neighbours that state none (Harbor's nginx).
  */
 import type { LogEvent, LogRole } from './event.ts';
-import { parseNginxAccess, parseNginxError } from './parse-nginx.ts';
+import { parseHarborNginx, parseNginxAccess, parseNginxError } from './parse-nginx.ts';
 import { parseHarborCore, parseLogrusJson, parseLogrusText } from './parse-logrus.ts';
 import { isPinoLine, parseBerthJson } from './parse-berth.ts';
+import { lendTimes, parseSyslogStamp, sniffTime, type TimeNotes } from './times.ts';
 
 export interface LogInput {
   /** Shown in evidence: a file name, or `-` for standard input. */
@@ -20,6 +23,8 @@ export interface InputStats {
   lines: number;
   parsed: number;
   skipped: number;
+  /** Lines of services that take no part in pushes and pulls (Harbor's portal, registryctl…): read for their time only. */
+  ignored: number;
   /** The first few skipped lines (line number and text, shortened), to show what was not understood. */
   skippedSamples: { line: number; text: string }[];
 }
@@ -27,8 +32,19 @@ export interface InputStats {
 type Parsed = Omit<LogEvent, 'file' | 'line' | 'raw' | 'role' | 'source'> & { requestId?: string };
 
 const COMPOSE_RE = /^([A-Za-z0-9][\w.-]*)\s*\|\s?(.*)$/;
-const SYSLOG_RE = /^[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \S+ ([\w.-]+)(?:\[\d+\])?: (.*)$/;
-const STAMP_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2}) (.*)$/;
+const SYSLOG_RE = /^([A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2}) \S+ ([\w.-]+)(?:\[\d+\])?: (.*)$/;
+/** `docker compose logs -t` / `docker logs -t` put an RFC 3339 stamp before the line. */
+const STAMP_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})) (.*)$/;
+
+/**
+ * Compose services / syslog tags of parts that never see a registry request from a client: Harbor's
+ * portal (the UI's own nginx), registryctl, jobservice, database, cache, scanners, exporter.
+ */
+const BYSTANDER_RE = /portal|registryctl|jobservice|redis|postgres|harbor-db|trivy|exporter|notary|chartmuseum/;
+
+export function isBystander(service: string): boolean {
+  return BYSTANDER_RE.test(service.toLowerCase());
+}
 
 /** Which hop a compose service or syslog tag name stands for. */
 export function roleOfService(name: string): LogRole | undefined {
@@ -52,7 +68,7 @@ function parseBody(text: string, ctx: { offsetMinutes: number }): Parsed | undef
     const rec = obj as Record<string, unknown>;
     return isPinoLine(rec) ? parseBerthJson(rec) : parseLogrusJson(rec);
   }
-  return parseLogrusText(text) ?? parseHarborCore(text) ?? parseNginxAccess(text, ctx) ?? parseNginxError(text, ctx);
+  return parseLogrusText(text) ?? parseHarborCore(text) ?? parseNginxAccess(text, ctx) ?? parseHarborNginx(text) ?? parseNginxError(text, ctx);
 }
 
 function roleOfFormat(format: LogEvent['format']): LogRole {
@@ -77,43 +93,44 @@ export function parseInputs(inputs: LogInput[]): { events: LogEvent[]; stats: In
   const stats: InputStats[] = [];
   const ctx = { offsetMinutes: 0 };
   for (const input of inputs) {
-    const st: InputStats = { name: input.name, lines: 0, parsed: 0, skipped: 0, skippedSamples: [] };
+    const st: InputStats = { name: input.name, lines: 0, parsed: 0, skipped: 0, ignored: 0, skippedSamples: [] };
     stats.push(st);
-    const lines = input.text.split('\n');
-    lines.forEach((rawLine, i) => {
+    const notes: TimeNotes = { anchors: new Map(), syslog: new Map() };
+    const mine: LogEvent[] = [];
+    input.text.split('\n').forEach((rawLine, i) => {
       const raw = rawLine.replace(/\r$/, '');
       if (raw.trim() === '') return;
       st.lines++;
-      // eslint-disable-next-line no-control-regex
-      let body = raw.replace(/\x1b\[[0-9;]*m/g, '');
-      let service: string | undefined;
-      const compose = COMPOSE_RE.exec(body);
-      if (compose) {
-        service = compose[1];
-        body = compose[2]!;
-      } else {
-        const sys = SYSLOG_RE.exec(body);
-        if (sys) {
-          service = sys[1];
-          body = sys[2]!;
-        }
+      const line = i + 1;
+      const { service, body, syslog } = stripPrefix(raw);
+      if (syslog) notes.syslog.set(line, syslog);
+      if (service && isBystander(service)) {
+        st.ignored++;
+        notes.anchors.set(line, sniffTime(body));
+        return;
       }
       let parsed = parseBody(body, ctx);
       if (!parsed) {
         const stamped = STAMP_RE.exec(body);
-        if (stamped) parsed = parseBody(stamped[1]!, ctx);
+        parsed = stamped ? parseBody(stamped[2]!, ctx) : undefined;
+        if (parsed && !Number.isFinite(parsed.time)) parsed.time = Date.parse(stamped![1]!);
       }
       if (!parsed) {
         st.skipped++;
-        if (st.skippedSamples.length < 5) st.skippedSamples.push({ line: i + 1, text: raw.slice(0, 160) });
+        if (st.skippedSamples.length < 5) st.skippedSamples.push({ line, text: raw.slice(0, 160) });
+        notes.anchors.set(line, sniffTime(body));
         return;
       }
       st.parsed++;
+      if (Number.isFinite(parsed.time)) notes.anchors.set(line, parsed.time);
       let role = roleOfFormat(parsed.format);
       const serviceRole = service ? roleOfService(service) : undefined;
       if (parsed.format.startsWith('nginx-') && parsed.format !== 'nginx-error' && serviceRole === 'registry') role = 'registry';
-      all.push({ ...parsed, file: input.name, line: i + 1, raw, role, source: service ?? '', service });
+      const event = { ...parsed, file: input.name, line, raw, role, source: service ?? '', service };
+      all.push(event);
+      mine.push(event);
     });
+    lendTimes(mine, notes);
   }
   // A combined-format line in a file (or compose service) that also holds logrus lines is Distribution's own access line.
   const logrusOrigins = new Set(all.filter((e) => e.format.startsWith('logrus')).map((e) => `${e.file}\0${e.service ?? ''}`));
@@ -124,6 +141,17 @@ export function parseInputs(inputs: LogInput[]): { events: LogEvent[]; stats: In
     if (!e.source) e.source = e.role === 'proxy-error' ? 'nginx-error' : e.role === 'proxy' ? 'nginx' : e.role;
   }
   return { events: mergeByTime(foldRegistryLines(all)), stats };
+}
+
+/** Splits a compose (`service  | …`) or syslog (`Oct 29 15:38:26 host tag[pid]: …`) prefix off a line (ANSI colours removed). */
+function stripPrefix(raw: string): { service?: string; body: string; syslog?: ReturnType<typeof parseSyslogStamp> } {
+  // eslint-disable-next-line no-control-regex
+  const body = raw.replace(/\x1b\[[0-9;]*m/g, '');
+  const compose = COMPOSE_RE.exec(body);
+  if (compose) return { service: compose[1], body: compose[2]! };
+  const sys = SYSLOG_RE.exec(body);
+  if (sys) return { service: sys[2], body: sys[3]!, syslog: parseSyslogStamp(sys[1]!) };
+  return { body };
 }
 
 /** Distribution writes up to three lines per request; keep one event with everything they say. */

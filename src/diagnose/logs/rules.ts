@@ -1,13 +1,16 @@
 /**
- * One rule per proxy mechanism (M1–M11 of design/PROXIES.md). Each rule looks at one session and
- * names the failing step it explains. Rules run in order of specificity; a request explained by an
- * earlier rule is not explained again by a vaguer one, and what no rule explains is still reported.
+ * One rule per proxy mechanism (M1–M11 of design/PROXIES.md), plus quota refusals, which clients
+ * report like a permission problem. Each rule looks at one session and names the failing step it
+ * explains. Rules run in order of specificity; a request explained by an earlier rule is not
+ * explained again by a vaguer one, and what no rule explains is still reported.
  */
 import { hasDefaultPort, isInternalHost, isRequest, isUploadOutsideV2, scopeOf, stepOf, type LogEvent, type RequestEvent } from './event.ts';
+import { isQuotaRefusal, quotaFigures, quotaWords } from './quota.ts';
 import type { Session } from './sessions.ts';
 import { cite, describe, isContinuation, isFailure, isRedirect, lineWithHost, minutes, registryHosts, requestsOf, sameRequest, shortPath, type Evidence } from './steps.ts';
 
-export type MechanismId = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'M6' | 'M7' | 'M8' | 'M9' | 'M10' | 'M11' | 'other';
+/** A proxy mechanism of design/PROXIES.md; `quota`: the project's storage quota refused the push; `other`: none of these. */
+export type MechanismId = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'M6' | 'M7' | 'M8' | 'M9' | 'M10' | 'M11' | 'quota' | 'other';
 
 export interface Finding {
   mechanism: MechanismId;
@@ -31,7 +34,7 @@ type Rule = (c: Ctx) => void;
 const BERTH_URL_FIX = 'Berth: set `externalURL: [https://<the name clients use>]` (env BERTH_EXTERNAL_URL) and `trustedProxies: [<proxy address>]`; Berth then builds the realm from configuration and keeps upload Locations relative';
 
 function report(c: Ctx, mechanism: MechanismId, title: string, lines: LogEvent[], explanation: string, fix: string[]): void {
-  const uniq = [...new Set(lines)].sort((a, b) => a.time - b.time);
+  const uniq = [...new Set(lines)].sort((a, b) => a.time - b.time || (a.file === b.file ? a.line - b.line : 0));
   for (const e of uniq) c.claimed.add(e);
   const existing = c.found.find((f) => f.mechanism === mechanism);
   if (existing) {
@@ -49,6 +52,16 @@ function open(c: Ctx, pred: (e: RequestEvent & { status: number }) => boolean) {
 const uploadStart = (c: Ctx, before: number) => c.reqs.find((e) => stepOf(e) === 'upload-start' && e.status === 202 && e.time <= before);
 const tokenGrants = (c: Ctx) => c.reqs.filter((e) => stepOf(e) === 'token' && e.status === 200);
 const text = (e: LogEvent) => `${e.error ?? ''} ${e.message ?? ''} ${e.diagnosis?.code ?? ''}`;
+
+/** A push refused by the project's storage quota: DENIED, but not a permission problem. */
+const quotaExceeded: Rule = (c) => {
+  for (const e of open(c, (r) => r.status >= 400 && r.status < 500)) {
+    const same = sameRequest(c.s, e);
+    if (!same.some(isQuotaRefusal)) continue;
+    const words = quotaWords(quotaFigures(same), `${e.method} ${shortPath(e.path)}`, c.s.repository);
+    report(c, 'quota', words.title, same, words.explanation, words.fix);
+  }
+};
 
 const m7BodyTooLarge: Rule = (c) => {
   const hits = open(c, (e) => e.status === 413);
@@ -172,6 +185,21 @@ const m6Redirect: Rule = (c) => {
     ['nginx: no `return 301`/`rewrite … permanent` covering /v2/ or /service/; serve them on the URL clients use (`location /v2/ { proxy_pass …; }`)', 'use the https URL in `docker login` / the client configuration']);
 };
 
+/**
+ * Harbor in the session: its bundled nginx's lines (a format no other hop writes) or harbor-core's.
+ * Its nginx passes on the Host it receives, so a port in the registry's Host was added by a proxy
+ * in front of Harbor. That proxy is the client nginx logged when the registry (which reads the
+ * first X-Forwarded-For address) names another client, or — without registry lines — when
+ * nginx's client is a private address.
+ */
+function harborFront(s: Session): { front?: string; client?: string } | undefined {
+  if (!s.events.some((e) => e.format === 'nginx-harbor' || e.role === 'harbor-core')) return undefined;
+  const seen = s.events.find((e) => e.format === 'nginx-harbor' && e.client)?.client ?? s.events.find((e) => e.role === 'proxy' && e.client)?.client;
+  const client = s.events.find((e) => e.role === 'registry' && e.client && e.format.startsWith('logrus'))?.client;
+  const front = seen && (client ? client !== seen : isInternalHost(seen)) ? seen : undefined;
+  return { front, client: front && client ? client : undefined };
+}
+
 /** The classic failure: upload started fine, then a continuation arrives with no credentials. */
 const m2CredentialsDropped: Rule = (c) => {
   for (const e of open(c, (r) => r.status === 401 && isContinuation(r) && !isUploadOutsideV2(r.path))) {
@@ -186,16 +214,29 @@ const m2CredentialsDropped: Rule = (c) => {
     const shown = portHost ?? internal;
     const hostLine = shown ? same.find((r) => r.host === shown) ?? lineWithHost(c.s, shown) : undefined;
     const absLoc = c.s.events.find((x) => x.location && /^https?:\/\//.test(x.location));
+    const harbor = harborFront(c.s);
+    // Harbor's core answers the 401 itself and says so: cite it beside the proxy's line.
+    const coreSays = harbor ? c.s.events.filter((x) => x.role === 'harbor-core' && /unauthori[sz]ed/i.test(x.message ?? '') && Math.abs(x.time - e.time) <= 5000).slice(0, 1) : [];
     const cause = portHost
-      ? `the proxy rewrote Host to ${portHost} (\`$host:$server_port\`)`
+      ? `the proxy ${harbor ? 'in front of Harbor ' : ''}rewrote Host to ${portHost} (\`$host:$server_port\`)`
       : internal
         ? `the registry saw Host ${internal}, the upstream's own address (nginx's default \`$proxy_host\`)`
         : absLoc
           ? `the upload Location ${absLoc.location} names another host/port/scheme`
           : 'the upload URL\'s host, port or scheme differs from the one the client authenticated against';
-    report(c, 'M2', `Credentials dropped on ${e.method} ${shortPath(e.path)} (401, no Authorization) after the upload started: ${cause}`, [start, ...same, ...(hostLine ? [hostLine] : []), ...(absLoc ? [absLoc] : [])],
-      `The token was good (the upload started with ${start.status}), but the next request of the same upload arrived without credentials${diag?.openedBy ? ` (Berth: session opened by "${diag.openedBy}"${diag.openedVia ? ` via ${diag.openedVia}` : ''})` : ''}. The registry built an absolute upload Location from the Host${portHost ? ` it received (${portHost})` : ''}; containerd${/containerd/.test(c.s.userAgent ?? '') ? ` (${c.s.userAgent})` : ''} compares that URL's host with the one it authenticated against as plain strings, finds them different, and drops the token. The classic Docker engine normalises default ports, so some clients work and others do not.`,
-      [`nginx: ${portHost ? 'replace `proxy_set_header Host $host:$server_port;` with' : internal ? 'add' : 'use'} \`proxy_set_header Host $http_host;\` in the location proxying /v2/ (and \`proxy_set_header X-Forwarded-Proto $scheme;\` where TLS ends)`, BERTH_URL_FIX, 'CNCF Distribution: `http.relativeurls: true`']);
+    const name = portHost?.replace(/:\d+$/, '');
+    const harborWhy = harbor && portHost
+      ? ` Harbor's bundled nginx passes on the Host it receives, so the port was added by the proxy in front of it${harbor.front ? ` (Harbor's nginx received these requests from ${harbor.front}${harbor.client ? `, while the registry names the client ${harbor.client}` : ', a private address'}: that is the proxy)` : ''}; the registry's lines show the Host it ended up with.`
+      : '';
+    const fix = harbor
+      ? [
+          `on the proxy in front of Harbor (the load balancer or outer nginx serving ${name ?? 'the registry name'}${harbor.front ? `, at ${harbor.front}` : ''}): ${portHost ? 'replace `proxy_set_header Host $host:$server_port;` with' : 'set'} \`proxy_set_header Host $http_host;\` (or \`proxy_set_header Host $host;\`, the name without the port) where it proxies to Harbor, and reload it (\`nginx -s reload\`); with another proxy, remove the rule that appends the port to Host${harbor.front ? '. Harbor\'s own configuration needs no change for this' : '. With no proxy in front of Harbor, look for the same setting in Harbor\'s own nginx configuration'}`,
+          `or run Berth instead of Harbor: ${BERTH_URL_FIX.replace(/^Berth: /, '')}, so a Host with a port cannot send the client to another origin`,
+        ]
+      : [`nginx: ${portHost ? 'replace `proxy_set_header Host $host:$server_port;` with' : internal ? 'add' : 'use'} \`proxy_set_header Host $http_host;\` in the location proxying /v2/ (and \`proxy_set_header X-Forwarded-Proto $scheme;\` where TLS ends)`, BERTH_URL_FIX, 'CNCF Distribution: `http.relativeurls: true`'];
+    report(c, 'M2', `Credentials dropped on ${e.method} ${shortPath(e.path)} (401, no Authorization) after the upload started: ${cause}`, [start, ...same, ...coreSays, ...(hostLine ? [hostLine] : []), ...(absLoc ? [absLoc] : [])],
+      `The token was good (the upload started with ${start.status}), but the next request of the same upload arrived without credentials${diag?.openedBy ? ` (Berth: session opened by "${diag.openedBy}"${diag.openedVia ? ` via ${diag.openedVia}` : ''})` : ''}. The registry built an absolute upload Location from the Host${portHost ? ` it received (${portHost})` : ''}; containerd${/containerd/.test(c.s.userAgent ?? '') ? ` (${c.s.userAgent})` : ''} compares that URL's host with the one it authenticated against as plain strings, finds them different, and drops the token. The classic Docker engine normalises default ports, so some clients work and others do not.${harborWhy}`,
+      fix);
   }
 };
 
@@ -253,14 +294,15 @@ const other: Rule = (c) => {
   if (!e) return;
   const same = sameRequest(c.s, e);
   const detail = same.map(text).join(' ').trim();
-  const denied = e.status === 403 || /DENIED|insufficient scope/i.test(detail);
+  // A quota refusal is DENIED too, but never a permission problem (the quota rule names those it can read).
+  const denied = (e.status === 403 || /DENIED|insufficient scope/i.test(detail)) && !/quota/i.test(detail);
   report(c, 'other', `${e.method} ${shortPath(e.path)} failed with ${e.status}${detail ? ` (${detail.slice(0, 80)})` : ''}`, same,
     denied ? 'The registry refused the operation for this account: a permission problem, not a proxy one.' : 'This failure does not match a known proxy mechanism; the evidence lines show what each hop saw.',
     denied ? ['grant the account push/pull on the repository (project membership or robot permissions)'] : ['run `berth doctor https://<registry>` from the client network to probe the proxy chain']);
 };
 
 /** The rules, most specific first. */
-export const RULES: readonly Rule[] = [m7BodyTooLarge, m8Timeouts, m10UploadLost, m9TokenExpired, m4OutsideV2, m11ChallengeShape, m5AuthorizationStripped, m1SchemeRedirect, m6Redirect, m2CredentialsDropped, m2InternalHost, m1SchemeEvidence, m3ForwardedQuirks, other];
+export const RULES: readonly Rule[] = [quotaExceeded, m7BodyTooLarge, m8Timeouts, m10UploadLost, m9TokenExpired, m4OutsideV2, m11ChallengeShape, m5AuthorizationStripped, m1SchemeRedirect, m6Redirect, m2CredentialsDropped, m2InternalHost, m1SchemeEvidence, m3ForwardedQuirks, other];
 
 /** Runs every rule on a session; returns its findings and the first failing request. */
 export function diagnoseSession(s: Session): { findings: Finding[]; failing?: LogEvent } {

@@ -12,6 +12,9 @@ import { projectCommand } from './project.ts';
 import { robotCommand } from './robot.ts';
 import { tokenCommand } from './token.ts';
 import { auditCommand } from './audit.ts';
+import { repoCommand } from './repo.ts';
+import { artifactCommand } from './artifact.ts';
+import { tagCommand } from './tag.ts';
 
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
@@ -27,6 +30,9 @@ projectCommand(program);
 robotCommand(program);
 tokenCommand(program);
 auditCommand(program);
+repoCommand(program);
+artifactCommand(program);
+tagCommand(program);
 
 try {
   await program.parseAsync(process.argv);

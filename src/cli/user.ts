@@ -1,90 +1,262 @@
+// `berth user`: through the server's management API when logged in (the normal way: the server
+// checks who may do what and audits it under your name), or on a data directory's database
+// directly when `--data-dir` is given (recovery: the server is down, or nobody can log in).
 import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { userInfo } from 'node:os';
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { Metadata } from '../metadata/index.ts';
-import { hashPassword } from '../auth/passwords.ts';
-import { UserExistsError } from '../metadata/users.ts';
+import type { UserRow } from '../metadata/schema.ts';
+import { type ApiClient, loggedInClient, segment, withCommon } from './api-client.ts';
+import { formatTime, printJSON } from './format.ts';
+import { askHidden } from './login.ts';
+import { listLogins, type StoredLogin } from './login-store.ts';
 import { CliError, printTable, readStdin } from './output.ts';
 
 const USERNAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const MIN_PASSWORD = 8;
 
-interface StoreOptions {
-  config?: string;
+/** A user as the API describes it; the data-directory mode prints the same shape. */
+interface User {
+  username: string;
+  admin: boolean;
+  createdAt: string | null;
+  /** Only in the answer to a create without a password: the generated one. */
+  password?: string;
+}
+
+interface UserFlags {
+  url?: string;
+  json?: boolean;
   dataDir?: string;
 }
 
-/** Opens the metadata of the data directory the server uses (same config sources as `serve`). */
-async function withMetadata<T>(opts: StoreOptions, task: (meta: Metadata) => Promise<T>): Promise<T> {
-  // Loaded on use, so other subcommands start without zod and the database driver.
-  const { loadConfig } = await import('../config/load.ts');
-  const { openMetadata } = await import('../metadata/index.ts');
-  const config = loadConfig({ file: opts.config, flags: { dataDir: opts.dataDir } });
-  const meta = await openMetadata(config.dataDir);
+interface PasswordFlags {
+  password?: string;
+  passwordStdin?: boolean;
+}
+
+/** Where the command acts. */
+type Target = { kind: 'server'; client: ApiClient; login: StoredLogin } | { kind: 'local'; dataDir: string };
+
+/** The server of the stored login, or the data directory when `--data-dir` is given. */
+async function targetOf(opts: UserFlags): Promise<Target> {
+  if (opts.dataDir !== undefined) {
+    if (opts.url !== undefined) throw new CliError('--data-dir and --url: pick one (--data-dir works on the database directly, --url through a server)');
+    return { kind: 'local', dataDir: path.resolve(opts.dataDir) };
+  }
+  if (opts.url === undefined && (await listLogins()).logins.length === 0) {
+    const env = process.env['BERTH_DATA_DIR'] ? ' (BERTH_DATA_DIR is not read by "berth user": name the directory with --data-dir)' : '';
+    throw new CliError(
+      'not logged in, and no --data-dir given: run "berth login <url>" to manage users through the server, ' +
+        `or give --data-dir <dir> to change the database in a data directory directly (recovery: server down, nobody can log in)${env}`,
+    );
+  }
+  const { client, login } = await loggedInClient(opts.url);
+  return { kind: 'server', client, login };
+}
+
+// ---- the data-directory mode ----
+
+/** Who made a change in the data-directory mode, for the audit log: `cli:<os user>`. */
+function localActor(): string {
+  let name: string | undefined;
   try {
-    return await task(meta);
+    name = userInfo().username;
+  } catch {
+    // No passwd entry for this uid (some containers): the environment, else the uid.
+  }
+  return `cli:${name || process.env['USER'] || `uid-${process.getuid?.() ?? 'unknown'}`}`;
+}
+
+/** Records a change the way the API does (`user.create`, `user.update`, `user.delete`), from client `local`. */
+type Audit = (action: string, username: string, detail?: Record<string, unknown>) => Promise<void>;
+
+/**
+ * Opens the database of `dataDir` — only one that exists: a mistyped directory must not become a
+ * new, empty registry — and closes it afterwards, which writes the queued audit rows.
+ */
+async function withDatabase<T>(dataDir: string, task: (meta: Metadata, audit: Audit) => Promise<T>): Promise<T> {
+  const file = path.join(dataDir, 'berth.db');
+  try {
+    if (!statSync(file).isFile()) throw new CliError(`no Berth database in ${dataDir}: ${file} is not a file`);
+  } catch (err) {
+    if (err instanceof CliError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new CliError(`no Berth database in ${dataDir}: ${file} does not exist (give the data directory of a server that has started at least once; nothing was created)`);
+    throw new CliError(`cannot read ${file}: ${(err as Error).message}`);
+  }
+  // Loaded on use, so other subcommands start without the database driver.
+  const { openMetadata } = await import('../metadata/index.ts');
+  const meta = await openMetadata(dataDir);
+  let auditError: unknown;
+  meta.audit.onError = (err) => {
+    auditError = err;
+  };
+  const actor = localActor();
+  const audit: Audit = (action, username, detail) =>
+    meta.audit.record({ actor, action, resourceType: 'user', resource: username, client: 'local', success: true, ...(detail ? { detail } : {}) });
+  try {
+    return await task(meta, audit);
   } finally {
     await meta.close();
+    if (auditError !== undefined) {
+      process.stderr.write(`berth: warning: the change was made, but its audit row could not be written: ${(auditError as Error).message ?? String(auditError)}\n`);
+      process.exitCode = 1;
+    }
   }
 }
 
-/** The password from --password, --password-stdin, or a generated one (printed once). */
-async function choosePassword(opts: { password?: string; passwordStdin?: boolean }): Promise<{ password: string; generated: boolean }> {
-  let password = opts.password;
-  if (opts.passwordStdin) password = (await readStdin()).replace(/\r?\n$/, '');
-  if (password === undefined) return { password: randomBytes(15).toString('base64url'), generated: true };
-  if (password.length < MIN_PASSWORD) throw new CliError(`password: must be at least ${MIN_PASSWORD} characters`);
-  return { password, generated: false };
+function view(row: UserRow): User {
+  return { username: row.username, admin: row.is_admin === 1, createdAt: new Date(Number(row.created_at)).toISOString() };
 }
 
-/** `berth user add|passwd|list|delete`: manages users directly in the data directory. */
-export function userCommand(program: Command): void {
-  const user = program.command('user').description('manage users (works on the data directory directly; the server may be running)');
-  const common = (cmd: Command) =>
-    cmd.option('-c, --config <file>', 'YAML configuration file (env: BERTH_CONFIG)').option('--data-dir <dir>', 'data directory (env: BERTH_DATA_DIR)');
+/** The API's rule: the last system administrator may not be deleted or demoted. */
+async function keepAnAdmin(meta: Metadata, row: UserRow, what: string): Promise<void> {
+  if (row.is_admin === 1 && (await meta.users.countAdmins()) <= 1) throw new CliError(`cannot ${what} "${row.username}": it is the last system administrator`);
+}
 
-  common(user.command('add <username>').description('create a user'))
+async function findUser(meta: Metadata, username: string): Promise<UserRow> {
+  const row = await meta.users.find(username);
+  if (!row) throw new CliError(`no user "${username}"`);
+  return row;
+}
+
+// ---- passwords ----
+
+function checkLength(password: string, what = 'password'): string {
+  if (password.length < MIN_PASSWORD) throw new CliError(`${what}: must be at least ${MIN_PASSWORD} characters`);
+  return password;
+}
+
+/** Asks for a new password twice on the terminal; empty means "generate one". */
+async function askNewPassword(username: string): Promise<string | undefined> {
+  const first = await askHidden(`New password for ${username} (empty: generate one): `);
+  if (first === '') return undefined;
+  checkLength(first);
+  if ((await askHidden('Repeat the new password: ')) !== first) throw new CliError('the passwords do not match; nothing was changed');
+  return first;
+}
+
+/**
+ * The passwords a command was given: `--password`, the lines of `--password-stdin` (one: the new
+ * password; two when `current` is wanted: the current one, then the new one), or the terminal.
+ * `next` undefined: none given, so one is generated (by the server for `add`, here otherwise).
+ */
+async function passwordsOf(opts: PasswordFlags, username: string, wantCurrent: boolean): Promise<{ current?: string; next?: string }> {
+  if (opts.password !== undefined && opts.passwordStdin) throw new CliError('--password and --password-stdin: pick one');
+  if (opts.passwordStdin) {
+    const lines = (await readStdin()).split(/\r?\n/);
+    if (!wantCurrent) return { next: checkLength(lines[0] ?? '') };
+    if (!lines[0] || !lines[1]) {
+      throw new CliError('--password-stdin: changing your own password through the server reads two lines, your current password and then the new one');
+    }
+    return { current: lines[0], next: checkLength(lines[1]) };
+  }
+  const interactive = Boolean(process.stdin.isTTY);
+  let current: string | undefined;
+  if (wantCurrent) {
+    if (!interactive) throw new CliError('changing your own password needs your current one: run this on a terminal, or pipe two lines (current, new) to --password-stdin');
+    current = await askHidden(`Current password of ${username}: `);
+    if (!current) throw new CliError('empty password');
+  }
+  if (opts.password !== undefined) return { current, next: checkLength(opts.password) };
+  return { current, next: interactive ? await askNewPassword(username) : undefined };
+}
+
+const generate = (): string => randomBytes(15).toString('base64url');
+
+function printUsers(users: User[], json: boolean | undefined): void {
+  if (json) return printJSON(users);
+  printTable(['USERNAME', 'ADMIN', 'CREATED'], users.map((u) => [u.username, u.admin ? 'yes' : 'no', formatTime(u.createdAt)]));
+}
+
+/** `berth user add|passwd|list|delete`, through the server (logged in) or on a data directory (`--data-dir`). */
+export function userCommand(program: Command): void {
+  const user = program
+    .command('user')
+    .description('manage users: through the server you are logged in to, or with --data-dir on a data directory directly (recovery)');
+  const common = (cmd: Command) =>
+    withCommon(cmd).option('--data-dir <dir>', "work on the database in this data directory instead of through a server (recovery; it must exist)");
+
+  common(user.command('add <username>').description('create a user (without a password, one is generated and printed once)'))
     .option('--password <password>', 'the password (prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the user a system administrator')
-    .action(async (username: string, opts: StoreOptions & { password?: string; passwordStdin?: boolean; admin?: boolean }) => {
-      if (!USERNAME.test(username)) throw new CliError('username: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit');
-      const { password, generated } = await choosePassword(opts);
-      await withMetadata(opts, async (meta) => {
-        try {
+    .action(async (username: string, opts: UserFlags & PasswordFlags & { admin?: boolean }) => {
+      if (!USERNAME.test(username) || username === 'me') throw new CliError('username: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit (not "me")');
+      const target = await targetOf(opts);
+      const { next } = await passwordsOf(opts, username, false);
+      let created: User;
+      if (target.kind === 'server') {
+        created = await target.client.post<User>('/users', { username, admin: Boolean(opts.admin), ...(next !== undefined ? { password: next } : {}) });
+      } else {
+        const password = next ?? generate();
+        created = await withDatabase(target.dataDir, async (meta, audit) => {
+          const { hashPassword } = await import('../auth/passwords.ts');
+          if (await meta.users.find(username)) throw new CliError(`user "${username}" already exists`);
           await meta.users.create(username, await hashPassword(password), Boolean(opts.admin));
-        } catch (err) {
-          if (err instanceof UserExistsError) throw new CliError(err.message);
-          throw err;
-        }
-      });
-      console.log(`created user "${username}"${opts.admin ? ' (admin)' : ''}`);
-      if (generated) console.log(`password (shown once): ${password}`);
+          await audit('user.create', username, { admin: Boolean(opts.admin) });
+          return view((await meta.users.find(username))!);
+        });
+        if (next === undefined) created.password = password;
+      }
+      if (opts.json) return printJSON(created);
+      console.log(`created user "${created.username}"${created.admin ? ' (admin)' : ''}`);
+      if (created.password) console.log(`password (shown once): ${created.password}`);
     });
 
-  common(user.command('passwd <username>').description("set a user's password"))
+  common(user.command('passwd <username>').description('set a password; your own, through the server, needs your current one'))
     .option('--password <password>', 'the new password (prefer --password-stdin)')
-    .option('--password-stdin', 'read the password from standard input')
-    .action(async (username: string, opts: StoreOptions & { password?: string; passwordStdin?: boolean }) => {
-      const { password, generated } = await choosePassword(opts);
-      const changed = await withMetadata(opts, async (meta) => meta.users.setPassword(username, await hashPassword(password)));
-      if (!changed) throw new CliError(`no user "${username}"`);
-      console.log(`password of "${username}" changed; refresh tokens issued before are revoked`);
-      if (generated) console.log(`password (shown once): ${password}`);
+    .option('--password-stdin', 'read the new password from standard input (your own, through the server: two lines, current then new)')
+    .action(async (username: string, opts: UserFlags & PasswordFlags) => {
+      const target = await targetOf(opts);
+      const name = target.kind === 'server' && username === 'me' ? target.login.username : username;
+      // Through the server your own password needs the current one (a stolen token must not take
+      // the account over); an administrator resets others' without it, as the data-directory mode does.
+      const self = target.kind === 'server' && name === target.login.username;
+      const { current, next } = await passwordsOf(opts, name, self);
+      const password = next ?? generate();
+      if (target.kind === 'server') {
+        await target.client.patch<User>(`/users/${segment(name)}`, { password, ...(current !== undefined ? { currentPassword: current } : {}) });
+      } else {
+        await withDatabase(target.dataDir, async (meta, audit) => {
+          const { hashPassword } = await import('../auth/passwords.ts');
+          const row = await findUser(meta, name);
+          await meta.users.setPassword(name, await hashPassword(password));
+          await meta.tokens.deleteSessionsOf(row.id);
+          await audit('user.update', name, { passwordChanged: true, reset: true });
+        });
+      }
+      if (opts.json) return printJSON({ username: name, passwordChanged: true, ...(next === undefined ? { password } : {}) });
+      console.log(`password of "${name}" changed; sessions and refresh tokens from the old one no longer work (personal access tokens still do)`);
+      if (next === undefined) console.log(`password (shown once): ${password}`);
     });
 
-  common(user.command('list').description('list users'))
-    .option('--json', 'print JSON')
-    .action(async (opts: StoreOptions & { json?: boolean }) => {
-      const users = await withMetadata(opts, (meta) => meta.users.list());
-      const rows = users.map((u) => ({ username: u.username, admin: u.is_admin === 1, created: new Date(Number(u.created_at)).toISOString() }));
-      if (opts.json) console.log(JSON.stringify(rows, null, 2));
-      else printTable(['USERNAME', 'ADMIN', 'CREATED'], rows.map((r) => [r.username, r.admin ? 'yes' : 'no', r.created]));
-    });
+  common(user.command('list').description('list users')).action(async (opts: UserFlags) => {
+    const target = await targetOf(opts);
+    const users =
+      target.kind === 'server'
+        ? (await target.client.list<User>('/users')).items
+        : await withDatabase(target.dataDir, async (meta) => (await meta.users.list()).map(view));
+    printUsers(users, opts.json);
+  });
 
-  common(user.command('delete <username>').description('delete a user'))
-    .action(async (username: string, opts: StoreOptions) => {
-      const deleted = await withMetadata(opts, (meta) => meta.users.delete(username));
-      if (!deleted) throw new CliError(`no user "${username}"`);
+  common(user.command('delete <username>').description('delete a user with their memberships, tokens and sessions (never the last administrator)'))
+    .action(async (given: string, opts: UserFlags) => {
+      const target = await targetOf(opts);
+      const username = target.kind === 'server' && given === 'me' ? target.login.username : given;
+      if (target.kind === 'server') await target.client.delete(`/users/${segment(username)}`);
+      else {
+        await withDatabase(target.dataDir, async (meta, audit) => {
+          const row = await findUser(meta, username);
+          await keepAnAdmin(meta, row, 'delete');
+          await meta.users.delete(username);
+          await audit('user.delete', username);
+        });
+      }
+      if (opts.json) return printJSON({ username, deleted: true });
       console.log(`deleted user "${username}"`);
     });
 }

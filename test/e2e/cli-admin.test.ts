@@ -1,29 +1,27 @@
 // The admin story of issue 4, run through the real `berth` CLI against a real Berth process: log in
 // (a token is stored, never the password), create a project with a quota, add a developer, make a
 // CI robot, push with it through the token flow (skopeo), manage personal tokens, read the audit
-// log, change and remove members, log out. Table and --json outputs are both checked.
+// log, change and remove members, browse and delete repositories, artifacts and tags, log out.
+// Table and --json outputs are both checked. (`berth user`: cli-users.test.ts.)
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BerthServer, REPO_ROOT, startBerth } from '../support/berth.ts';
+import { type Cli, basicAuth, berthCli, tableRows, whoamiStatus as whoami } from '../support/cli.ts';
 import { pushPullSkopeo, type RegistryTarget } from '../support/clients.ts';
 import { createRandomImage } from '../support/images.ts';
 import { ProcessRegistry } from '../support/processes.ts';
-import { cleanEnv, describeResult, run, type RunResult } from '../support/run.ts';
+import { cleanEnv, run } from '../support/run.ts';
 import { ensurePackages } from '../support/system.ts';
 
 const PROJECT = 'team';
 const DEV = 'dev';
 const DEV_PASSWORD = 'dev-password-4711';
+const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json';
+const DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json';
 const GIB10 = 10 * 1024 ** 3;
-
-interface Cli {
-  /** Runs `berth …`; asserts exit 0 unless `fails`. */
-  (args: string[], options?: { input?: string; fails?: boolean }): Promise<RunResult>;
-  json<T>(args: string[]): Promise<T>;
-}
 
 describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 }, () => {
   const registry = new ProcessRegistry();
@@ -37,34 +35,8 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
   let robotSecret = '';
   let pushedDigest = '';
 
-  /** A CLI user with its own stored-login location (env), as two people on two machines. */
-  function cliWith(env: Record<string, string>, secrets: () => string[]): Cli {
-    const base = cleanEnv(env);
-    if (!env['BERTH_CLI_CONFIG']) delete base['BERTH_CLI_CONFIG'];
-    const call = async (args: string[], options: { input?: string; fails?: boolean } = {}): Promise<RunResult> => {
-      const result = await run(process.execPath, [path.join(REPO_ROOT, 'bin', 'berth.js'), ...args], {
-        env: base,
-        cwd: REPO_ROOT,
-        allowFailure: true,
-        timeoutMs: 60_000,
-        redact: secrets(),
-        ...(options.input !== undefined ? { input: options.input } : {}),
-      });
-      if (options.fails) assert.equal(result.code, 1, `expected exit 1:\n${describeResult(result)}`);
-      else assert.equal(result.code, 0, describeResult(result));
-      return result;
-    };
-    return Object.assign(call, { json: async <T>(args: string[]) => JSON.parse((await call([...args, '--json'])).stdout) as T });
-  }
-
-  /** Rows of a printTable output as arrays of cells (cells are separated by two or more spaces). */
-  function rows(stdout: string): string[][] {
-    return stdout.trimEnd().split('\n').map((line) => line.split(/\s{2,}/));
-  }
-
-  function basic(user: string, secret: string): string {
-    return `Basic ${Buffer.from(`${user}:${secret}`).toString('base64')}`;
-  }
+  const rows = tableRows;
+  const basic = basicAuth;
 
   /** Status of a /v2 token request for push+pull with these credentials (the docker login path). */
   async function tokenStatus(user: string, secret: string): Promise<number> {
@@ -73,11 +45,7 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     return res.status;
   }
 
-  async function whoamiStatus(user: string, secret: string): Promise<number> {
-    const res = await fetch(`${berth.url}/api/v1/auth/whoami`, { headers: { Authorization: basic(user, secret) } });
-    await res.arrayBuffer();
-    return res.status;
-  }
+  const whoamiStatus = (user: string, secret: string): Promise<number> => whoami(berth.url, user, secret);
 
   before(async () => {
     failed = true;
@@ -86,9 +54,11 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     home = await mkdtemp(path.join(os.tmpdir(), 'berth-cli-'));
     scratch.push(berth.dataDir, path.dirname(berth.logFile), home);
     adminFile = path.join(home, 'admin', 'cli.json');
-    admin = cliWith({ BERTH_CLI_CONFIG: adminFile }, () => [berth.adminPassword, robotSecret]);
+    const cwd = path.join(home, 'cwd');
+    await mkdir(cwd);
+    admin = berthCli({ env: { BERTH_CLI_CONFIG: adminFile }, cwd, secrets: () => [berth.adminPassword, robotSecret] });
     // The developer uses the default location under XDG_CONFIG_HOME, so that path is covered too.
-    dev = cliWith({ XDG_CONFIG_HOME: path.join(home, 'dev-config') }, () => [DEV_PASSWORD]);
+    dev = berthCli({ env: { XDG_CONFIG_HOME: path.join(home, 'dev-config') }, cwd, secrets: () => [DEV_PASSWORD] });
     failed = false;
   });
   after(async () => {
@@ -279,6 +249,119 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     const updated = await admin.json<{ public: boolean; quotaBytes: number | null }>(['project', 'show', PROJECT]);
     assert.deepEqual([updated.public, updated.quotaBytes], [true, null]);
     await dev(['project', 'show', PROJECT]);
+  });
+
+  /** Pushes a manifest list of `child` (twice, as two platforms) to `repository:tag` through the token flow. */
+  async function pushIndex(repository: string, tag: string, child: string): Promise<string> {
+    const tokenRes = await fetch(`${berth.url}/service/token?service=berth&scope=repository:${repository}:pull,push`, { headers: { Authorization: basic('robot$team+ci', robotSecret) } });
+    assert.equal(tokenRes.status, 200);
+    const auth = { Authorization: `Bearer ${((await tokenRes.json()) as { token: string }).token}` };
+    const head = await fetch(`${berth.url}/v2/${repository}/manifests/${child}`, { method: 'HEAD', headers: { ...auth, Accept: DOCKER_MANIFEST } });
+    assert.equal(head.status, 200);
+    const entry = { mediaType: head.headers.get('content-type'), digest: child, size: Number(head.headers.get('content-length')) };
+    const index = {
+      schemaVersion: 2,
+      mediaType: DOCKER_LIST,
+      manifests: [
+        { ...entry, platform: { os: 'linux', architecture: 'amd64' } },
+        { ...entry, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+      ],
+    };
+    const put = await fetch(`${berth.url}/v2/${repository}/manifests/${tag}`, { method: 'PUT', headers: { ...auth, 'Content-Type': DOCKER_LIST }, body: JSON.stringify(index) });
+    assert.equal(put.status, 201, await put.text());
+    return put.headers.get('docker-content-digest')!;
+  }
+
+  test('repositories, artifacts and tags: list, show and delete in tables and JSON', async () => {
+    const image = await createRandomImage({ layerSizes: [20_000] });
+    scratch.push(image.dir);
+    const target: RegistryTarget = { registryHost: `localhost:${berth.port}`, username: 'robot$team+ci', password: robotSecret, repository: `${PROJECT}/multi`, tag: 'amd64', tls: 'plain' };
+    const child = (await pushPullSkopeo(target, image)).manifestDigest;
+    const indexDigest = await pushIndex(`${PROJECT}/multi`, 'latest', child);
+    const time = /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/;
+
+    const repos = rows((await admin(['repo', 'list'])).stdout);
+    assert.deepEqual(repos[0], ['NAME', 'PROJECT', 'ARTIFACTS', 'CREATED']);
+    assert.deepEqual(repos.slice(1).map((r) => r.slice(0, 3)), [[`${PROJECT}/app`, PROJECT, '1'], [`${PROJECT}/multi`, PROJECT, '1']], 'the platform image counts under its index');
+    assert.match(repos[1]![3]!, time);
+    const repoJson = await admin.json<{ name: string; project: string; artifactCount: number; createdAt: string }[]>(['repo', 'list', '--project', PROJECT, '-q', 'mult']);
+    assert.equal(repoJson.length, 1);
+    assert.deepEqual(Object.keys(repoJson[0]!).sort(), ['artifactCount', 'createdAt', 'name', 'project']);
+    assert.deepEqual([repoJson[0]!.name, repoJson[0]!.project, repoJson[0]!.artifactCount], [`${PROJECT}/multi`, PROJECT, 1]);
+
+    const artifacts = rows((await admin(['artifact', 'list', `${PROJECT}/app`])).stdout);
+    assert.deepEqual(artifacts[0], ['DIGEST', 'TAGS', 'TYPE', 'SIZE', 'PUSHED BY', 'PUSHED', 'LAST PULLED']);
+    assert.equal(artifacts.length, 2);
+    const [digestCell, tagsCell, typeCell, sizeCell, byCell, pushedCell, pulledCell] = artifacts[1]!;
+    assert.deepEqual([digestCell, tagsCell, typeCell, byCell], [pushedDigest.slice(0, 19), '1.0', 'docker image', 'robot$team+ci']);
+    assert.match(sizeCell!, /^\d+(\.\d)? KiB$/);
+    assert.match(pushedCell!, time);
+    assert.match(pulledCell!, time, 'skopeo pulled it back');
+    type Artifact = { digest: string; mediaType: string; artifactType: string | null; size: number; tags: string[]; platforms: { os: string; architecture: string; variant?: string }[]; pushedBy: string; pushedAt: string; lastPulledAt: string | null };
+    const listed = await admin.json<Artifact[]>(['artifact', 'list', `${PROJECT}/app`]);
+    assert.equal(listed.length, 1);
+    const app = listed[0]!;
+    assert.deepEqual(Object.keys(app).sort(), ['artifactType', 'digest', 'lastPulledAt', 'mediaType', 'platforms', 'pushedAt', 'pushedBy', 'size', 'tags']);
+    assert.deepEqual([app.digest, app.mediaType, app.tags, app.platforms, app.pushedBy], [pushedDigest, DOCKER_MANIFEST, ['1.0'], [], 'robot$team+ci']);
+    assert.ok(app.size > 40_000 && app.lastPulledAt !== null, JSON.stringify(app));
+
+    const shown = (await admin(['artifact', 'show', `${PROJECT}/app:1.0`])).stdout;
+    assert.deepEqual(shown.trimEnd().split('\n'), [
+      `Repository:  ${PROJECT}/app`,
+      `Digest:      ${pushedDigest}`,
+      'Type:        docker image',
+      `Media type:  ${DOCKER_MANIFEST}`,
+      'Tags:        1.0',
+      `Size:        ${sizeCell}`,
+      `Pushed:      ${pushedCell} by robot$team+ci`,
+      `Last pulled: ${pulledCell}`,
+    ]);
+    // As pasted from a push (registry host in front) and with the digest as the table shows it.
+    assert.deepEqual(await admin.json<Artifact>(['artifact', 'show', `localhost:${berth.port}/${PROJECT}/app@${pushedDigest.slice(0, 19)}`]), app);
+
+    const multi = await admin.json<Artifact>(['artifact', 'show', `${PROJECT}/multi:latest`]);
+    assert.deepEqual([multi.digest, multi.mediaType, multi.tags], [indexDigest, DOCKER_LIST, ['latest']]);
+    assert.deepEqual(multi.platforms, [{ os: 'linux', architecture: 'amd64' }, { os: 'linux', architecture: 'arm64', variant: 'v8' }]);
+    const multiText = (await admin(['artifact', 'show', `${PROJECT}/multi@${indexDigest}`])).stdout;
+    assert.match(multiText, /^Type: +docker manifest list$/m);
+    assert.match(multiText, /^Platforms: +linux\/amd64, linux\/arm64\/v8$/m);
+    assert.match(multiText, /^Tags: +latest$/m);
+    assert.match(multiText, /^Last pulled: +never$/m);
+    const multiRows = rows((await admin(['artifact', 'list', `${PROJECT}/multi`])).stdout);
+    assert.deepEqual(multiRows.slice(1).map((r) => r.slice(0, 3)), [[indexDigest.slice(0, 19), 'latest', 'docker manifest list']]);
+
+    const byTag = await admin(['artifact', 'delete', `${PROJECT}/app:1.0`], { fails: true });
+    assert.match(byTag.stderr, /^berth: artifact delete takes a digest, REPOSITORY@sha256:…/m);
+    const untagged = await admin(['tag', 'delete', `${PROJECT}/app:1.0`]);
+    assert.equal(untagged.stdout.trim(), `deleted tag ${PROJECT}/app:1.0; the artifact stays: ${PROJECT}/app@${pushedDigest}`);
+    assert.equal(rows((await admin(['artifact', 'list', `${PROJECT}/app`])).stdout)[1]?.[1], '-');
+    const noTag = await admin(['tag', 'delete', `${PROJECT}/app:1.0`], { fails: true });
+    assert.match(noTag.stderr, /^berth: 404 NOT_FOUND: /m);
+    assert.deepEqual(await admin.json<unknown>(['tag', 'delete', `${PROJECT}/multi:amd64`]), { repository: `${PROJECT}/multi`, tag: 'amd64', digest: child, deleted: true });
+
+    const removed = await admin.json<unknown>(['artifact', 'delete', `${PROJECT}/app@${pushedDigest}`]);
+    assert.deepEqual(removed, { repository: `${PROJECT}/app`, digest: pushedDigest, tags: [], deleted: true });
+    assert.deepEqual(await admin.json<unknown>(['artifact', 'list', `${PROJECT}/app`]), []);
+    assert.deepEqual(rows((await admin(['artifact', 'list', `${PROJECT}/app`])).stdout), [['DIGEST', 'TAGS', 'TYPE', 'SIZE', 'PUSHED BY', 'PUSHED', 'LAST PULLED']]);
+
+    const dropped = await admin(['repo', 'delete', `${PROJECT}/multi`]);
+    assert.equal(dropped.stdout.trim(), `deleted repository "${PROJECT}/multi" with its artifacts and tags`);
+    assert.deepEqual(await admin.json<unknown>(['repo', 'delete', `${PROJECT}/app`]), { name: `${PROJECT}/app`, deleted: true });
+    assert.deepEqual(await admin.json<unknown>(['repo', 'list']), []);
+    const missing = await admin(['repo', 'delete', `${PROJECT}/app`], { fails: true });
+    assert.match(missing.stderr, /^berth: 404 NOT_FOUND: repository "team\/app" not found$/m);
+
+    const deletes = await admin.json<{ resourceType: string; resource: string; actor: string }[]>(['audit', '--project', PROJECT, '--action', 'delete']);
+    assert.deepEqual(
+      deletes.map((e) => [e.actor, e.resourceType, e.resource]),
+      [
+        ['admin', 'repository', `${PROJECT}/app`],
+        ['admin', 'repository', `${PROJECT}/multi`],
+        ['admin', 'artifact', `${PROJECT}/app@${pushedDigest}`],
+        ['admin', 'tag', `${PROJECT}/multi:amd64`],
+        ['admin', 'tag', `${PROJECT}/app:1.0`],
+      ],
+    );
   });
 
   test('logout revokes the stored token and removes the login', async () => {

@@ -57,7 +57,7 @@ async function bootstrapAdmin(meta: Metadata, config: Config, log: Logger): Prom
   if ((await meta.users.count()) > 0) {
     const admin = config.adminPassword === undefined ? undefined : await meta.users.find('admin');
     if (admin && !(await verifyPassword(admin.password_hash, config.adminPassword!))) {
-      log.warn({ setting: 'adminPassword' }, 'adminPassword (BERTH_ADMIN_PASSWORD) is ignored: it sets the password of "admin" only when the first user is created; change it with berth user passwd admin');
+      log.warn({ setting: 'adminPassword' }, 'adminPassword (BERTH_ADMIN_PASSWORD) is ignored: it sets the password of "admin" only when the first user is created; change it with berth user passwd admin (after berth login, or with --data-dir)');
     }
     return;
   }
@@ -65,7 +65,7 @@ async function bootstrapAdmin(meta: Metadata, config: Config, log: Logger): Prom
   await meta.users.create('admin', await hashPassword(password), true);
   log.info({ username: 'admin', generated: !config.adminPassword }, 'created the admin user');
   if (!config.adminPassword) {
-    process.stderr.write(`\n  Berth created the user "admin" with the password:\n\n      ${password}\n\n  It is shown only this once. Change it with: berth user passwd admin\n\n`);
+    process.stderr.write(`\n  Berth created the user "admin" with the password:\n\n      ${password}\n\n  It is shown only this once. Change it with: berth login <url> -u admin, then berth user passwd admin\n\n`);
   }
 }
 

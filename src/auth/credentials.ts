@@ -52,7 +52,7 @@ export class CredentialCheck {
   private readonly options: CredentialCheckOptions;
 
   constructor(private readonly meta: Metadata, options: Partial<CredentialCheckOptions> = {}) {
-    this.options = { cacheMs: 5_000, now: Date.now, ...options };
+    this.options = { cacheMs: 5_000, now: () => Date.now(), ...options };
   }
 
   /**

@@ -42,7 +42,7 @@ export const DEFAULT_THROTTLE: ThrottleOptions = {
   trustMs: 24 * 3_600_000,
   maxQueuedPerPair: 128,
   maxActivePerAddress: 16,
-  now: Date.now,
+  now: () => Date.now(),
 };
 
 interface Failures {

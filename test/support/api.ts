@@ -3,11 +3,13 @@
 import assert from 'node:assert/strict';
 import { adminBasic } from './server.ts';
 import { expectError, type ErrorEnvelope } from './oci.ts';
+import { rememberSecret, rememberSecretsIn } from './secrets.ts';
 
 export { adminBasic };
 
 /** `Authorization: Basic` for any name and secret (password, personal token, robot secret). */
 export function basic(name: string, secret: string): string {
+  rememberSecret(secret, name);
   return `Basic ${Buffer.from(`${name}:${secret}`).toString('base64')}`;
 }
 
@@ -23,6 +25,7 @@ export function api(url: string, method: string, path: string, options: ApiReque
   const headers: Record<string, string> = { ...options.headers };
   if (options.auth) headers.Authorization = options.auth;
   if (options.body !== undefined) headers['Content-Type'] ??= 'application/json';
+  rememberSecretsIn(options.body);
   const body = options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
   return fetch(`${url}/api/v1${path}`, { method, headers, ...(body !== undefined ? { body } : {}) });
 }
@@ -31,7 +34,9 @@ export function api(url: string, method: string, path: string, options: ApiReque
 export async function expectStatus<T = Record<string, unknown>>(res: Response, status: number, what = ''): Promise<T> {
   const text = await res.text();
   assert.equal(res.status, status, `${what} ${res.url}: expected ${status}, got ${res.status}: ${text}`);
-  return (text ? JSON.parse(text) : undefined) as T;
+  const body = (text ? JSON.parse(text) : undefined) as T;
+  rememberSecretsIn(body);
+  return body;
 }
 
 /** Asserts a 400 INVALID whose detail names `field` (and whose message does too); returns the envelope. */

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ManagedProcess, type ProcessRegistry, startProcess, tailFile } from './processes.ts';
 import { cleanEnv } from './run.ts';
+import { LeakScanner, rememberSecret } from './secrets.ts';
 import { freePort, tmpDir, waitForHttp } from './system.ts';
 
 /** Root of the repository (two levels above test/support/). */
@@ -78,10 +79,16 @@ export async function startBerth(options: BerthOptions = {}): Promise<BerthServe
   });
   let current: ManagedProcess | undefined;
 
+  rememberSecret(adminPassword, 'admin');
   const stop = async (): Promise<void> => {
     const running = current;
     current = undefined;
     await running?.stop();
+    // Whatever it logged or audited must not hold a secret the suite used (support/secrets.ts).
+    const scanner = new LeakScanner(`Berth in ${dataDir} (log ${logFile})`);
+    scanner.scanFile(logFile);
+    scanner.scanAudit(dataDir);
+    scanner.assertClean();
   };
   const start = async (): Promise<void> => {
     if (current && !current.exitDescription()) throw new Error(`Berth already running (pid ${current.pid})`);

@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import { startBerth, type RunningBerth } from '../../src/main.ts';
+import { LeakScanner, rememberSecret } from './secrets.ts';
+
+rememberSecret('test-admin-password', 'admin');
 
 export const ADMIN_PASSWORD = 'test-admin-password';
 
@@ -22,11 +25,19 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     addr: '127.0.0.1:0',
     dataDir: dir,
     adminPassword: ADMIN_PASSWORD,
-    log: { level: logLines ? 'info' : (process.env.BERTH_TEST_LOG ?? 'silent') },
+    log: { level: process.env.BERTH_TEST_LOG ?? 'info', format: 'json' },
     ...overrides,
   });
-  // With `logLines`, every JSON log line is parsed into it (to assert what the log says).
-  const destination = logLines ? { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) } : undefined;
+  // Every log line is scanned for the suite's secrets (support/secrets.ts); with `logLines`, each
+  // is also parsed into it (to assert what the log says); BERTH_TEST_LOG=<level> prints them.
+  const scanner = new LeakScanner(`the test server in ${dir}`);
+  const destination = {
+    write(line: string) {
+      scanner.scan(line);
+      logLines?.push(JSON.parse(line) as Record<string, unknown>);
+      if (process.env.BERTH_TEST_LOG) process.stderr.write(line);
+    },
+  };
   const berth = await startBerth(config, destination);
   return {
     url: berth.url,
@@ -34,13 +45,16 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     berth,
     async close(keepData = false) {
       await berth.close();
+      scanner.scanAudit(dir);
       if (!keepData) rmSync(dir, { recursive: true, force: true });
+      scanner.assertClean();
     },
   };
 }
 
 /** `Authorization: Basic …` for the admin user (Berth accepts Basic on /v2 as well as tokens). */
 export function adminBasic(password = ADMIN_PASSWORD): string {
+  rememberSecret(password, 'admin');
   return `Basic ${Buffer.from(`admin:${password}`).toString('base64')}`;
 }
 
@@ -50,5 +64,7 @@ export async function adminToken(url: string, ...scopes: string[]): Promise<stri
   for (const s of scopes) query.append('scope', s);
   const res = await fetch(`${url}/service/token?${query}`, { headers: { Authorization: adminBasic() } });
   if (res.status !== 200) throw new Error(`token request failed: ${res.status} ${await res.text()}`);
-  return ((await res.json()) as { token: string }).token;
+  const token = ((await res.json()) as { token: string }).token;
+  rememberSecret(token);
+  return token;
 }

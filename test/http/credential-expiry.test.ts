@@ -1,9 +1,12 @@
 // Personal access tokens stop working when they expire, and API sessions at api.sessionTTL — on a
-// clock the test moves (node:test's Date mock), not by sleeping.
+// clock the test moves (node:test's Date mock), not by sleeping; a password set by the CLI on the
+// data directory ends earlier refresh tokens.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { adminBasic, api, basic, expectStatus } from '../support/api.ts';
 import { expectError, pushImage, uniqueName } from '../support/oci.ts';
+import { rememberSecret } from '../support/secrets.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 const PASSWORD = 'expiry-user-password';
@@ -56,4 +59,22 @@ describe('expiry on a moved clock', () => {
     assert.equal(issue.status, 401);
     await issue.arrayBuffer();
   });
+});
+
+test('berth user passwd on the data directory makes every earlier refresh token fail at once', async () => {
+  const server = await startTestServer();
+  try {
+    const issued = await fetch(`${server.url}/service/token?service=berth&offline_token=true`, { headers: { Authorization: adminBasic() } });
+    const { refresh_token: refresh } = (await issued.json()) as { refresh_token: string };
+    const grant = () =>
+      fetch(`${server.url}/service/token`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refresh, service: 'berth' }) }).then(async (r) => (await r.arrayBuffer(), r.status));
+    assert.equal(await grant(), 200);
+    const bin = new URL('../../bin/berth.js', import.meta.url).pathname;
+    rememberSecret('a-new-admin-password', 'admin');
+    const cli = spawnSync(process.execPath, [bin, 'user', 'passwd', 'admin', '--data-dir', server.dataDir, '--password-stdin'], { input: 'a-new-admin-password\n', encoding: 'utf8' });
+    assert.equal(cli.status, 0, cli.stderr);
+    assert.equal(await grant(), 400, 'the refresh token from the old password is refused');
+  } finally {
+    await server.close();
+  }
 });

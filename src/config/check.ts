@@ -41,6 +41,19 @@ export function checkConfig(config: Config): string[] {
     if (other && other !== u.protocol) warnings.push(`externalURL lists ${u.host} with both http and https: Berth cannot tell which one a request used, and picks by scheme`);
     seen.set(key, u.protocol);
   }
+  // Same host name, different ports: a proxy that drops the port (`proxy_set_header Host $host;`)
+  // sends the same Host for both, so Berth cannot tell which URL a request was addressed to (M2).
+  const byName = new Map<string, URL[]>();
+  for (const u of urls) byName.set(u.hostname, [...(byName.get(u.hostname) ?? []), u]);
+  for (const [name, group] of byName) {
+    const ports = [...new Set(group.map(portOf))];
+    // Only an explicit port can be dropped: https://h and http://h already send the same Host.
+    if (ports.length < 2 || !group.some((u) => u.port !== '')) continue;
+    warnings.push(
+      `externalURL lists ${name} with different ports (${group.map((u) => u.origin).join(', ')}): a proxy that drops the port ` +
+        '(`proxy_set_header Host $host;`) makes them indistinguishable: Berth then picks by the scheme of the request, or the first listed; forward `Host $http_host` or give each URL its own host name',
+    );
+  }
   for (const entry of config.trustedProxies) {
     if (/\/0$/.test(entry.trim())) {
       warnings.push(`trustedProxies contains ${entry}: every client may then forge its address, scheme and host through X-Forwarded-* headers; list only your proxies`);

@@ -38,11 +38,21 @@ export function matchExternalURL(origin: RequestOrigin, externalURLs: readonly s
 /**
  * The base URL for the token realm: the matching external URL, or without any configured, the
  * origin's scheme and host. Upload URLs never use this: they are relative.
+ *
+ * One exception to "the origin's scheme": a request that reached Berth itself over plain HTTP, with
+ * no trusted proxy to say otherwise, but addressed to port 443 (`Host: name:443`, as nginx's
+ * `proxy_set_header Host $host:$server_port;` sends it) came through a proxy that terminated TLS on
+ * 443 — no client speaks plain HTTP to 443. Its realm is `https://name`: `http://name:443` would
+ * send clients' passwords in plain HTTP to a TLS port, which answers 400 (PROXIES.md M1/M2). The
+ * start-up warning about the missing externalURL still stands.
  */
 export function externalBase(origin: RequestOrigin, externalURLs: readonly string[], localAddress: string, localPort: number): string {
   const configured = matchExternalURL(origin, externalURLs);
   if (configured) return configured;
   const protocol = `${origin.scheme}:`;
-  if (origin.host && /^[A-Za-z0-9.\-_:[\]]+$/.test(origin.host)) return `${protocol}//${normalizeHost(origin.host, protocol)}`;
+  if (origin.host && /^[A-Za-z0-9.\-_:[\]]+$/.test(origin.host)) {
+    if (origin.scheme === 'http' && origin.source === 'connection' && /[^:]:443$/.test(origin.host)) return `https://${normalizeHost(origin.host, 'https:')}`;
+    return `${protocol}//${normalizeHost(origin.host, protocol)}`;
+  }
   return `${protocol}//${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;
 }

@@ -1,6 +1,8 @@
 // `berth doctor` against real registries and a real nginx: healthy Berth and CNCF Distribution
-// exit 0; nginx misconfigurations are named with their mechanism and fix (PROXIES.md M2, M5–M9),
-// and so are broken certificates (unknown CA, wrong name, expired).
+// exit 0 and leave nothing behind; nginx misconfigurations are named with their mechanism and fix
+// (PROXIES.md M1, M2, M5–M9), and so are broken certificates (unknown CA, wrong name, expired) and a
+// probe that could not be deleted again (accounts and roles: doctor-cleanup.test.ts). Every report
+// fits 80 columns.
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,11 +12,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type DoctorReport, type Finding, mainFinding, runDoctor } from '../../src/diagnose/doctor/index.ts';
 import { renderReport } from '../../src/diagnose/doctor/render.ts';
+import { api, expectStatus } from '../support/api.ts';
 import { addHostsEntry, type HostsEntry, randomLoopbackIp } from '../support/hosts.ts';
 import { HOST_WITH_PORT_DIRECTIVES, RECOMMENDED_PROXY_DIRECTIVES, type NginxInstance, startNginx } from '../support/nginx.ts';
 import { ProcessRegistry, startProcess, tailFile } from '../support/processes.ts';
 import { run } from '../support/run.ts';
-import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.ts';
+import { ADMIN_PASSWORD, adminBasic, startTestServer, type TestServer } from '../support/server.ts';
 import { ensurePackages, freePort, tmpDir, waitForHttp } from '../support/system.ts';
 import { createTlsMaterial, type TlsMaterial, type TlsOptions } from '../support/tls.ts';
 
@@ -22,8 +25,8 @@ const DOMAIN = 'berth-doctor.test';
 const USER = 'doctor';
 const PASSWORD = 'doctor-password-1';
 
-/** CNCF Distribution (Debian's docker-registry) with htpasswd auth on 127.0.0.1:<random>. */
-async function startDistribution(registry: ProcessRegistry, scratch: string[]): Promise<string> {
+/** CNCF Distribution (Debian's docker-registry) with htpasswd auth on 127.0.0.1:<random>; deletes allowed unless `deletes: false`. */
+async function startDistribution(registry: ProcessRegistry, scratch: string[], deletes = true): Promise<string> {
   await ensurePackages([{ binary: 'docker-registry', pkg: 'docker-registry' }, { binary: 'htpasswd', pkg: 'apache2-utils' }]);
   const dir = await tmpDir('berth-doctor-distribution');
   scratch.push(dir);
@@ -33,7 +36,7 @@ async function startDistribution(registry: ProcessRegistry, scratch: string[]): 
   await writeFile(path.join(dir, 'config.yml'), [
     'version: 0.1',
     'log: { level: warn, accesslog: { disabled: true } }',
-    `storage: { filesystem: { rootdirectory: ${path.join(dir, 'data')} }, delete: { enabled: true } }`,
+    `storage: { filesystem: { rootdirectory: ${path.join(dir, 'data')} }, delete: { enabled: ${deletes} } }`,
     `http: { addr: "127.0.0.1:${port}", secret: doctor-test-secret }`,
     `auth: { htpasswd: { realm: doctor-test, path: ${path.join(dir, 'htpasswd')} } }`,
     '',
@@ -90,9 +93,13 @@ async function startHop(port: number, upstream: string, options: HopOptions): Pr
   };
 }
 
-/** Prints the report when an assertion fails, so the failure explains itself. */
+/** Prints the report when an assertion fails, so the failure explains itself. Every report must fit 80 columns. */
 function check(report: DoctorReport, assertions: () => void): void {
   try {
+    for (const width of [80, 120]) {
+      const long = renderReport(report, width).filter((line) => line.length > width);
+      assert.deepEqual(long, [], `every line of the report fits ${width} columns`);
+    }
     assertions();
   } catch (error) {
     console.error(renderReport(report).join('\n'));
@@ -165,7 +172,15 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
       assert.ok(report.steps.some((s) => s.id === 'blob-get' && s.ok === true));
       assert.equal(report.registry.tokenExpiresIn, 1800);
       assert.deepEqual(report.findings.filter((f) => f.mechanism === 'M9'), [], 'default 30 min tokens outlive a 10GiB upload; the clocks agree');
+      assert.deepEqual(report.cleanup.leftBehind, []);
+      assert.ok(report.cleanup.removed.some((r) => /^manifest berth-doctor\/probe@sha256:[0-9a-f]{64} \(tag doctor-\d+\)$/.test(r)), report.cleanup.removed.join('\n'));
+      assert.ok(report.cleanup.removed.includes('repository berth-doctor/probe'), 'the repository it created is deleted');
+      assert.ok(report.cleanup.removed.includes('project berth-doctor'), 'the project an administrator\'s push created is deleted');
     });
+    // Nothing of the run is left: no project, no repository.
+    await expectStatus(await api(berth.url, 'GET', '/projects/berth-doctor', { auth: adminBasic() }), 404);
+    const repositories = await expectStatus<{ items: unknown[] }>(await api(berth.url, 'GET', '/repositories?q=berth-doctor', { auth: adminBasic() }), 200);
+    assert.deepEqual(repositories.items, []);
   });
 
   test('healthy CNCF Distribution with htpasswd: exit 0', async () => {
@@ -175,6 +190,24 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
       assert.equal(report.registry.kind, 'distribution');
       assert.equal(report.registry.auth, 'basic');
       assert.deepEqual(report.findings.filter((f) => f.severity === 'problem'), []);
+      assert.deepEqual(report.cleanup.leftBehind, []);
+      assert.ok(report.cleanup.removed.some((r) => r.startsWith('manifest berth-doctor/probe@sha256:')));
+    });
+    const tags = await fetch(`${distribution}/v2/berth-doctor/probe/tags/list`, { headers: { Authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` } });
+    const listed = tags.status === 200 ? ((await tags.json()) as { tags: string[] | null }).tags ?? [] : [];
+    assert.deepEqual(listed.filter((t) => t.startsWith('doctor-')), [], 'the probe tag went with its manifest');
+  });
+
+  test('CNCF Distribution with deletes disabled: not healthy, exit 1, the probe named as left behind', async () => {
+    const noDeletes = await startDistribution(registry, scratch, false);
+    const report = await runDoctor({ url: noDeletes, username: USER, password: PASSWORD });
+    check(report, () => {
+      assert.equal(report.exitCode, 1, report.verdict);
+      assert.equal(mainFinding(report.findings)?.mechanism, 'CLEANUP');
+      const manifest = report.cleanup.leftBehind.find((l) => l.what.startsWith('manifest '));
+      assert.match(manifest?.what ?? '', /^manifest berth-doctor\/probe@sha256:[0-9a-f]{64} \(tag doctor-\d+\)$/);
+      assert.match(manifest!.why, /deletes are disabled/);
+      assert.match(report.verdict, /^push and pull work, but the doctor left behind/);
     });
   });
 
@@ -313,6 +346,60 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
       });
     } finally {
       await plainRealm.close();
+    }
+  });
+
+  test('Berth without externalURL behind nginx terminating TLS, Host $host:$server_port: realm https://name, healthy', async () => {
+    const bare = await startTestServer();
+    try {
+      const report = await behindNginx(bare.url, HOST_WITH_PORT_DIRECTIVES, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD, ca }));
+      check(report, () => {
+        assert.equal(report.exitCode, 0, report.verdict);
+        assert.equal(report.registry.realm, `https://${DOMAIN}/service/token`, 'not http://name:443');
+        assert.ok(report.findings.some((f) => f.mechanism === 'M2' && f.severity === 'info' && f.title.includes(`"${DOMAIN}:443"`)), 'Berth did receive Host name:443 over plain HTTP');
+        assert.deepEqual(report.cleanup.leftBehind, []);
+      });
+    } finally {
+      await bare.close();
+    }
+  });
+
+  test('http realm on an https registry (externalURL http://name:443): PROBLEM M1 naming the realm and externalURL, not "not tested"', async () => {
+    // The realm Berth without externalURL built behind this proxy before: plain HTTP to nginx's TLS port (400).
+    const plainRealm = await startTestServer({ externalURL: [`http://${DOMAIN}:443`] });
+    try {
+      const report = await behindNginx(plainRealm.url, HOST_WITH_PORT_DIRECTIVES, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD, ca }));
+      check(report, () => {
+        assert.equal(report.exitCode, 1, report.verdict);
+        const main = mainFinding(report.findings);
+        assert.equal(main?.mechanism, 'M1');
+        assert.equal(main!.title, `token realm http://${DOMAIN}:443/service/token uses http:// while the registry is https://`);
+        assert.match(main!.fix, new RegExp(`set \`externalURL\` to https://${DOMAIN.replace(/\./g, '\\.')}`));
+        assert.ok(main!.evidence.some((e) => / → 400$/.test(e)), 'the failed token request is the evidence');
+        assert.match(report.verdict, /^M1 \(scheme lost between the TLS terminator and the registry\): token realm http:/);
+        assert.doesNotMatch(report.verdict, /could not test|stopped early/);
+        assert.ok(report.steps.some((s) => s.id === 'realm' && s.ok === false));
+      });
+    } finally {
+      await plainRealm.close();
+    }
+  });
+
+  test('Berth without externalURL behind a TLS proxy sending Host $host: realm http://name, the fix names externalURL and trustedProxies', async () => {
+    const bare = await startTestServer();
+    const directives = [...RECOMMENDED_PROXY_DIRECTIVES.filter((d) => !d.startsWith('proxy_set_header Host')), 'proxy_set_header Host $host;'];
+    try {
+      const report = await behindNginx(bare.url, directives, (nginx) => runDoctor({ url: nginx.url, username: 'admin', password: ADMIN_PASSWORD, ca }));
+      check(report, () => {
+        assert.equal(report.exitCode, 1, report.verdict);
+        const main = mainFinding(report.findings);
+        assert.equal(main?.mechanism, 'M1');
+        assert.equal(main!.title, `token realm http://${DOMAIN}/service/token uses http:// while the registry is https://`);
+        assert.match(main!.fix, new RegExp(`set \`externalURL: https://${DOMAIN.replace(/\./g, '\\.')}\``));
+        assert.match(main!.fix, /`trustedProxies` so its `X-Forwarded-Proto` is believed/);
+      });
+    } finally {
+      await bare.close();
     }
   });
 

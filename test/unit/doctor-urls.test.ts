@@ -1,6 +1,7 @@
 // URL judging and client-family rules of `berth doctor` (pure functions).
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { grantText, missingActions, tokenAccess } from '../../src/diagnose/doctor/auth.ts';
 import { parseChallenges } from '../../src/diagnose/doctor/challenge.ts';
 import { redactTokens } from '../../src/diagnose/doctor/recorder.ts';
 import { formatSize, parseSize, probeSizes } from '../../src/diagnose/doctor/size.ts';
@@ -114,5 +115,26 @@ describe('report hygiene', () => {
     const red = redactTokens(ex);
     assert.doesNotMatch(red.body!, /abc\.def/);
     assert.match(red.body!, /"expires_in":300/);
+  });
+});
+
+describe('what a token grants (for "may not push")', () => {
+  const jwt = (claims: object): string => `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+  test('reads the access claim without verifying; opaque tokens say nothing', () => {
+    const access = [{ type: 'repository', name: 'team/app', actions: ['pull'] }];
+    assert.deepEqual(tokenAccess(jwt({ access })), access);
+    assert.deepEqual(tokenAccess(jwt({ access: [] })), []);
+    assert.equal(tokenAccess('opaque-token'), undefined);
+    assert.equal(tokenAccess(jwt({ sub: 'x' })), undefined, 'no access claim');
+  });
+  test('names missing actions', () => {
+    const pullOnly = [{ type: 'repository', name: 'team/app', actions: ['pull'] }];
+    assert.equal(missingActions(pullOnly, 'repository:team/app:pull,push'), true);
+    assert.equal(missingActions(pullOnly, 'repository:team/app:pull'), false);
+    assert.equal(missingActions([{ type: 'repository', name: 'team/app', actions: ['*'] }], 'repository:team/app:pull,push'), false);
+    assert.equal(missingActions([], 'repository:team/app:pull'), true);
+    assert.equal(missingActions(undefined, 'repository:team/app:pull'), false, 'unknown is not missing');
+    assert.equal(grantText([]), 'the token grants nothing');
+    assert.equal(grantText(pullOnly), 'the token grants repository:team/app:pull');
   });
 });

@@ -1,7 +1,7 @@
 // Getting credentials the way clients do: Basic, or a Bearer token by POST (OAuth2) then GET.
 import { findChallenge, parseChallenges } from './challenge.ts';
-import { redirectFinding } from './findings.ts';
-import { type Recorder, berthDiagnosis, describe } from './recorder.ts';
+import { deniedFinding, realmFinding, redirectFinding } from './findings.ts';
+import { type Recorder, type TokenAccess, berthDiagnosis, describe, ociErrorText } from './recorder.ts';
 import { judgeRealm } from './urls.ts';
 import type { Exchange } from './types.ts';
 
@@ -44,8 +44,16 @@ export async function fetchToken(rec: Recorder, challengeHeader: string, scope: 
   const realm = bearer?.params['realm'];
   if (!bearer || !realm) return false;
   const service = bearer.params['service'];
-  for (const p of judgeRealm(realm, rec.target).problems) rec.note('realm', 'token realm', false, p);
+  const judged = judgeRealm(realm, rec.target);
+  for (const p of judged.problems) rec.note('realm', 'token realm', false, p);
+  const realmEvidence = [`challenge: Bearer realm="${realm}"${service ? `,service="${service}"` : ''}`];
+  if (judged.mechanisms.includes('M11')) {
+    // Not an absolute URL: nothing a client could request.
+    rec.add(realmFinding(realm, judged.mechanisms, judged.problems, rec.target, rec.info, realmEvidence, false));
+    return false;
+  }
   let token: TokenBody | undefined;
+  let last: Exchange | undefined;
   if (creds) {
     const form = new URLSearchParams({ grant_type: 'password', client_id: 'berth-doctor', username: creds.username, password: creds.password, scope });
     if (service) form.set('service', service);
@@ -57,6 +65,7 @@ export async function fetchToken(rec: Recorder, challengeHeader: string, scope: 
     }, (ex) => ({ ok: ex.status === 200 ? true : null, note: ex.status === 200 ? undefined : 'clients fall back to GET' }));
     if (isRedirect(post.status)) rec.add(redirectFinding('the token endpoint', post.status!, post.headers['location'], [describe(post)]));
     token = parseToken(post);
+    last = post;
   }
   if (!token) {
     const query = new URLSearchParams();
@@ -79,12 +88,21 @@ export async function fetchToken(rec: Recorder, challengeHeader: string, scope: 
       });
     }
     token = parseToken(get);
+    last = get;
     if (!token && get.status === 401 && creds) {
       rec.add({ mechanism: 'AUTH', severity: 'problem', title: `the token endpoint rejected the credentials of "${creds.username}"`, evidence: [describe(get)], fix: 'Check the username and password (or token); if they work inside the network, check that the proxy forwards Authorization to the token endpoint.', clients: ['containerd', 'docker', 'containers-image'] });
     }
   }
+  // A realm already judged wrong explains a failed token request (and taints a successful one).
+  if (judged.mechanisms.length > 0) {
+    rec.add(realmFinding(realm, judged.mechanisms, judged.problems, rec.target, rec.info, [...realmEvidence, ...(last ? [describe(last)] : [])], token !== undefined));
+  }
   if (!token) return false;
-  rec.authorization = `Bearer ${token.token ?? token.access_token}`;
+  const value = (token.token ?? token.access_token)!;
+  rec.authorization = `Bearer ${value}`;
+  rec.tokenAccess = tokenAccess(value);
+  const missing = missingActions(rec.tokenAccess, scope);
+  if (missing) rec.note('token-scope', 'token scope', false, `asked for ${scope}; ${grantText(rec.tokenAccess!)}`);
   rec.info.tokenExpiresIn = token.expires_in ?? 60;
   if (token.issued_at) {
     const skew = (Date.parse(token.issued_at) - Date.now()) / 1000;
@@ -115,6 +133,11 @@ export function explainAuthenticated401(rec: Recorder, ex: Exchange, what: strin
     });
     return;
   }
+  if (error === 'insufficient_scope' && !diagnosis) {
+    // The token arrived and was read: it just does not allow this (the token service granted less).
+    explainDenied(rec, ex, ['the challenge says error="insufficient_scope": the token arrived, but does not grant this request']);
+    return;
+  }
   if (rec.authorization?.startsWith('Bearer') && challenges.some((c) => c.scheme === 'basic') && !challenges.some((c) => c.scheme === 'bearer')) {
     rec.add({ mechanism: 'M11', severity: 'problem', title: `${what}: a Basic challenge answered a Bearer token`, evidence, fix: 'Something in front of the registry does its own basic auth (`auth_basic`): remove it for /v2/ and the token path; the registry must answer with a complete Bearer challenge.', clients: ['containerd', 'docker', 'containers-image'] });
     return;
@@ -126,5 +149,50 @@ export function explainAuthenticated401(rec: Recorder, ex: Exchange, what: strin
     evidence: [...evidence, 'the challenge carries no error="invalid_token": the request arrived without an Authorization header'],
     fix: 'Remove `proxy_set_header Authorization "";` (or any header filter that drops Authorization) and any `auth_basic` on /v2/ and the token path; nginx forwards Authorization by default.',
     clients: ['containerd', 'docker', 'containers-image'],
+  });
+}
+
+/**
+ * The credentials work but may not push to the probe repository: a 403 (Berth and Distribution say
+ * `DENIED`), or a 401 `insufficient_scope` to a token the token service issued with fewer actions.
+ */
+export function explainDenied(rec: Recorder, ex: Exchange, extra: readonly string[] = []): void {
+  const evidence = [describe(ex)];
+  const text = ociErrorText(ex);
+  if (text) evidence.push(`the registry says ${text}`);
+  evidence.push(...extra);
+  if (rec.tokenAccess) evidence.push(`the token service was asked for repository:${rec.repository}:pull,push; ${grantText(rec.tokenAccess)}`);
+  rec.add(deniedFinding(rec.username ?? 'anonymous', rec.repository, evidence, rec.info.kind, text));
+}
+
+/** The `access` claim of a JWT bearer token (Docker token spec), read without verifying it. */
+export function tokenAccess(token: string): TokenAccess[] | undefined {
+  const parts = token.split('.');
+  if (parts.length !== 3) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { access?: unknown };
+    if (!Array.isArray(claims.access)) return undefined;
+    return claims.access.filter((a): a is TokenAccess =>
+      typeof a === 'object' && a !== null && typeof (a as TokenAccess).type === 'string' && typeof (a as TokenAccess).name === 'string' && Array.isArray((a as TokenAccess).actions));
+  } catch {
+    return undefined;
+  }
+}
+
+/** `the token grants repository:a/b:pull` or `the token grants nothing`. */
+export function grantText(access: readonly TokenAccess[]): string {
+  return access.length === 0 ? 'the token grants nothing' : `the token grants ${access.map((a) => `${a.type}:${a.name}:${a.actions.join(',')}`).join(' ')}`;
+}
+
+/** Whether a decoded token lacks an action `scope` (`type:name:actions`, several space-separated) asked for. */
+export function missingActions(access: readonly TokenAccess[] | undefined, scope: string): boolean {
+  if (!access) return false;
+  return scope.split(' ').filter(Boolean).some((entry) => {
+    const first = entry.indexOf(':');
+    const last = entry.lastIndexOf(':');
+    if (first < 0 || last <= first) return false;
+    const [type, name] = [entry.slice(0, first), entry.slice(first + 1, last)];
+    const granted = access.filter((a) => a.type === type && a.name === name).flatMap((a) => a.actions);
+    return entry.slice(last + 1).split(',').some((action) => !granted.includes(action) && !granted.includes('*'));
   });
 }

@@ -1,4 +1,5 @@
 // Body-limit, chunked-encoding and speed probes on a throw-away upload session (M7, M8, M9).
+import type { Made } from './cleanup.ts';
 import { bodyLimitFinding } from './findings.ts';
 import { type Recorder, describe, expect } from './recorder.ts';
 import { formatSize, probeSizes } from './size.ts';
@@ -21,9 +22,10 @@ const refused = (ex: Exchange): boolean => ex.error !== undefined || (ex.status 
 /**
  * PATCHes growing bodies (512KiB, 1MiB+1, 2MiB+1, 8MiB+1, … up to `maxBody`) into one upload
  * session, stopping at the first refusal, then one chunked PATCH; measures the upload speed from
- * the successful bodies of 1 MiB and more; cancels the session.
+ * the successful bodies of 1 MiB and more; cancels the session (or leaves it in `made.uploads`
+ * for the cleanup to try again and report).
  */
-export async function probeBodies(rec: Recorder, repo: string, maxBody: number): Promise<void> {
+export async function probeBodies(rec: Recorder, repo: string, maxBody: number, made: Made): Promise<void> {
   const start = rec.url(`/v2/${repo}/blobs/uploads/`);
   const post = await rec.request('body-post', 'POST upload (body probe)', { method: 'POST', url: start, authorization: rec.authorization }, expect(202));
   if (post.status !== 202) return;
@@ -58,7 +60,8 @@ export async function probeBodies(rec: Recorder, repo: string, maxBody: number):
   } else if (chunked.status === 202) {
     url = nextUrl(rec, chunked, url);
   }
-  await rec.request('body-cancel', 'DELETE upload (body probe)', { method: 'DELETE', url, authorization: rec.authorization }, (e) => ({ ok: e.status === 204 || e.status === 202 ? true : null }));
+  const cancel = await rec.request('body-cancel', 'DELETE upload (body probe)', { method: 'DELETE', url, authorization: rec.authorization }, (e) => ({ ok: e.status === 204 || e.status === 202 ? true : null }));
+  if (cancel.status !== 204 && cancel.status !== 202 && cancel.status !== 404) made.uploads.push(url);
   judgeTokenLifetime(rec);
 }
 

@@ -1,8 +1,8 @@
 // The rules that turn evidence into findings: mechanism, evidence, fix, affected clients.
 import type { CertificateSummary } from './probe.ts';
 import { formatSize } from './size.ts';
-import type { UrlJudgement } from './urls.ts';
-import type { ClientFamily, Finding, MechanismId, RegistryInfo } from './types.ts';
+import type { Target, UrlJudgement } from './urls.ts';
+import type { ClientFamily, Finding, LeftBehind, MechanismId, RegistryInfo } from './types.ts';
 
 const ALL: ClientFamily[] = ['containerd', 'docker', 'containers-image'];
 
@@ -22,10 +22,15 @@ export const MECHANISM_NAMES: Record<MechanismId, string> = {
   TLS: 'TLS handshake failed',
   NET: 'registry unreachable',
   AUTH: 'credentials rejected',
+  DENIED: 'not allowed to push to the probe repository',
+  CLEANUP: 'probe not removed',
 };
 
-/** Order in which a conclusion is chosen: the earliest cause first. */
-export const PRIORITY: MechanismId[] = ['NET', 'TLS', 'M6', 'M5', 'M1', 'M2', 'M4', 'M7', 'M8', 'M11', 'M10', 'M9', 'AUTH', 'M3'];
+/**
+ * Order in which a conclusion is chosen: the earliest cause first. A probe left behind comes last:
+ * any other problem is the reason for the run's result, the leftovers are added to it.
+ */
+export const PRIORITY: MechanismId[] = ['NET', 'TLS', 'M6', 'M5', 'M1', 'M2', 'M4', 'M7', 'M8', 'M11', 'M10', 'M9', 'AUTH', 'DENIED', 'M3', 'CLEANUP'];
 
 function registrySideFix(kind: RegistryInfo['kind']): string {
   if (kind === 'berth') return ' Berth: set `externalURL` to the URL clients type (and `trustedProxies` to the proxy address).';
@@ -149,4 +154,109 @@ export function tlsFinding(code: string, message: string, host: string, evidence
   }
   const shown = cert ? [`certificate: subject ${cert.subject}; ${cert.altNames}; issuer ${cert.issuer}; valid ${cert.validFrom} to ${cert.validTo}`] : [];
   return { mechanism: 'TLS', severity: 'problem', title, evidence: [...evidence, `node: ${code}: ${message}`, ...shown], fix, clients: ALL };
+}
+
+/**
+ * The token realm, judged wrong before it was used ({@link judgeRealm}). `fetched`: a token came
+ * back all the same (then credentials went to a wrong URL: a warning); otherwise the failed token
+ * request is explained by it, and this is the problem. Berth's fix depends on whether it has an
+ * `externalURL` (its echo says): without one it builds the realm from each request, and only a
+ * trusted proxy's `X-Forwarded-Proto` tells it that the client used https.
+ */
+export function realmFinding(realm: string, mechanisms: readonly MechanismId[], problems: readonly string[], target: Target, registry: RegistryInfo, evidence: string[], fetched: boolean): Finding {
+  const what: string[] = [];
+  if (mechanisms.includes('M1')) what.push(`uses ${realm.slice(0, realm.indexOf(':'))}:// while the registry is ${target.scheme}://`);
+  if (mechanisms.includes('M2')) what.push('names an internal address');
+  if (what.length === 0) what.push('is not usable');
+  let fix: string;
+  if (registry.kind === 'berth' && (registry.externalURLs?.length ?? 0) === 0) {
+    fix = mechanisms.includes('M1')
+      ? 'Berth has no `externalURL`, so it builds the realm from each request, and this one reached it as plain HTTP: ' +
+        `set \`externalURL: ${target.base}\` (the URL clients use), or list the TLS-terminating proxy in \`trustedProxies\` so its \`X-Forwarded-Proto\` is believed ` +
+        '(that proxy sends `proxy_set_header X-Forwarded-Proto $scheme;`).'
+      : 'Berth has no `externalURL`, so it builds the realm from the Host each request carries: ' +
+        `set \`externalURL: ${target.base}\` (the URL clients use), or forward the Host as the client sent it (\`proxy_set_header Host $http_host;\`).`;
+  } else if (registry.kind === 'berth') {
+    fix = `Berth's \`externalURL\` (${registry.externalURLs!.join(', ')}) makes the realm ${realm}: set \`externalURL\` to ${target.base}, the URL clients use.`;
+  } else {
+    fix = `The realm must be the public token URL${target.scheme === 'https' ? ' over https' : ''}: configure it from the URL clients use (Distribution \`auth.token.realm\`, Harbor \`external_url\`, Berth \`externalURL\`); ` +
+      'a registry deriving it from the request needs `proxy_set_header X-Forwarded-Proto $scheme;` and `proxy_set_header Host $http_host;` at the TLS-terminating proxy.';
+  }
+  return {
+    mechanism: mechanisms[0] ?? 'M11',
+    severity: fetched ? 'warning' : 'problem',
+    title: `token realm ${realm} ${what.join(' and ')}`,
+    evidence: [...evidence, ...problems],
+    fix,
+    clients: ALL,
+  };
+}
+
+/**
+ * The account works but may not push to the probe repository (403 DENIED, or a token without
+ * push). `refusal` is the registry's own message: a project over its quota is refused the same way
+ * (Berth: 403 DENIED "quota exceeded: …"), and is named as such.
+ */
+export function deniedFinding(username: string, repository: string, evidence: string[], kind: RegistryInfo['kind'], refusal?: string): Finding {
+  const slash = repository.indexOf('/');
+  const project = slash > 0 ? repository.slice(0, slash) : repository;
+  if (refusal && /quota/i.test(refusal)) {
+    return {
+      mechanism: 'DENIED',
+      severity: 'problem',
+      title: `pushing to ${repository} is refused: the project is over its quota`,
+      evidence,
+      fix: `Free space in project ${project} (delete artifacts) or raise its quota${kind === 'berth' ? ` (\`berth project update ${project} --quota …\`)` : ''}; or run with --repository in another project.`,
+      clients: [],
+    };
+  }
+  const list = kind === 'berth' ? ' (`berth project list` shows the projects you can see, `berth project show <name>` what you may do there)' : '';
+  return {
+    mechanism: 'DENIED',
+    severity: 'problem',
+    title: `${username} may not push to ${repository}`,
+    evidence,
+    fix: `Run with --repository <a project you can push to>/probe${list}, or ask a project admin of ${project} for the developer role.`,
+    clients: [],
+  };
+}
+
+/** What a run made that decides how to remove its leftovers by hand. */
+export interface LeftoverContext {
+  readonly repository: string;
+  readonly kind: RegistryInfo['kind'];
+  /** The probe manifest, when it is among the leftovers. */
+  readonly manifestDigest?: string;
+  /** Berth: whether this run created the repository / the project. */
+  readonly repositoryCreated: boolean;
+  readonly projectCreated: boolean;
+}
+
+/** What the doctor made and could not delete again: every item with its reason, and how to remove it. */
+export function cleanupFinding(left: readonly LeftBehind[], c: LeftoverContext): Finding {
+  const slash = c.repository.indexOf('/');
+  const project = slash > 0 ? c.repository.slice(0, slash) : c.repository;
+  const onlySessions = left.every((l) => l.what.startsWith('an unfinished upload session'));
+  let fix: string;
+  if (onlySessions) {
+    fix = 'Nothing to delete by hand: unfinished upload sessions expire on their own.';
+  } else if (c.kind === 'berth') {
+    const calls: string[] = [];
+    if (c.repositoryCreated) calls.push(`\`DELETE /api/v1/repositories/${c.repository}\` (this run created it: it goes with everything in it)`);
+    else if (c.manifestDigest) calls.push(`\`DELETE /api/v1/repositories/${c.repository}/artifacts/${c.manifestDigest}\` (the probe and its tag)`);
+    if (c.projectCreated) calls.push(`then \`DELETE /api/v1/projects/${project}\``);
+    fix = `As a user who may delete in project ${project} (maintainer or projectAdmin; the portal does the same): ${calls.length ? calls.join(', ') : 'delete what is listed'}; ` +
+      'or run the doctor with --repository in a project where you may delete.';
+  } else {
+    fix = `As a user who may delete: ${c.manifestDigest ? `\`DELETE /v2/${c.repository}/manifests/${c.manifestDigest}\`, then the blobs listed` : 'delete what is listed'} ` +
+      '(Distribution must allow it: `storage: { delete: { enabled: true } }`); or point --repository at a throw-away repository.';
+  }
+  return {
+    mechanism: 'CLEANUP',
+    severity: 'problem',
+    title: `the doctor could not delete ${left.length === 1 ? 'one thing' : `${left.length} things`} it made`,
+    evidence: left.map((l) => `left behind: ${l.what} — ${l.why}`),
+    fix,
+    clients: [],
+  };
 }

@@ -6,6 +6,13 @@ import type { Exchange, Finding, RegistryInfo, Step } from './types.ts';
 /** Judges an exchange: ok true/false/null and an optional note for the table. */
 export type Verdict = (ex: Exchange) => { ok: boolean | null; note?: string };
 
+/** One entry of a token's `access` claim (Docker token spec). */
+export interface TokenAccess {
+  readonly type: string;
+  readonly name: string;
+  readonly actions: readonly string[];
+}
+
 /** Collects steps and findings; the walk functions share one. */
 export class Recorder {
   readonly steps: Step[] = [];
@@ -13,6 +20,12 @@ export class Recorder {
   readonly info: RegistryInfo = { kind: 'unknown' };
   /** The Authorization header a client would now send to the registry, if any. */
   authorization?: string;
+  /** Who the run acts as (named in findings); undefined without credentials. */
+  username?: string;
+  /** The repository the probe image goes to. */
+  repository = '';
+  /** What the last token grants, from its `access` claim; undefined when the token is opaque. */
+  tokenAccess?: readonly TokenAccess[];
 
   constructor(
     readonly target: Target,
@@ -88,6 +101,17 @@ export function berthDiagnosis(ex: Exchange): { code: string; message?: string }
 export function ociErrorCode(ex: Exchange): string | undefined {
   try {
     return (JSON.parse(ex.body ?? '') as { errors?: { code?: string }[] }).errors?.[0]?.code;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The message of an OCI error body, `CODE: message` (`DENIED: requested access to the resource is denied`). */
+export function ociErrorText(ex: Exchange): string | undefined {
+  try {
+    const first = (JSON.parse(ex.body ?? '') as { errors?: { code?: string; message?: string }[] }).errors?.[0];
+    if (!first?.code) return undefined;
+    return first.message ? `${first.code}: ${first.message}` : first.code;
   } catch {
     return undefined;
   }

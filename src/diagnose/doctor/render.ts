@@ -3,8 +3,13 @@ import { formatSize } from './size.ts';
 import { CLIENT_NAMES, type DoctorReport, type Exchange, type Step } from './types.ts';
 import { MECHANISM_NAMES } from './findings.ts';
 import { parseTarget } from './urls.ts';
+import { layoutTable, wrap } from './wrap.ts';
 
 const MAX_URL = 64;
+/** The width when the output is not a terminal (piped, redirected, or a test). */
+export const DEFAULT_WIDTH = 80;
+/** Narrower than this, lines are still kept within the width but little of anything fits. */
+const MIN_WIDTH = 30;
 
 function shortUrl(url: string, base?: string): string {
   // Upload URLs carry long state tokens in the query, digests and ids are long: the path's shape,
@@ -30,35 +35,75 @@ function got(ex: Exchange): string {
 
 const mark = (s: Step): string => (s.ok === true ? '✓' : s.ok === false ? '✗' : '·');
 
-/** The whole human-readable report, lines ready to print. */
-export function renderReport(report: DoctorReport): string[] {
+/** Flexible columns narrower than this make a table harder to read than one block per step. */
+const MIN_COLUMN = 28;
+
+/**
+ * The step table: `#  ✓  STEP  SENT  GOT` with cells wrapped within their columns, each note on
+ * lines of its own under its step (so one long note does not widen the table). On a terminal too
+ * narrow for three readable columns (80 columns is), one block per step instead: the title, then
+ * what was sent and what came back, each on lines of their own.
+ */
+function renderSteps(report: DoctorReport, base: string, width: number): string[] {
+  const rows = report.steps.map((s, i) => [String(i + 1), mark(s), s.title, s.exchange ? sent(s.exchange, base) : '', s.exchange ? got(s.exchange) : '']);
+  const header = ['#', '', 'STEP', 'SENT', 'GOT'];
+  const layout = layoutTable([header, ...rows], width, [0, 1], MIN_COLUMN);
+  if (layout) {
+    const indent = ' '.repeat(layout.widths[0]! + layout.widths[1]! + 4);
+    return [...layout.row(header), ...report.steps.flatMap((s, i) => [...layout.row(rows[i]!), ...(s.note ? wrap(s.note, width, `${indent}↳ `, `${indent}  `) : [])])];
+  }
+  const numbers = String(rows.length).length;
+  const indent = ' '.repeat(numbers + 3);
+  return [
+    `${'#'.padStart(numbers)}   STEP, then SENT and → GOT`,
+    ...report.steps.flatMap((s, i) => {
+      const [n, m, title, out, back] = rows[i]!;
+      return [
+        ...wrap(title!, width, `${n!.padStart(numbers)} ${m} `, indent),
+        ...(out ? wrap(out, width, indent, `${indent}  `) : []),
+        ...(back ? wrap(back, width, `${indent}→ `, `${indent}  `) : []),
+        ...(s.note ? wrap(s.note, width, `${indent}↳ `, `${indent}  `) : []),
+      ];
+    }),
+  ];
+}
+
+/** `sha256:0123456789ab…` for lines that name what was deleted (the JSON report keeps the whole digest). */
+const shortDigests = (text: string): string => text.replace(/(sha256:[0-9a-f]{12})[0-9a-f]{52}/g, '$1…');
+
+/**
+ * The whole human-readable report, lines ready to print, none longer than `width` (the terminal's
+ * columns; {@link DEFAULT_WIDTH} when not a terminal): long values wrap with a hanging indent.
+ */
+export function renderReport(report: DoctorReport, width: number = DEFAULT_WIDTH): string[] {
+  const w = Math.max(MIN_WIDTH, Math.floor(width));
   let base = '';
   try {
     base = parseTarget(report.target).base;
   } catch {
     /* shown in full */
   }
-  const rows = report.steps.map((s, i) => [String(i + 1), mark(s), s.title, s.exchange ? sent(s.exchange, base) : '', s.exchange ? got(s.exchange) : '']);
-  const header = ['#', '', 'STEP', 'SENT', 'GOT'];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
-  // Notes go on a line of their own under their step, so one long note does not widen the table.
-  const indent = ' '.repeat(widths[0]! + widths[1]! + 4);
-  const table = report.steps.flatMap((s, i) => [line(rows[i]!), ...(s.note ? [`${indent}↳ ${s.note}`] : [])]);
-  const out = [`berth doctor ${report.target}${base && base !== report.target ? ` (${base})` : ''}`, `registry: ${report.registry.kind}${report.registry.version ? ` ${report.registry.version}` : ''}, auth: ${report.registry.auth ?? '?'}`, '', line(header), ...table];
   const r = report.registry;
+  const out = [
+    ...wrap(`berth doctor ${report.target}${base && base !== report.target ? ` (${base})` : ''}`, w, '', '  '),
+    ...wrap(`registry: ${r.kind}${r.version ? ` ${r.version}` : ''}, auth: ${r.auth ?? '?'}`, w, '', '  '),
+    '',
+    ...renderSteps(report, base, w),
+  ];
   const facts: string[] = [];
   if (r.bodyLimit) facts.push(`largest PATCH body that passed: ${r.bodyLimit.largestPassed !== undefined ? formatSize(r.bodyLimit.largestPassed) : 'none'}${r.bodyLimit.firstFailed ? `, first refused: ${formatSize(r.bodyLimit.firstFailed)}` : ''}`);
   if (r.uploadBytesPerSecond) facts.push(`upload speed: ${(r.uploadBytesPerSecond / 1e6).toFixed(1)} MB/s`);
   if (r.tokenExpiresIn !== undefined) facts.push(`token lifetime: ${r.tokenExpiresIn}s`);
   if (r.clockSkewSeconds !== undefined) facts.push(`clock skew (server − local): ${r.clockSkewSeconds}s`);
-  if (facts.length) out.push('', ...facts);
+  if (facts.length) out.push('', ...facts.flatMap((f) => wrap(f, w, '', '  ')));
+  // What stayed is a CLEANUP finding below, with the reason for each item.
+  if (report.cleanup.removed.length) out.push('', ...report.cleanup.removed.flatMap((item) => wrap(shortDigests(item), w, 'deleted again: ', '    ')));
   for (const f of report.findings) {
-    out.push('', `${f.severity.toUpperCase()} ${f.mechanism} — ${MECHANISM_NAMES[f.mechanism]}: ${f.title}`);
-    for (const e of f.evidence) out.push(`  evidence: ${e}`);
-    if (f.clients.length) out.push(`  fails for: ${f.clients.map((c) => CLIENT_NAMES[c]).join('; ')}`);
-    out.push(`  fix: ${f.fix}`);
+    out.push('', ...wrap(`${f.severity.toUpperCase()} ${f.mechanism} — ${MECHANISM_NAMES[f.mechanism]}: ${f.title}`, w, '', '  '));
+    for (const e of f.evidence) out.push(...wrap(e, w, '  evidence: ', '    '));
+    if (f.clients.length) out.push(...wrap(f.clients.map((c) => CLIENT_NAMES[c]).join('; '), w, '  fails for: ', '    '));
+    out.push(...wrap(f.fix, w, '  fix: ', '    '));
   }
-  out.push('', `${report.exitCode === 0 ? 'OK' : report.exitCode === 1 ? 'PROBLEM' : 'NOT TESTED'}: ${report.verdict}`);
+  out.push('', ...wrap(`${report.exitCode === 0 ? 'OK' : report.exitCode === 1 ? 'PROBLEM' : 'NOT TESTED'}: ${report.verdict}`, w, '', '  '));
   return out;
 }

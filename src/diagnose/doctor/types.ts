@@ -67,8 +67,12 @@ export interface Step {
   readonly note?: string;
 }
 
-/** M-ids of PROXIES.md, plus TLS/connectivity and credential problems the walk finds first. */
-export type MechanismId = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'M6' | 'M7' | 'M8' | 'M9' | 'M10' | 'M11' | 'TLS' | 'NET' | 'AUTH';
+/**
+ * M-ids of PROXIES.md, plus TLS/connectivity and credential problems the walk finds first,
+ * `DENIED` (the credentials work but may not push to the probe repository) and `CLEANUP` (what the
+ * doctor made could not all be deleted again).
+ */
+export type MechanismId = 'M1' | 'M2' | 'M3' | 'M4' | 'M5' | 'M6' | 'M7' | 'M8' | 'M9' | 'M10' | 'M11' | 'TLS' | 'NET' | 'AUTH' | 'DENIED' | 'CLEANUP';
 
 /** A conclusion: a problem (exit 1), a warning or a note (exit 0). */
 export interface Finding {
@@ -98,6 +102,24 @@ export interface RegistryInfo {
   bodyLimit?: { largestPassed?: number; firstFailed?: number };
   /** Server Date minus local clock, seconds. */
   clockSkewSeconds?: number;
+  /** Berth only: its configured `externalURL`s, as its echo endpoint reports them. */
+  externalURLs?: string[];
+}
+
+/** Something the doctor made and could not delete again, and why. */
+export interface LeftBehind {
+  /** What it is, with names and digests, e.g. `manifest team/app@sha256:… (tag doctor-1)`. */
+  readonly what: string;
+  /** Why it stayed: the status and error of the refused deletion. */
+  readonly why: string;
+}
+
+/** What the doctor made on the registry and what became of it. */
+export interface CleanupReport {
+  /** Everything deleted again, one entry each. */
+  readonly removed: readonly string[];
+  /** Everything that stayed; any entry makes the run not healthy (exit 1). */
+  readonly leftBehind: readonly LeftBehind[];
 }
 
 /** The whole result; `--json` prints exactly this. */
@@ -106,7 +128,8 @@ export interface DoctorReport {
   readonly registry: RegistryInfo;
   readonly steps: readonly Step[];
   readonly findings: readonly Finding[];
+  readonly cleanup: CleanupReport;
   readonly verdict: string;
-  /** 0 healthy, 1 problem found, 2 could not test. */
+  /** 0 healthy, 1 problem found (a probe left behind included), 2 could not test. */
   readonly exitCode: 0 | 1 | 2;
 }

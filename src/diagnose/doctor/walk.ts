@@ -1,7 +1,8 @@
-// The push/pull walk: ping, challenge, token, blob upload, manifest, pull, cleanup.
+// The push/pull walk: ping, challenge, token, blob upload, manifest, pull (cleanup.ts deletes it all again).
 import { createHash, randomBytes } from 'node:crypto';
-import { type Credentials, basicHeader, explainAuthenticated401, fetchToken } from './auth.ts';
+import { type Credentials, basicHeader, explainAuthenticated401, explainDenied, fetchToken } from './auth.ts';
 import { findChallenge } from './challenge.ts';
+import { type Made, onTypedOrigin } from './cleanup.ts';
 import { follow } from './follow.ts';
 import { redirectFinding, tlsFinding } from './findings.ts';
 import { peerCertificate } from './probe.ts';
@@ -84,6 +85,7 @@ export async function echo(rec: Recorder, id: string, withAuth: boolean): Promis
   if (!body.berth) return;
   rec.info.kind = 'berth';
   rec.info.version = body.berth.version;
+  if (Array.isArray(body.berth.externalURLs)) rec.info.externalURLs = body.berth.externalURLs.filter((u) => typeof u === 'string');
   if (sent && body.received?.authorization?.present === false) {
     rec.add({
       mechanism: 'M5',
@@ -191,34 +193,60 @@ async function login(rec: Recorder, creds: Credentials): Promise<WalkEnd> {
   return 'untestable';
 }
 
-/** Push: HEAD, POST, PATCH, PUT for the layer and the config, then the manifest. */
-export async function push(rec: Recorder, repo: string, image: ProbeImage, tag: string): Promise<boolean> {
+/** Explains a refused push request: 403 (not allowed here) or 401 (why the credentials did not count). */
+function explainRefused(rec: Recorder, ex: Exchange, what: string): void {
+  if (ex.status === 403) explainDenied(rec, ex);
+  else if (ex.status === 401) explainAuthenticated401(rec, ex, what);
+}
+
+/**
+ * Push: HEAD, POST, PATCH, PUT for the layer; HEAD and a monolithic PUT for the config; then the
+ * manifest. Everything stored is recorded in `made`, so the end of the run can delete it again.
+ */
+export async function push(rec: Recorder, repo: string, image: ProbeImage, tag: string, made: Made): Promise<boolean> {
   const head = await rec.request('head-blob', 'HEAD blob', { method: 'HEAD', url: rec.url(`/v2/${repo}/blobs/${image.layerDigest}`), authorization: rec.authorization }, expect(404, 200));
+  // A 403 here (a HEAD has no body to say why) is explained by the POST that follows, which says more.
   if (head.status === 401) explainAuthenticated401(rec, head, 'HEAD blob');
-  if (!(await uploadBlob(rec, repo, 'layer', image.layer, image.layerDigest, true))) return false;
-  if (!(await uploadBlob(rec, repo, 'config', EMPTY_CONFIG, digestOf(EMPTY_CONFIG), false))) return false;
+  if (!(await uploadBlob(rec, repo, 'layer', image.layer, image.layerDigest, true, made))) return false;
+  const configDigest = digestOf(EMPTY_CONFIG);
+  // Other artifacts of the repository may share the empty config: it is deleted only if this run brought it.
+  const config = await rec.request('head-config', 'HEAD config blob', { method: 'HEAD', url: rec.url(`/v2/${repo}/blobs/${configDigest}`), authorization: rec.authorization }, expect(404, 200));
+  const configWasThere = config.status === 200;
+  if (!(await uploadBlob(rec, repo, 'config', EMPTY_CONFIG, configDigest, false, made, configWasThere))) return false;
   const put = await rec.request('manifest-put', `PUT manifest :${tag}`, {
     method: 'PUT', url: rec.url(`/v2/${repo}/manifests/${tag}`), authorization: rec.authorization, body: image.manifest, headers: { 'Content-Type': OCI_MANIFEST },
   }, (e) => ({ ok: e.status === 201, note: e.status === 201 && e.headers['docker-content-digest'] !== image.manifestDigest ? `digest ${e.headers['docker-content-digest']} ≠ ${image.manifestDigest}` : undefined }));
-  if (put.status === 401) explainAuthenticated401(rec, put, 'PUT manifest');
+  explainRefused(rec, put, 'PUT manifest');
+  if (put.status === 201) {
+    made.manifest = { digest: put.headers['docker-content-digest'] ?? image.manifestDigest, tag };
+    made.stored = true;
+  }
   return put.status === 201;
 }
 
-/** POST, then PATCH + PUT (chunked style) or a monolithic PUT, following every Location. */
-async function uploadBlob(rec: Recorder, repo: string, what: string, bytes: Buffer, digest: string, patch: boolean): Promise<boolean> {
+/**
+ * POST, then PATCH + PUT (chunked style) or a monolithic PUT, following every Location. A stored
+ * blob goes into `made` unless `wasThere`; a session left unfinished goes into `made.uploads`.
+ */
+async function uploadBlob(rec: Recorder, repo: string, what: string, bytes: Buffer, digest: string, patch: boolean, made: Made, wasThere = false): Promise<boolean> {
   const start = rec.url(`/v2/${repo}/blobs/uploads/`);
   const post = await rec.request(`${what}-post`, `POST upload (${what})`, { method: 'POST', url: start, authorization: rec.authorization }, expect(202));
-  if (post.status === 401) explainAuthenticated401(rec, post, 'POST upload');
+  explainRefused(rec, post, 'POST upload');
   if (isRedirect(post)) rec.add(redirectFinding('POST /v2/…/blobs/uploads/', post.status!, post.headers['location'], [describe(post)]));
   if (post.status !== 202 || !post.headers['location']) return false;
   let location = post.headers['location'];
   let from = start;
+  const unfinished = (): false => {
+    made.uploads.push(onTypedOrigin(rec, location, from));
+    return false;
+  };
   const octets = { 'Content-Type': 'application/octet-stream' };
   if (patch) {
     const ex = await follow(rec, { id: `${what}-patch`, title: `PATCH ${what} chunk`, method: 'PATCH', reference: location, from, body: bytes, headers: octets, verdict: expect(202) });
     if (ex.status !== 202 || !ex.headers['location']) {
       if (ex.status === 404) noteLostUpload(rec, ex);
-      return false;
+      if (ex.status === 403) explainDenied(rec, ex);
+      return ex.status === 404 ? false : unfinished();
     }
     location = ex.headers['location'];
     from = ex.url;
@@ -228,7 +256,11 @@ async function uploadBlob(rec: Recorder, repo: string, what: string, bytes: Buff
     body: patch ? undefined : bytes, headers: patch ? undefined : octets, verdict: expect(201),
   });
   if (put.status === 404) noteLostUpload(rec, put);
-  return put.status === 201;
+  if (put.status === 403) explainDenied(rec, put);
+  if (put.status !== 201) return put.status === 404 ? false : unfinished();
+  made.stored = true;
+  if (!wasThere) made.blobs.push({ digest, what });
+  return true;
 }
 
 function noteLostUpload(rec: Recorder, ex: Exchange): void {
@@ -245,28 +277,4 @@ export async function pull(rec: Recorder, repo: string, image: ProbeImage, tag: 
     blob = await rec.request('blob-get-redirect', 'GET layer at the redirect (no credentials, as clients do)', { method: 'GET', url: new URL(blob.headers['location'], blob.url).toString() }, (e) => ({ ok: e.status === 200 && e.bodyDigest === image.layerDigest }));
   }
   return man.status === 200 && blob.status === 200;
-}
-
-/**
- * DELETE what was pushed; registries that forbid deletes are fine, and said so. A Bearer 401 asks
- * for the `delete` action, which the push token lacks: fetch one for the scope the challenge names.
- */
-export async function cleanup(rec: Recorder, repo: string, image: ProbeImage, creds: Credentials | undefined): Promise<void> {
-  const verdict = (e: Exchange): { ok: boolean | null; note?: string } => {
-    if (e.status === 202 || e.status === 204) return { ok: true };
-    if (e.status === 405 || ociErrorCode(e) === 'UNSUPPORTED') return { ok: null, note: `deletes are disabled here: the probe stays in ${repo}` };
-    return { ok: null, note: `not deleted (${e.status ?? e.error?.code})` };
-  };
-  let rescoped = false;
-  for (const [id, path] of [['delete-manifest', `/v2/${repo}/manifests/${image.manifestDigest}`], ['delete-layer', `/v2/${repo}/blobs/${image.layerDigest}`]] as const) {
-    const title = `DELETE ${id === 'delete-manifest' ? 'manifest by digest' : 'layer blob'}`;
-    const request = () => ({ method: 'DELETE', url: rec.url(path), authorization: rec.authorization });
-    const ex = await rec.request(id, title, request(), verdict);
-    const challenge = findChallenge(ex.headers['www-authenticate'], 'bearer');
-    if (ex.status === 401 && challenge && !rescoped) {
-      rescoped = true;
-      const scope = challenge.params['scope'] ?? `repository:${repo}:delete`;
-      if (await fetchToken(rec, ex.headers['www-authenticate']!, scope, creds)) await rec.request(`${id}-rescoped`, `${title} (token with ${scope})`, request(), verdict);
-    }
-  }
 }

@@ -420,8 +420,9 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
     }
   });
 
-  test('token lifetime shorter than a 10GiB upload at the measured speed: M9 warning naming auth.tokenTTL', async () => {
-    // 10 s: a 10 GiB layer would need over 1 GB/s, far beyond what 4 MiB probe bodies measure here.
+  test('token lifetime against a 10GiB upload at the measured speed: M9 exactly when it would not fit', async () => {
+    // Whatever this machine's speed, the report must judge it consistently (the rule itself, at
+    // fixed speeds, is tested in test/unit/doctor-urls.test.ts).
     const shortTokens = await startTestServer({ auth: { tokenTTL: 10 } });
     try {
       const report = await runDoctor({ url: shortTokens.url, username: 'admin', password: ADMIN_PASSWORD });
@@ -429,11 +430,10 @@ describe('berth doctor', { timeout: 5 * 60_000 }, () => {
         assert.equal(report.exitCode, 0, report.verdict);
         assert.equal(report.registry.tokenExpiresIn, 10);
         const speed = report.registry.uploadBytesPerSecond;
-        assert.ok(speed && 10 * 1024 ** 3 / speed > 10, `measured ${speed} B/s`);
+        assert.ok(speed && speed > 0, 'the body probe measured a speed');
         const m9 = report.findings.find((f) => f.mechanism === 'M9');
-        assert.equal(m9?.severity, 'warning');
-        assert.match(m9!.title, /^tokens live 10s; a 10GiB layer at the measured [\d.]+ MB\/s takes \d+s$/);
-        assert.match(m9!.fix, /auth\.tokenTTL/);
+        assert.equal(m9 !== undefined, (10 * 1024 ** 3) / speed > 10, `measured ${speed} B/s`);
+        if (m9) assert.match(m9.fix, /auth\.tokenTTL/);
       });
     } finally {
       await shortTokens.close();

@@ -5,6 +5,7 @@ import { grantText, missingActions, tokenAccess } from '../../src/diagnose/docto
 import { parseChallenges } from '../../src/diagnose/doctor/challenge.ts';
 import { redactTokens } from '../../src/diagnose/doctor/recorder.ts';
 import { formatSize, parseSize, probeSizes } from '../../src/diagnose/doctor/size.ts';
+import { tokenLifetimeFinding } from '../../src/diagnose/doctor/body.ts';
 import { canonicalAuthority, familiesDroppingCredentials, judgeNextUrl, judgeRealm, parseTarget, rawOrigin, resolveReference } from '../../src/diagnose/doctor/urls.ts';
 
 const typed = parseTarget('https://hub.example.com');
@@ -137,4 +138,14 @@ describe('what a token grants (for "may not push")', () => {
     assert.equal(grantText([]), 'the token grants nothing');
     assert.equal(grantText(pullOnly), 'the token grants repository:team/app:pull');
   });
+});
+
+test('M9: a token that expires before a 10 GiB layer uploads at the measured speed, and only then', () => {
+  const slow = tokenLifetimeFinding(10, 135.9e6, true);
+  assert.equal(slow?.severity, 'warning');
+  assert.equal(slow?.title, 'tokens live 10s; a 10GiB layer at the measured 135.9 MB/s takes 79s');
+  assert.match(slow!.fix, /auth\.tokenTTL\` \(now 10s\)/);
+  assert.match(tokenLifetimeFinding(10, 135.9e6, false)!.fix, /token_expiration/);
+  assert.equal(tokenLifetimeFinding(1800, 135.9e6, true), undefined, '79 s fit in 30 minutes');
+  assert.equal(tokenLifetimeFinding(10, 2e9, true), undefined, 'at 2 GB/s the layer takes 5 s');
 });

@@ -4,7 +4,7 @@ import { bodyLimitFinding } from './findings.ts';
 import { type Recorder, describe, expect } from './recorder.ts';
 import { formatSize, probeSizes } from './size.ts';
 import { resolveReference } from './urls.ts';
-import type { Exchange } from './types.ts';
+import type { Exchange, Finding } from './types.ts';
 
 /** The largest layer whose upload should fit in one token lifetime. */
 export const BIG_LAYER = 10 * 1024 ** 3;
@@ -69,16 +69,22 @@ export async function probeBodies(rec: Recorder, repo: string, maxBody: number, 
 function judgeTokenLifetime(rec: Recorder): void {
   const { tokenExpiresIn, uploadBytesPerSecond } = rec.info;
   if (tokenExpiresIn === undefined || !uploadBytesPerSecond) return;
-  const seconds = BIG_LAYER / uploadBytesPerSecond;
-  if (seconds <= tokenExpiresIn) return;
-  rec.add({
+  const finding = tokenLifetimeFinding(tokenExpiresIn, uploadBytesPerSecond, rec.info.kind === 'berth');
+  if (finding) rec.add(finding);
+}
+
+/** The M9 warning when a 10 GiB layer at `bytesPerSecond` takes longer than a token lives; undefined when it fits. */
+export function tokenLifetimeFinding(tokenExpiresIn: number, bytesPerSecond: number, berth: boolean): Finding | undefined {
+  const seconds = BIG_LAYER / bytesPerSecond;
+  if (seconds <= tokenExpiresIn) return undefined;
+  return {
     mechanism: 'M9',
     severity: 'warning',
-    title: `tokens live ${tokenExpiresIn}s; a 10GiB layer at the measured ${(uploadBytesPerSecond / 1e6).toFixed(1)} MB/s takes ${Math.round(seconds)}s`,
-    evidence: [`token expires_in ${tokenExpiresIn}`, `measured ${(uploadBytesPerSecond / 1e6).toFixed(1)} MB/s over the body probe`],
-    fix: rec.info.kind === 'berth'
+    title: `tokens live ${tokenExpiresIn}s; a 10GiB layer at the measured ${(bytesPerSecond / 1e6).toFixed(1)} MB/s takes ${Math.round(seconds)}s`,
+    evidence: [`token expires_in ${tokenExpiresIn}`, `measured ${(bytesPerSecond / 1e6).toFixed(1)} MB/s over the body probe`],
+    fix: berth
       ? `Raise Berth's \`auth.tokenTTL\` (now ${tokenExpiresIn}s) above the longest upload, e.g. \`auth: { tokenTTL: 1h }\`.`
       : 'Raise the token lifetime of the token service (Distribution token auth: the issuer\'s expiration; Harbor: `token_expiration` in minutes) above the longest upload.',
     clients: ['containerd', 'docker', 'containers-image'],
-  });
+  };
 }

@@ -5,6 +5,7 @@ import { doctorCommand } from './doctor.ts';
 import { CliError } from './output.ts';
 import { proxyConfigCommand } from './proxy-config.ts';
 import { serveCommand } from './serve.ts';
+import { backupCommand } from './backup.ts';
 import { userCommand } from './user.ts';
 import { logsCommand } from './logs.ts';
 import { loginCommand } from './login.ts';
@@ -21,6 +22,7 @@ const program = new Command('berth')
   .version(VERSION, '-V, --version')
   .showHelpAfterError();
 serveCommand(program);
+backupCommand(program);
 userCommand(program);
 logsCommand(program);
 doctorCommand(program);

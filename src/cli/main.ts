@@ -36,6 +36,12 @@ repoCommand(program);
 artifactCommand(program);
 tagCommand(program);
 
+// Output piped into a reader that stops early (`berth audit | head`): stop quietly, as other tools do.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 try {
   await program.parseAsync(process.argv);
 } catch (err) {

@@ -3,7 +3,7 @@
 // externalURL/trustedProxies the output names, and real clients (skopeo; ctr, the client that drops
 // credentials on any Host mismatch) push a fresh image with a layer over 1 MiB and pull it back.
 import assert from 'node:assert/strict';
-import { chmod, copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BerthServer, REPO_ROOT, startBerth } from '../support/berth.ts';
@@ -11,6 +11,7 @@ import { type RegistryTarget, pushPullCtr, pushPullSkopeo } from '../support/cli
 import { type Dockerd, startDockerd } from '../support/dockerd.ts';
 import { addHostsEntry, randomLoopbackIp } from '../support/hosts.ts';
 import { type RandomImage, createRandomImage } from '../support/images.ts';
+import { startGeneratedNginx } from '../support/nginx.ts';
 import { ProcessRegistry, tailFile } from '../support/processes.ts';
 import { run } from '../support/run.ts';
 import { E2E_PACKAGES, ensurePackages, freePort, tmpDir, waitForTcp } from '../support/system.ts';
@@ -72,37 +73,16 @@ describe('berth proxy-config output carries real pushes', { timeout: 15 * 60_000
     const berth = await berthFor(config, port);
     const prefix = await tmpDir('berth-pc-nginx');
     scratch.push(prefix);
-    // Workers drop root privileges (to nobody) and must still reach the temp paths.
-    await chmod(prefix, 0o755);
-    const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
-    for (const dir of temp) {
-      await mkdir(path.join(prefix, 'tmp', dir), { recursive: true });
-      await chmod(path.join(prefix, 'tmp', dir), 0o777);
-    }
-    const p = (name: string): string => path.join(prefix, name);
-    await writeFile(p('berth.conf'), config);
-    // The generated file belongs in http { }; this wrapper adds only private pid, log and temp paths.
-    await writeFile(
-      p('nginx.conf'),
-      [
-        'daemon off;',
-        `pid ${p('nginx.pid')};`,
-        `error_log ${p('error.log')} info;`,
-        'events { worker_connections 256; }',
-        'http {',
-        `    log_format berth '$remote_addr "$request" $status host="$http_host" location="$sent_http_location" bytes_in=$request_length';`,
-        `    access_log ${p('access.log')} berth;`,
-        ...temp.map((t) => `    ${t}_temp_path ${p(`tmp/${t}`)};`),
-        `    include ${p('berth.conf')};`,
-        '}',
-        '',
-      ].join('\n'),
-    );
-    const args = ['-c', p('nginx.conf'), '-p', prefix, '-e', p('error.log')];
-    await run('nginx', ['-t', ...args], { timeoutMs: 30_000 });
-    const child = await registry.start({ name: 'nginx', command: 'nginx', args, logFile: p('nginx.out.log') });
-    await waitForTcp(ip, 443, { timeoutMs: 15_000, abortIf: () => child.exitDescription() });
-    return { domain, berth, logs: [p('access.log'), p('error.log')] };
+    const { logs } = await startGeneratedNginx({
+      prefix,
+      config,
+      ip,
+      port: 443,
+      registry,
+      name: 'nginx',
+      logFormat: '$remote_addr "$request" $status host="$http_host" location="$sent_http_location" bytes_in=$request_length',
+    });
+    return { domain, berth, logs };
   }
 
   async function startHaproxySetup(domain: string, ip: string): Promise<Setup> {

@@ -10,16 +10,16 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { randomInt, randomUUID } from 'node:crypto';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { REPO_ROOT } from '../support/berth.ts';
 import { randomLoopbackIp } from '../support/hosts.ts';
-import { RECOMMENDED_PROXY_DIRECTIVES, startNginx } from '../support/nginx.ts';
+import { RECOMMENDED_PROXY_DIRECTIVES, startGeneratedNginx, startNginx } from '../support/nginx.ts';
 import { ProcessRegistry, tailFile } from '../support/processes.ts';
 import { run } from '../support/run.ts';
 import { adminBasic, startTestServer, type TestServer } from '../support/server.ts';
-import { ensurePackages, freePort, tmpDir, waitForTcp } from '../support/system.ts';
+import { ensurePackages, freePort, tmpDir } from '../support/system.ts';
 
 /** What a client forges: every header a proxy might use to name the client. */
 const FORGED = {
@@ -83,36 +83,15 @@ describe('a client cannot fake its address through a trusted nginx', { timeout: 
 
     const generatedDir = await tmpDir('berth-spoof-nginx');
     registry.defer('nginx scratch', () => rm(generatedDir, { recursive: true, force: true }));
-    await chmod(generatedDir, 0o755); // workers drop root privileges and must reach the temp paths
-    const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
-    for (const dir of temp) {
-      await mkdir(path.join(generatedDir, 'tmp', dir), { recursive: true });
-      await chmod(path.join(generatedDir, 'tmp', dir), 0o777);
-    }
-    const p = (name: string): string => path.join(generatedDir, name);
-    await writeFile(p('berth.conf'), config);
-    // The generated file belongs in http { }; this wrapper adds only private pid, log and temp paths.
-    await writeFile(
-      p('nginx.conf'),
-      [
-        'daemon off;',
-        `pid ${p('nginx.pid')};`,
-        `error_log ${p('error.log')} info;`,
-        'events { worker_connections 64; }',
-        'http {',
-        `    log_format spoof '$remote_addr "$request" $status forwarded="$http_forwarded" xff="$http_x_forwarded_for" real_ip="$http_x_real_ip"';`,
-        `    access_log ${p('access.log')} spoof;`,
-        ...temp.map((t) => `    ${t}_temp_path ${p(`tmp/${t}`)};`),
-        `    include ${p('berth.conf')};`,
-        '}',
-        '',
-      ].join('\n'),
-    );
-    const args = ['-c', p('nginx.conf'), '-p', generatedDir, '-e', p('error.log')];
-    await run('nginx', ['-t', ...args], { timeoutMs: 30_000 });
-    const child = await registry.start({ name: 'nginx (generated config)', command: 'nginx', args, logFile: p('nginx.out.log') });
-    await waitForTcp(ip, port, { timeoutMs: 15_000, abortIf: () => child.exitDescription() });
-    generated = { ip, port, host, logs: [p('access.log'), p('error.log')] };
+    const { logs } = await startGeneratedNginx({
+      prefix: generatedDir,
+      config,
+      ip,
+      port,
+      registry,
+      logFormat: '$remote_addr "$request" $status forwarded="$http_forwarded" xff="$http_x_forwarded_for" real_ip="$http_x_real_ip"',
+    });
+    generated = { ip, port, host, logs };
 
     const ip2 = randomLoopbackIp();
     const port2 = await freePort(ip2);

@@ -192,3 +192,51 @@ export async function startNginx(options: NginxOptions): Promise<NginxInstance> 
     stop,
   };
 }
+
+/**
+ * Runs a configuration `berth proxy-config nginx` generated (it belongs in `http { }`) in nginx of
+ * its own under `prefix`: a wrapper adds only private pid, log and temp paths and an access log in
+ * `logFormat`. Checks it with `nginx -t`, starts it through `registry` (stopped by pid), and waits
+ * until it listens on `ip:port`. Returns the access and error log paths.
+ */
+export async function startGeneratedNginx(options: {
+  prefix: string;
+  config: string;
+  ip: string;
+  port: number;
+  logFormat: string;
+  registry: ProcessRegistry;
+  name?: string;
+}): Promise<{ logs: string[] }> {
+  const { prefix, config, registry } = options;
+  // Workers drop root privileges (to nobody) and must still reach the temp paths.
+  await chmod(prefix, 0o755);
+  const temp = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
+  for (const dir of temp) {
+    await mkdir(path.join(prefix, 'tmp', dir), { recursive: true });
+    await chmod(path.join(prefix, 'tmp', dir), 0o777);
+  }
+  const p = (name: string): string => path.join(prefix, name);
+  await writeFile(p('berth.conf'), config);
+  await writeFile(
+    p('nginx.conf'),
+    [
+      'daemon off;',
+      `pid ${p('nginx.pid')};`,
+      `error_log ${p('error.log')} info;`,
+      'events { worker_connections 256; }',
+      'http {',
+      `    log_format berth '${options.logFormat}';`,
+      `    access_log ${p('access.log')} berth;`,
+      ...temp.map((t) => `    ${t}_temp_path ${p(`tmp/${t}`)};`),
+      `    include ${p('berth.conf')};`,
+      '}',
+      '',
+    ].join('\n'),
+  );
+  const args = ['-c', p('nginx.conf'), '-p', prefix, '-e', p('error.log')];
+  await run('nginx', ['-t', ...args], { timeoutMs: 30_000 });
+  const child = await registry.start({ name: options.name ?? 'nginx (generated config)', command: 'nginx', args, logFile: p('nginx.out.log') });
+  await waitForTcp(options.ip, options.port, { timeoutMs: 15_000, abortIf: () => child.exitDescription() });
+  return { logs: [p('access.log'), p('error.log')] };
+}

@@ -35,8 +35,14 @@ export function isTag(tag: string): boolean {
   return TAG.test(tag);
 }
 
-/** The project a repository belongs to: the first segment of its name (`team` of `team/app`). */
+/** The project of single-segment repository names (`alpine`), as on Docker Hub. */
+export const DEFAULT_PROJECT = 'library';
+
+/**
+ * The project a repository belongs to: the first segment of its name (`team` of `team/app`), or
+ * {@link DEFAULT_PROJECT} for a name of one segment (`alpine`), which keeps the name the client used.
+ */
 export function projectOf(repository: string): string {
   const slash = repository.indexOf('/');
-  return slash < 0 ? repository : repository.slice(0, slash);
+  return slash < 0 ? DEFAULT_PROJECT : repository.slice(0, slash);
 }

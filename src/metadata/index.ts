@@ -38,7 +38,7 @@ export async function openMetadata(dataDir: string, options: SqliteOptions = {})
     db,
     users: new UserStore(db),
     repositories,
-    manifests: new ManifestStore(db),
+    manifests: new ManifestStore(db, projects),
     uploads: new UploadStore(db, projects, repositories),
     projects,
     robots: new RobotStore(db),

@@ -1,6 +1,8 @@
 import type { ExpressionBuilder } from 'kysely';
+import { RegistryError } from '../domain/errors.ts';
 import type { DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
+import type { ProjectStore } from './projects.ts';
 import type { Database, ManifestRow } from './schema.ts';
 
 /** A manifest to record, with what it references and the tag it was pushed under, if any. */
@@ -34,7 +36,7 @@ export class ManifestStore {
   private readonly pulled;
   private readonly recentPulls = new Map<string, number>();
 
-  constructor(private readonly db: DB) {
+  constructor(private readonly db: DB, private readonly projects: ProjectStore) {
     this.digestQuery = new PreparedQuery(db, (repositoryId: number, digest: string) =>
       db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest),
     );
@@ -57,10 +59,40 @@ export class ManifestStore {
     );
   }
 
-  /** Records a manifest (idempotent for the same digest) and points `tag` at it, atomically. */
+  /**
+   * Records a manifest (idempotent for the same digest) and points `tag` at it, atomically. In the
+   * same transaction the project counts the manifest and everything it references (a no-op for
+   * what it counts already), so no manifest is ever recorded with content its project does not
+   * count: a blob released by a concurrent deletion is counted again, within the quota (DENIED
+   * otherwise). What it references must still be there — linked blobs and manifests of the
+   * repository — when the transaction runs: MANIFEST_BLOB_UNKNOWN when a concurrent deletion took
+   * it away since the caller checked (NAME_UNKNOWN for the whole repository); pushing it again works.
+   */
   async put(record: ManifestRecord): Promise<void> {
+    try {
+      await this.record(record);
+    } catch (err) {
+      // The caller may have counted the manifest's bytes before: give them back unless in use.
+      await this.db
+        .transaction()
+        .execute(async (tx) => {
+          const projectId = await projectIdOf(tx, record.repositoryId);
+          if (projectId != null) await this.projects.release(tx, projectId, [record.digest]);
+        })
+        .catch(() => undefined);
+      throw err;
+    }
+    if (record.tag !== undefined) this.tagsChanged(record.repositoryId);
+  }
+
+  private async record(record: ManifestRecord): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
+      const projectId = await projectIdOf(trx, record.repositoryId);
+      if (projectId === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository was deleted while the manifest was pushed', { reason: 'deleted-during-push' });
+      const refs = dedupe(record.references);
+      const charges = [{ digest: record.digest, size: record.size }, ...(await this.referenced(trx, record.repositoryId, refs))];
+      if (projectId !== null) await this.projects.chargeAll(trx, projectId, charges, record.digest);
       await trx
         .insertInto('manifests')
         .values({
@@ -77,7 +109,6 @@ export class ManifestStore {
         })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
         .execute();
-      const refs = dedupe(record.references);
       if (refs.length > 0) {
         await trx
           .insertInto('manifest_references')
@@ -93,7 +124,30 @@ export class ManifestStore {
           .execute();
       }
     });
-    if (record.tag !== undefined) this.tagsChanged(record.repositoryId);
+  }
+
+  /**
+   * Digest and size of each of `refs`, read within `on`: blobs linked into the repository, manifests
+   * of it. MANIFEST_BLOB_UNKNOWN for the first that is not there (any more).
+   */
+  private async referenced(on: DB, repositoryId: number, refs: { digest: string; kind: 'blob' | 'manifest' }[]): Promise<{ digest: string; size: number }[]> {
+    const blobs = refs.filter((r) => r.kind === 'blob').map((r) => r.digest);
+    const children = refs.filter((r) => r.kind === 'manifest').map((r) => r.digest);
+    const sizes = new Map<string, number>();
+    if (blobs.length > 0) {
+      for (const row of await on.selectFrom('repository_blobs').select(['digest', 'size']).where('repository_id', '=', repositoryId).where('digest', 'in', blobs).execute()) sizes.set(row.digest, Number(row.size));
+    }
+    const childSizes = new Map<string, number>();
+    if (children.length > 0) {
+      for (const row of await on.selectFrom('manifests').select(['digest', 'size']).where('repository_id', '=', repositoryId).where('digest', 'in', children).execute()) childSizes.set(row.digest, Number(row.size));
+    }
+    return refs.map((ref) => {
+      const size = ref.kind === 'blob' ? sizes.get(ref.digest) : childSizes.get(ref.digest);
+      if (size === undefined) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references a ${ref.kind} removed from the repository while the manifest was pushed; push again`, { digest: ref.digest, reason: 'deleted-during-push' });
+      }
+      return { digest: ref.digest, size };
+    });
   }
 
   /** A manifest by digest. */
@@ -113,14 +167,52 @@ export class ManifestStore {
     return new Set(rows.map((r) => r.digest));
   }
 
-  /** Deletes a manifest and every tag pointing at it; false when it did not exist. */
+  /**
+   * Deletes a manifest and every tag pointing at it; false when it did not exist. An index takes
+   * with it the child manifests nothing else holds — untagged, listed by no remaining manifest of
+   * the repository — and theirs in turn (as Harbor deletes an artifact's children). In the same
+   * transaction, the deleted manifests and the blobs they listed leave the project's accounting
+   * unless another artifact of the project still references them (`ProjectStore.release`). The blob
+   * links stay: see `RepositoryStore.blobSize` for what the repository still serves.
+   */
   async delete(repositoryId: number, digest: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
-      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
-      await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).execute();
-      const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
-      return Number(result.numDeletedRows) > 0;
+      const released = new Set<string>();
+      const children: string[] = [];
+      const remove = async (target: string): Promise<boolean> => {
+        const refs = await trx.selectFrom('manifest_references').select(['child_digest', 'kind']).where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
+        await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
+        await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
+        const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', target).executeTakeFirst();
+        if (Number(result.numDeletedRows) === 0) return false;
+        released.add(target);
+        for (const ref of refs) (ref.kind === 'blob' ? released.add(ref.child_digest) : children.push(ref.child_digest));
+        return true;
+      };
+      if (!(await remove(digest))) return false;
+      for (let child = children.pop(); child !== undefined; child = children.pop()) {
+        if (released.has(child) || (await this.held(trx, repositoryId, child))) continue;
+        await remove(child);
+      }
+      const projectId = await projectIdOf(trx, repositoryId);
+      if (projectId != null) await this.projects.release(trx, projectId, released);
+      return true;
     }).finally(() => this.tagsChanged(repositoryId));
+  }
+
+  /** Whether manifest `digest` of the repository has a tag or is listed by one of its manifests. */
+  private async held(on: DB, repositoryId: number, digest: string): Promise<boolean> {
+    const tagged = await on.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', digest).limit(1).executeTakeFirst();
+    if (tagged) return true;
+    const listed = await on
+      .selectFrom('manifest_references')
+      .select('manifest_digest')
+      .where('repository_id', '=', repositoryId)
+      .where('child_digest', '=', digest)
+      .where('kind', '=', 'manifest')
+      .limit(1)
+      .executeTakeFirst();
+    return listed !== undefined;
   }
 
   /** Removes a tag (the manifest stays); false when there was no such tag. */
@@ -294,6 +386,12 @@ function isTopLevel(eb: ExpressionBuilder<Database & { m: Database['manifests'] 
         .where('r.kind', '=', 'manifest'),
     ),
   );
+}
+
+/** The project of a repository, read within `on`: undefined when the repository is gone, null before it was adopted. */
+async function projectIdOf(on: DB, repositoryId: number): Promise<number | null | undefined> {
+  const row = await on.selectFrom('repositories').select('project_id').where('id', '=', repositoryId).executeTakeFirst();
+  return row === undefined ? undefined : row.project_id;
 }
 
 function dedupe<T extends { digest: string }>(items: T[]): T[] {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Migration } from 'kysely';
+import { sql, type Generated, type Kysely, type Migration } from 'kysely';
 import type { DialectTraits } from './dialect.ts';
 
 /**
@@ -193,5 +193,94 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.createIndex('sessions_user').on('sessions').column('user_id').execute();
       },
     },
+    '0005_library_and_usage': {
+      async up(untyped: Kysely<unknown>) {
+        const db = untyped as Kysely<V5>;
+        // Deleting an artifact looks up, per digest, whether another manifest of the project has it.
+        await db.schema.createIndex('manifests_digest').on('manifests').column('digest').execute();
+
+        // Single-segment repositories (`alpine`) now belong to the project `library`, created here if
+        // needed, as on first use (private, no quota). Projects once created for them stay as they are.
+        const single = await db.selectFrom('repositories').select('id').where('name', 'not like', '%/%').limit(1).executeTakeFirst();
+        if (single) {
+          const libraryId = await projectId(db, 'library');
+          await db.updateTable('repositories').set({ project_id: libraryId }).where('name', 'not like', '%/%').execute();
+        }
+        // Repositories older than projects (still without one) get theirs now, so they are counted below.
+        const orphans = await db.selectFrom('repositories').select(['id', 'name']).where('project_id', 'is', null).execute();
+        for (const orphan of orphans) {
+          const id = await projectId(db, orphan.name.slice(0, orphan.name.indexOf('/')));
+          await db.updateTable('repositories').set({ project_id: id }).where('id', '=', orphan.id).execute();
+        }
+
+        // Accounting recomputed from what artifacts reference — each manifest of a project's
+        // repositories and each linked blob one of them lists, once per project — which moves the
+        // moved repositories' usage to `library` and drops what deletions used to leave counted.
+        await db.deleteFrom('project_blobs').execute();
+        await db.deleteFrom('project_usage').execute();
+        await db
+          .insertInto('project_blobs')
+          .columns(['project_id', 'digest', 'size'])
+          .expression(
+            db
+              .selectFrom('manifests as m')
+              .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+              .select(['r.project_id', 'm.digest', (eb) => eb.fn.max('m.size').as('size')])
+              .where('r.project_id', 'is not', null)
+              .groupBy(['r.project_id', 'm.digest']),
+          )
+          .execute();
+        await db
+          .insertInto('project_blobs')
+          .columns(['project_id', 'digest', 'size'])
+          .expression(
+            db
+              .selectFrom('repository_blobs as rb')
+              .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+              .select(['r.project_id', 'rb.digest', (eb) => eb.fn.max('rb.size').as('size')])
+              .where('r.project_id', 'is not', null)
+              .where((eb) =>
+                eb.exists(
+                  eb.selectFrom('manifest_references as mr')
+                    .select('mr.child_digest')
+                    .whereRef('mr.repository_id', '=', 'rb.repository_id')
+                    .whereRef('mr.child_digest', '=', 'rb.digest')
+                    .where('mr.kind', '=', 'blob'),
+                ),
+              )
+              .where((eb) =>
+                eb.not(eb.exists(eb.selectFrom('project_blobs as pb').select('pb.digest').whereRef('pb.project_id', '=', 'r.project_id').whereRef('pb.digest', '=', 'rb.digest'))),
+              )
+              .groupBy(['r.project_id', 'rb.digest']),
+          )
+          .execute();
+        await db
+          .insertInto('project_usage')
+          .columns(['project_id', 'shard', 'bytes'])
+          .expression(db.selectFrom('project_blobs').select(['project_id', sql<number>`0`.as('shard'), (eb) => eb.fn.sum<number>('size').as('bytes')]).groupBy('project_id'))
+          .execute();
+      },
+    },
   };
+}
+
+/** The tables migration 0005 reads and writes, as they were then. */
+interface V5 {
+  projects: { id: Generated<number>; name: string; public: number; quota_bytes: number | null; created_by: string | null; created_at: number };
+  repositories: { id: number; name: string; project_id: number | null };
+  repository_blobs: { repository_id: number; digest: string; size: number };
+  manifests: { repository_id: number; digest: string; size: number };
+  manifest_references: { repository_id: number; manifest_digest: string; child_digest: string; kind: string };
+  project_blobs: { project_id: number | null; digest: string; size: number };
+  project_usage: { project_id: number | null; shard: number; bytes: number };
+}
+
+/** The id of project `name`, created (private, no quota) when missing. */
+async function projectId(db: Kysely<V5>, name: string): Promise<number> {
+  await db
+    .insertInto('projects')
+    .values({ name, public: 0, quota_bytes: null, created_by: null, created_at: Date.now() })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute();
+  return (await db.selectFrom('projects').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
 }

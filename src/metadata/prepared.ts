@@ -26,6 +26,11 @@ export class PreparedQuery<A extends unknown[], O> {
     return (await this.execute(this.db, args)).rows[0];
   }
 
+  /** The first row for `args`, read on `on` (a transaction, or the database when undefined). */
+  async firstOn(on: DB | undefined, ...args: A): Promise<O | undefined> {
+    return (await this.execute(on ?? this.db, args)).rows[0];
+  }
+
   /** Runs an insert, update or delete for `args` on `on` (a transaction, or the database); the rows it changed. */
   async run(on: DB | undefined, ...args: A): Promise<number> {
     return Number((await this.execute(on ?? this.db, args)).numAffectedRows ?? 0);

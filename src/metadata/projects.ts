@@ -1,4 +1,6 @@
 import { randomInt } from 'node:crypto';
+import { sql } from 'kysely';
+import { RegistryError } from '../domain/errors.ts';
 import { relaxed, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectRow } from './schema.ts';
@@ -42,8 +44,14 @@ export class ProjectStore {
     this.usageSum = new PreparedQuery(db, (projectId: number) =>
       db.selectFrom('project_usage').select((eb) => eb.fn.sum<number | string | null>('bytes').as('total')).where('project_id', '=', projectId),
     );
+    // Inserts the row, or only locks it when it is there (an upsert that updates nothing: 0 rows
+    // changed on both databases). The lock orders a charge against a concurrent `release` of the
+    // same digest on PostgreSQL (see `release`); on SQLite transactions are serial anyway.
     this.chargeBlob = new PreparedQuery(db, (projectId: number, digest: string, size: number) =>
-      db.insertInto('project_blobs').values({ project_id: projectId, digest, size }).onConflict((oc) => oc.columns(['project_id', 'digest']).doNothing()),
+      db
+        .insertInto('project_blobs')
+        .values({ project_id: projectId, digest, size })
+        .onConflict((oc) => oc.columns(['project_id', 'digest']).doUpdateSet({ size: (eb) => eb.ref('project_blobs.size') }).where(sql<boolean>`1 = 0`)),
     );
     this.addUsage = new PreparedQuery(db, (projectId: number, shard: number, size: number) =>
       db
@@ -192,4 +200,145 @@ export class ProjectStore {
     if ((await this.chargeBlob.run(on, projectId, digest, size)) === 0) return;
     await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), size);
   }
+
+  /**
+   * Counts each of `items` not yet counted in the project, within transaction `on`, and returns
+   * the bytes this added. With `quotaDigest`, refuses with DENIED (rolling `on` back when the caller
+   * lets the error through) if the added bytes bring the project over its quota — naming that digest.
+   */
+  async chargeAll(on: DB, projectId: number, items: readonly { digest: string; size: number }[], quotaDigest?: string): Promise<number> {
+    let added = 0;
+    const seen = new Set<string>();
+    for (const item of items) {
+      if (seen.has(item.digest)) continue;
+      seen.add(item.digest);
+      if ((await this.chargeBlob.run(on, projectId, item.digest, item.size)) > 0) added += item.size;
+    }
+    if (added === 0) return 0;
+    if (quotaDigest !== undefined) {
+      const project = await on.selectFrom('projects').select(['name', 'quota_bytes']).where('id', '=', projectId).executeTakeFirst();
+      if (project && project.quota_bytes !== null) {
+        const used = Number((await this.usageSum.firstOn(on, projectId))?.total ?? 0);
+        if (used + added > Number(project.quota_bytes)) throw quotaExceeded(project.name, Number(project.quota_bytes), used, added, quotaDigest);
+      }
+    }
+    await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), added);
+    return added;
+  }
+
+  /**
+   * Takes out of the project's accounting those of `digests` that no artifact of the project
+   * references any more — no manifest of its repositories has that digest or lists it as a blob —
+   * and, with `keepLinked`, that no repository of the project links either. Their rows go and the
+   * usage falls by exactly their sizes, within transaction `on` (the caller's deletion), and the
+   * bytes released are returned. Digests not counted are ignored.
+   *
+   * Concurrency: the candidate rows are locked first (a no-op update), and only then — in a later
+   * statement — is it decided whether anything still references them. A push that charges the same
+   * digest in its own transaction (`charge`/`chargeAll`, which lock the row too) is therefore
+   * ordered with this one: if it committed first, its manifest is seen here and the digest stays;
+   * if this commits first, its charge finds no row and counts the digest again. On SQLite, whose
+   * transactions are serial, this holds trivially.
+   */
+  async release(on: DB, projectId: number, digests: Iterable<string>, options: { keepLinked?: boolean } = {}): Promise<number> {
+    const all = [...new Set(digests)];
+    let released = 0;
+    for (let i = 0; i < all.length; i += RELEASE_BATCH) {
+      const batch = all.slice(i, i + RELEASE_BATCH);
+      await on.updateTable('project_blobs').set((eb) => ({ size: eb.ref('size') })).where('project_id', '=', projectId).where('digest', 'in', batch).execute();
+      let query = on
+        .selectFrom('project_blobs as pb')
+        .select(['pb.digest', 'pb.size'])
+        .where('pb.project_id', '=', projectId)
+        .where('pb.digest', 'in', batch)
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb.selectFrom('manifests as m')
+                .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+                .select('m.digest')
+                .whereRef('m.digest', '=', 'pb.digest')
+                .whereRef('r.project_id', '=', 'pb.project_id'),
+            ),
+          ),
+        )
+        .where((eb) =>
+          eb.not(
+            eb.exists(
+              eb.selectFrom('manifest_references as mr')
+                .innerJoin('repositories as r', 'r.id', 'mr.repository_id')
+                .select('mr.child_digest')
+                .whereRef('mr.child_digest', '=', 'pb.digest')
+                .where('mr.kind', '=', 'blob')
+                .whereRef('r.project_id', '=', 'pb.project_id'),
+            ),
+          ),
+        );
+      if (options.keepLinked) {
+        query = query.where((eb) =>
+          eb.not(
+            eb.exists(
+              eb.selectFrom('repository_blobs as rb')
+                .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+                .select('rb.digest')
+                .whereRef('rb.digest', '=', 'pb.digest')
+                .whereRef('r.project_id', '=', 'pb.project_id'),
+            ),
+          ),
+        );
+      }
+      const unreferenced = await query.execute();
+      if (unreferenced.length === 0) continue;
+      await on.deleteFrom('project_blobs').where('project_id', '=', projectId).where('digest', 'in', unreferenced.map((r) => r.digest)).execute();
+      for (const row of unreferenced) released += Number(row.size);
+    }
+    // Shards only ever need to add up: one of them may go below zero.
+    if (released > 0) await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), -released);
+    return released;
+  }
+
+  /**
+   * Recomputes the project's accounting from what its artifacts reference: every manifest of its
+   * repositories and every blob one of them lists (as `release` keeps them), each once. Within `on`.
+   */
+  async recount(on: DB, projectId: number): Promise<void> {
+    await on.deleteFrom('project_blobs').where('project_id', '=', projectId).execute();
+    await on.deleteFrom('project_usage').where('project_id', '=', projectId).execute();
+    const manifests = await on
+      .selectFrom('manifests as m')
+      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+      .select(['m.digest', (eb) => eb.fn.max('m.size').as('size')])
+      .where('r.project_id', '=', projectId)
+      .groupBy('m.digest')
+      .execute();
+    const blobs = await on
+      .selectFrom('repository_blobs as rb')
+      .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+      .select(['rb.digest', (eb) => eb.fn.max('rb.size').as('size')])
+      .where('r.project_id', '=', projectId)
+      .where((eb) =>
+        eb.exists(
+          eb.selectFrom('manifest_references as mr')
+            .select('mr.child_digest')
+            .whereRef('mr.repository_id', '=', 'rb.repository_id')
+            .whereRef('mr.child_digest', '=', 'rb.digest')
+            .where('mr.kind', '=', 'blob'),
+        ),
+      )
+      .groupBy('rb.digest')
+      .execute();
+    await this.chargeAll(on, projectId, [...manifests, ...blobs].map((r) => ({ digest: r.digest, size: Number(r.size) })));
+  }
+}
+
+/** Candidate digests examined per statement by `release` (bound parameters stay far below every limit). */
+const RELEASE_BATCH = 500;
+
+/** DENIED for a push that would bring `project` over its quota (the message names quota, usage and size). */
+export function quotaExceeded(project: string, quota: number, used: number, size: number, digest: string): RegistryError {
+  return new RegistryError(
+    'DENIED',
+    `quota exceeded: project "${project}" uses ${used} of ${quota} bytes; storing ${digest} (${size} bytes) would bring it to ${used + size}`,
+    { project, quotaBytes: quota, usedBytes: used, size, digest },
+  );
 }

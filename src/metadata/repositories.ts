@@ -14,8 +14,15 @@ export class RepositoryStore {
 
   constructor(private readonly db: DB, private readonly projects: ProjectStore) {
     this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('repositories').select('id').where('name', '=', name));
+    // A link serves the blob only while the repository's project accounts for it (see `blobSize`).
     this.sizeOf = new PreparedQuery(db, (repositoryId: number, digest: string) =>
-      db.selectFrom('repository_blobs').select('size').where('repository_id', '=', repositoryId).where('digest', '=', digest),
+      db
+        .selectFrom('repository_blobs as rb')
+        .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+        .innerJoin('project_blobs as pb', (join) => join.onRef('pb.project_id', '=', 'r.project_id').onRef('pb.digest', '=', 'rb.digest'))
+        .select('rb.size')
+        .where('rb.repository_id', '=', repositoryId)
+        .where('rb.digest', '=', digest),
     );
     this.link = new PreparedQuery(db, (repositoryId: number, digest: string, size: number, createdAt: number) =>
       db
@@ -35,8 +42,8 @@ export class RepositoryStore {
   }
 
   /**
-   * The id of repository `name`, creating it — and its project, when an administrator pushes into a
-   * project that does not exist yet — when needed (safe under concurrency). The creation is a
+   * The id of repository `name`, creating it — and its project (`library` for a name of one
+   * segment), when an administrator pushes into a project that does not exist yet — when needed (safe under concurrency). The creation is a
    * relaxed commit: a repository is only ever created for a blob or manifest about to be recorded
    * durably, later in the log, which cannot then be kept without it.
    */
@@ -57,13 +64,23 @@ export class RepositoryStore {
     await this.link.run(on, repositoryId, digest, size, Date.now());
   }
 
-  /** The size of a blob linked into the repository, or undefined when it is not linked there. */
+  /**
+   * The size of a blob the repository serves, or undefined when it serves none of that digest. It
+   * serves the blobs linked into it that its project accounts for: those uploaded or mounted into
+   * the project and not yet referenced by a manifest (a push in progress), and those some artifact
+   * of the project references. A blob whose last referencing artifact was deleted keeps its link
+   * (see `blobSizes`) but is no longer served, just as it is no longer counted.
+   */
   async blobSize(repositoryId: number, digest: string): Promise<number | undefined> {
     const row = await this.sizeOf.first(repositoryId, digest);
     return row === undefined ? undefined : Number(row.size);
   }
 
-  /** Sizes of those of `digests` linked into the repository. */
+  /**
+   * Sizes of those of `digests` linked into the repository, served or not: a manifest pushed again
+   * after its deletion may reference the blobs it had (as in Distribution before garbage collection);
+   * its push counts them again, within the project's quota (`ManifestStore.put`).
+   */
   async blobSizes(repositoryId: number, digests: string[]): Promise<Map<string, number>> {
     if (digests.length === 0) return new Map();
     const rows = await this.db
@@ -75,14 +92,19 @@ export class RepositoryStore {
     return new Map(rows.map((r) => [r.digest, Number(r.size)]));
   }
 
-  /** Removes a blob's link from a repository; false when it was not linked. */
+  /**
+   * Removes a blob's link from a repository; false when it was not linked. In the same transaction
+   * the project stops counting the blob if no artifact of the project references it and no other
+   * repository of the project links it.
+   */
   async unlinkBlob(repositoryId: number, digest: string): Promise<boolean> {
-    const result = await this.db
-      .deleteFrom('repository_blobs')
-      .where('repository_id', '=', repositoryId)
-      .where('digest', '=', digest)
-      .executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
+    return this.db.transaction().execute(async (tx) => {
+      const result = await tx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0) return false;
+      const projectId = await this.projectIdOf(tx, repositoryId);
+      if (projectId !== null) await this.projects.release(tx, projectId, [digest], { keepLinked: true });
+      return true;
+    });
   }
 
   /**
@@ -130,19 +152,46 @@ export class RepositoryStore {
     return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
   }
 
-  /** Deletes a repository with its manifests, tags and blob links; false when unknown. */
+  /**
+   * Deletes a repository with its manifests, tags and blob links; false when unknown. In the same
+   * transaction, what it held — its manifests, the blobs they list, the blobs linked into it — leaves
+   * its project's accounting unless another artifact of the project still references it.
+   */
   async delete(name: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('repositories').where('name', '=', name).executeTakeFirst();
-    this.ids.delete(name);
-    return Number(result.numDeletedRows) > 0;
+    try {
+      return await this.db.transaction().execute(async (tx) => {
+        const repo = await tx.selectFrom('repositories').select(['id', 'project_id']).where('name', '=', name).executeTakeFirst();
+        if (!repo) return false;
+        const held = new Set<string>();
+        for (const r of await tx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repo.id).execute()) held.add(r.digest);
+        for (const r of await tx.selectFrom('manifests').select('digest').where('repository_id', '=', repo.id).execute()) held.add(r.digest);
+        for (const r of await tx.selectFrom('manifest_references').select('child_digest').where('repository_id', '=', repo.id).where('kind', '=', 'blob').execute()) held.add(r.child_digest);
+        await tx.deleteFrom('repositories').where('id', '=', repo.id).execute();
+        if (repo.project_id !== null) await this.projects.release(tx, repo.project_id, held);
+        return true;
+      });
+    } finally {
+      this.ids.delete(name);
+    }
   }
 
-  /** Gives repositories created before projects existed the project their name says (run at start). */
+  /**
+   * Gives repositories created before projects existed the project their name says, and counts
+   * what they hold there (run at start; migration 0005 already did it for databases it upgraded).
+   */
   async adoptOrphans(): Promise<void> {
     const orphans = await this.db.selectFrom('repositories').select(['id', 'name']).where('project_id', 'is', null).execute();
+    const adopted = new Set<number>();
     for (const repo of orphans) {
       const projectId = await this.projects.ensure(projectOf(repo.name), undefined);
       await this.db.updateTable('repositories').set({ project_id: projectId }).where('id', '=', repo.id).execute();
+      adopted.add(projectId);
     }
+    for (const projectId of adopted) await this.db.transaction().execute((tx) => this.projects.recount(tx, projectId));
+  }
+
+  /** The project of a repository (null for one not adopted yet), read within `on`. */
+  private async projectIdOf(on: DB, repositoryId: number): Promise<number | null> {
+    return (await on.selectFrom('repositories').select('project_id').where('id', '=', repositoryId).executeTakeFirst())?.project_id ?? null;
   }
 }

@@ -35,7 +35,7 @@ export interface UsersTable {
 export interface RepositoriesTable {
   id: Generated<number>;
   name: string;
-  /** The project: the first segment of the name. */
+  /** The project: the first segment of the name, `library` for a name of one segment (see `projectOf`). */
   project_id: number | null;
   created_at: number;
 }
@@ -89,7 +89,7 @@ export interface UploadSessionsTable {
   updated_at: number;
 }
 
-/** A project: the first segment of repository names, with its visibility and storage quota. */
+/** A project: the first segment of repository names (`library` for single-segment ones), with its visibility and storage quota. */
 export interface ProjectsTable {
   id: Generated<number>;
   name: string;
@@ -109,7 +109,13 @@ export interface ProjectMembersTable {
   created_at: number;
 }
 
-/** Each blob counted once per project (deduplicated), for quota usage. */
+/**
+ * Each blob and manifest counted once per project (deduplicated), for quota usage: those some
+ * manifest of the project's repositories is or lists, and blobs uploaded or mounted into it and not
+ * yet referenced (a push in progress). Deletions take out, in their own transaction, what no
+ * artifact of the project references any more. A repository serves a linked blob only while its
+ * project counts it.
+ */
 export interface ProjectBlobsTable {
   project_id: number;
   digest: string;
@@ -118,7 +124,9 @@ export interface ProjectBlobsTable {
 
 /**
  * A project's usage spread over a few rows ("shards"): concurrent pushes add to random shards, so
- * no single row becomes the hot spot every push into the project must lock. Usage is their sum.
+ * no single row becomes the hot spot every push into the project must lock. Usage is their sum
+ * (always the sum of its `project_blobs` sizes); deletions subtract from a random shard, so one
+ * shard alone may be negative.
  */
 export interface ProjectUsageTable {
   project_id: number;

@@ -1,13 +1,15 @@
 import { projectOf } from '../domain/names.ts';
-import { RegistryError } from '../domain/errors.ts';
 import type { Metadata } from '../metadata/index.ts';
+import { quotaExceeded } from '../metadata/projects.ts';
 
 /**
  * Project storage quotas. Every blob and manifest is counted once per project (deduplicated);
  * a push that would exceed the quota is refused with DENIED before anything becomes visible.
  * Checks are not serialised across concurrent pushes (that would make every push into a project
  * queue on one row), so concurrent pushes may overshoot the quota by what they upload together.
- * Deleting artifacts frees space only when garbage collection removes the bytes.
+ * Usage is what the project's artifacts reference (plus blobs uploaded for a push not finished):
+ * deleting an artifact or a repository lowers it at once, in the deletion's own transaction
+ * (see `ProjectStore.release`), whether or not the bytes have left storage yet.
  */
 export class QuotaService {
   constructor(private readonly meta: Metadata) {}
@@ -19,13 +21,7 @@ export class QuotaService {
     if (await this.meta.projects.counts(project.id, digest)) return;
     const used = await this.meta.projects.usage(project.id);
     const quota = Number(project.quota_bytes);
-    if (used + size > quota) {
-      throw new RegistryError(
-        'DENIED',
-        `quota exceeded: project "${project.name}" uses ${used} of ${quota} bytes; storing ${digest} (${size} bytes) would bring it to ${used + size}`,
-        { project: project.name, quotaBytes: quota, usedBytes: used, size, digest },
-      );
-    }
+    if (used + size > quota) throw quotaExceeded(project.name, quota, used, size, digest);
   }
 
   /** Counts `digest` in the project of `repository` (a no-op when already counted there). */

@@ -4,6 +4,7 @@ import { findChallenge } from './challenge.ts';
 import { type Recorder, inform, ociErrorCode, ociErrorText } from './recorder.ts';
 import { resolveReference } from './urls.ts';
 import type { CleanupReport, Exchange, LeftBehind } from './types.ts';
+import { projectOf } from '../../domain/names.ts';
 
 /** Everything a run made, recorded as it is made; {@link cleanup} deletes it. */
 export interface Made {
@@ -24,12 +25,6 @@ export interface Made {
 
 export function nothingMade(): Made {
   return { blobs: [], uploads: [], stored: false };
-}
-
-/** The project of a repository: its first path component (Berth's rule). */
-export function projectOf(repository: string): string {
-  const slash = repository.indexOf('/');
-  return slash > 0 ? repository.slice(0, slash) : repository;
 }
 
 /** A Location (absolute or relative) as a URL on the typed origin, as the doctor sends follow-ups. */

@@ -7,6 +7,7 @@
  * sha256:… (S bytes) …`, from which the same figures are read.
  */
 import type { LogEvent } from './event.ts';
+import { projectOf } from '../../domain/names.ts';
 
 export interface QuotaRefusal {
   project?: string;
@@ -66,7 +67,7 @@ export function bytes(n: number): string {
 
 /** Title, explanation and fixes for a quota refusal, in the explainer's words. */
 export function quotaWords(q: QuotaRefusal, request: string, repository: string | undefined): { title: string; explanation: string; fix: string[] } {
-  const project = q.project ?? repository?.split('/')[0];
+  const project = q.project ?? (repository === undefined ? undefined : projectOf(repository));
   const named = project ? `project "${project}"` : 'the project';
   const figures = q.usageBytes !== undefined && q.quotaBytes !== undefined
     ? `it uses ${bytes(q.usageBytes)} of its ${bytes(q.quotaBytes)} quota`

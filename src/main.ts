@@ -21,6 +21,7 @@ import { deriveSecret, loadOrCreateSigningKey } from './auth/keys.ts';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
 import { createHandler } from './http/server.ts';
+import { connectionDrainer } from './http/connections.ts';
 import { AddressSet } from './domain/cidr.ts';
 import { createMetrics } from './http/metrics.ts';
 import { OciAccess } from './http/oci/access.ts';
@@ -137,8 +138,10 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   // No overall request timeout: a multi-gigabyte layer may take long; idle sockets still time out.
   const options = { requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 65_000 };
   let server: Server;
+  let connections: { drain(): void };
   try {
     server = secure ? createHttpsServer({ ...options, cert: readTLS(config.tls.cert!, 'tls.cert'), key: readTLS(config.tls.key!, 'tls.key') }, handler) : createHttpServer(options, handler);
+    connections = connectionDrainer(server, secure);
     const { host, port } = splitAddr(config.addr);
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => reject(listenError(err, config.addr)));
@@ -176,6 +179,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
       clearInterval(expiry);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      connections.drain();
       const timer = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(timer);

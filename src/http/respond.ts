@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { RegistryError, ERROR_CODES } from '../domain/errors.ts';
 import type { Context } from './context.ts';
+import { discardBody, type DiscardLimits } from './body.ts';
 
 /** Sends a JSON body with an exact Content-Length. */
 export function sendJSON(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -16,14 +17,47 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 }
 
 /**
+ * How much of a refused request's body is read before the refusal is sent (see `discardBody`).
+ *
+ * 16 MiB: four times the default manifest limit, so any refused manifest, token form or API body
+ * (and the usual chunk of a chunked upload) is read whole and its connection kept; a refused layer
+ * of gigabytes is never read whole: a body declared longer is not read at all, one of unknown length
+ * is read to the bound. Reading discards at once, so the bound costs time, not memory: 16 MiB is
+ * about 1.3 s at 100 Mbit/s, under the time bound.
+ * 5 s: long enough for that on an ordinary link, short enough that a client trickling its body
+ * cannot hold its refusal back (and its connection open) for long.
+ */
+export const DISCARD_LIMITS: DiscardLimits = { maxBytes: 16 * 1024 * 1024, maxMs: 5_000 };
+
+/**
+ * How long a connection closed after a refusal whose body was not read whole stays open for
+ * reading (and discarding) once the refusal went out: closing a socket that still receives data
+ * makes the kernel answer with a reset, which can destroy the refusal in the client's buffers before
+ * the client read it (the "lingering close" of Apache and nginx). Ends early when the client closes.
+ */
+const LINGER_MS = 2_000;
+
+/** An error as it goes on the wire, prepared before anything is written. */
+interface Prepared {
+  status: number;
+  headers: Record<string, string | number>;
+  data?: Buffer;
+}
+
+/**
  * The one place errors become responses: registry errors as the OCI error envelope with their own
  * status; anything else as a 500 that names only the request id (details go to the log).
  *
- * Never throws. An error whose envelope cannot be built or serialised (a detail holding a BigInt, a
+ * A request whose body was not read to its end (a refusal before or part-way through the body) has
+ * the rest read and discarded first, within `DISCARD_LIMITS`, so that a client still sending
+ * receives the answer instead of a broken pipe. When a bound is hit the answer is sent anyway,
+ * with `Connection: close`, and the connection closes only after it went out (and lingered).
+ *
+ * Never rejects. An error whose envelope cannot be built or serialised (a detail holding a BigInt, a
  * cycle, or nesting deeper than the stack) becomes the fixed 500 of `sendInternal`; a response that
  * cannot be written at all, or whose headers already went out, ends with its connection.
  */
-export function sendError(ctx: Context, err: unknown): void {
+export async function sendError(ctx: Context, err: unknown): Promise<void> {
   try {
     if (ctx.res.headersSent) {
       // Part of a response went out: only closing the connection tells the client it is incomplete.
@@ -33,33 +67,86 @@ export function sendError(ctx: Context, err: unknown): void {
       destroy(ctx);
       return;
     }
-    send(ctx, err);
+    // Prepared first, so the access log names the error even if the client leaves while the body drains.
+    let prepared: Prepared | undefined;
+    try {
+      prepared = prepare(ctx, err);
+    } catch (failure) {
+      logFailure(ctx, failure, 'error response could not be sent');
+    }
+    const whole = await discardBody(ctx.req, DISCARD_LIMITS);
+    if (ctx.res.headersSent || ctx.res.destroyed) return;
+    if (!whole) {
+      // The rest of the body would be read as the next request: this connection ends with this response.
+      ctx.res.setHeader('Connection', 'close');
+      lingerAfterResponse(ctx);
+    }
+    if (prepared) {
+      try {
+        ctx.res.writeHead(prepared.status, prepared.headers);
+        ctx.res.end(prepared.data);
+        return;
+      } catch (failure) {
+        logFailure(ctx, failure, 'error response could not be sent');
+      }
+    }
+    sendInternal(ctx);
   } catch (failure) {
     logFailure(ctx, failure, 'error response could not be sent');
     sendInternal(ctx);
   }
 }
 
-function send(ctx: Context, err: unknown): void {
-  const { res } = ctx;
-  // Answering before the whole request body arrived: the rest of it would be read as the next
-  // request, so the connection must close after this response.
-  if (!ctx.req.complete) res.setHeader('Connection', 'close');
-  if (err instanceof RegistryError) {
-    ctx.errorCode = err.code;
-    const diagnosis = (err.detail as { diagnosis?: unknown } | undefined)?.diagnosis;
-    if (typeof diagnosis === 'string') ctx.diagnosis ??= { code: diagnosis, message: err.message };
-    const entry: { code: string; message: string; detail?: unknown } = { code: err.code, message: err.message };
-    if (err.detail !== undefined) entry.detail = err.detail;
-    // Serialised before anything is written, so a detail that cannot be still leaves room for a 500.
-    const data = ctx.req.method === 'HEAD' ? undefined : Buffer.from(JSON.stringify({ errors: [entry] }));
-    if (err.status >= 500) ctx.log.error({ err }, 'request failed');
-    res.writeHead(err.status, { 'Content-Type': 'application/json', 'Content-Length': data?.length ?? 0, ...err.headers });
-    res.end(data);
-    return;
+/**
+ * Records the error on the context (code and diagnosis, for the access log) and builds its
+ * response; undefined for anything but a registry error (a 500, logged here). Throws when the
+ * envelope cannot be serialised.
+ */
+function prepare(ctx: Context, err: unknown): Prepared | undefined {
+  if (!(err instanceof RegistryError)) {
+    ctx.errorCode = 'INTERNAL';
+    logFailure(ctx, err, 'unexpected error');
+    return undefined;
   }
-  logFailure(ctx, err, 'unexpected error');
-  sendInternal(ctx);
+  ctx.errorCode = err.code;
+  const diagnosis = (err.detail as { diagnosis?: unknown } | undefined)?.diagnosis;
+  if (typeof diagnosis === 'string') ctx.diagnosis ??= { code: diagnosis, message: err.message };
+  if (err.status >= 500) ctx.log.error({ err }, 'request failed');
+  const entry: { code: string; message: string; detail?: unknown } = { code: err.code, message: err.message };
+  if (err.detail !== undefined) entry.detail = err.detail;
+  // Serialised before anything is written, so a detail that cannot be still leaves room for a 500.
+  const data = ctx.req.method === 'HEAD' ? undefined : Buffer.from(JSON.stringify({ errors: [entry] }));
+  return { status: err.status, headers: { 'Content-Type': 'application/json', 'Content-Length': data?.length ?? 0, ...err.headers }, ...(data ? { data } : {}) };
+}
+
+/**
+ * Once the response went out, keeps the connection open for reading (discarding) for up to
+ * `LINGER_MS`, or until the client closes its side, instead of closing it at once. Node half-closes
+ * the socket after a `Connection: close` response and destroys it when that is flushed; the destroy
+ * is what is put off here.
+ */
+function lingerAfterResponse(ctx: Context): void {
+  const { req, res } = ctx;
+  const socket = req.socket;
+  res.once('finish', () => {
+    try {
+      if (socket.destroyed) return;
+      // Registered by Node's server (socket.destroySoon) just before this listener ran.
+      socket.removeListener('finish', socket.destroy);
+      const close = () => {
+        clearTimeout(timer);
+        socket.destroy();
+      };
+      const timer = setTimeout(close, LINGER_MS);
+      timer.unref();
+      socket.once('end', close);
+      socket.once('close', () => clearTimeout(timer));
+      // Whatever still arrives is parsed as the rest of the body and thrown away.
+      req.resume();
+    } catch {
+      destroy(ctx);
+    }
+  });
 }
 
 /**

@@ -2,6 +2,13 @@ import type { AuditEvent } from '../metadata/audit.ts';
 import type { Metadata } from '../metadata/index.ts';
 
 /**
+ * Action of a push refused because it would bring its project over its storage quota (success
+ * false; detail: the digest refused and the figures `quotaBytes`, `usageBytes`, `sizeBytes`). Named
+ * apart from a permission refusal, which the client sees as the same 403 DENIED.
+ */
+export const QUOTA_EXCEEDED_ACTION = 'quota.exceeded';
+
+/**
  * The audit log's writer: who did what, when, from where. A failure to write is logged by the
  * caller, never turned into a failed push.
  */

@@ -11,11 +11,29 @@ import type { ManifestRow } from '../metadata/schema.ts';
 /** A manifest reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: string };
 
+const EXPECTED_REFERENCE = 'a tag matching [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}, or a digest';
+
 /** Parses the `<reference>` of a manifest URL; `TAG_INVALID`/`DIGEST_INVALID` when it is neither. */
 export function parseReference(reference: string): Reference {
   if (reference.includes(':')) return { digest: parseDigest(reference, 'reference').value };
-  if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { field: 'reference', expected: 'a tag matching [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}, or a digest' });
+  if (!isTag(reference)) throw new RegistryError('TAG_INVALID', 'invalid tag', { field: 'reference', expected: EXPECTED_REFERENCE });
   return { tag: reference };
+}
+
+/**
+ * Parses the `<reference>` of a manifest to look up (GET, HEAD, DELETE). A tag-shaped reference
+ * that is not a valid tag names no manifest that can exist, so it is `MANIFEST_UNKNOWN` (404), as
+ * the distribution spec's conformance suite expects of `.INVALID_MANIFEST_NAME` and as
+ * Distribution answers; only a push to it is `TAG_INVALID` (400). A malformed digest stays
+ * `DIGEST_INVALID`, as for blobs.
+ */
+function lookupReference(reference: string): Reference {
+  if (reference.includes(':') || isTag(reference)) return parseReference(reference);
+  // Not echoed: it is whatever the client sent.
+  throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry: the reference is not a valid tag, so no manifest has it', {
+    field: 'reference',
+    expected: EXPECTED_REFERENCE,
+  });
 }
 
 export interface StoredManifest {
@@ -85,7 +103,7 @@ export class ManifestService {
 
   /** Looks up a manifest without reading it (HEAD), honouring `Accept`. */
   async stat(repository: string, reference: string, accept?: string): Promise<StoredManifest> {
-    const row = await this.find(repository, parseReference(reference));
+    const row = await this.find(repository, lookupReference(reference));
     if (!acceptsMediaType(accept, row.media_type)) {
       // The stored media type passed validation when pushed; the Accept header is named, not echoed.
       throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType: row.media_type, field: 'Accept', expected: `a list of media types including ${row.media_type}` });
@@ -152,7 +170,7 @@ export class ManifestService {
    * stays reachable by digest).
    */
   async delete(repository: string, reference: string): Promise<void> {
-    const ref = parseReference(reference);
+    const ref = lookupReference(reference);
     const repoId = await this.meta.repositories.id(repository);
     const deleted =
       repoId !== undefined &&

@@ -1,4 +1,5 @@
 import { projectOf } from '../domain/names.ts';
+import { RegistryError } from '../domain/errors.ts';
 import type { Metadata } from '../metadata/index.ts';
 import { quotaExceeded } from '../metadata/projects.ts';
 
@@ -33,4 +34,33 @@ export class QuotaService {
   async projectOf(repository: string): Promise<number> {
     return this.meta.projects.ensure(projectOf(repository), undefined);
   }
+}
+
+/** The figures of a push refused because it would bring its project over its quota. */
+export interface QuotaRefusal {
+  project: string;
+  quotaBytes: number;
+  /** Bytes the project used when the push was refused. */
+  usageBytes: number;
+  /** Bytes the refused push would have added. */
+  sizeBytes: number;
+  /** What was refused. */
+  digest: string;
+  /** The refusal as the client received it. */
+  message: string;
+}
+
+/**
+ * The figures of `err` when it is a quota refusal, else undefined. A refusal is DENIED — the code
+ * of a missing permission too — so it is told apart by its figures: `check` raises it, and so does
+ * the charge of a push that raced others past the quota (`quotaExceeded` of the project store),
+ * both with the detail `{ project, quotaBytes, usedBytes, size, digest }`.
+ */
+export function quotaRefusal(err: unknown): QuotaRefusal | undefined {
+  if (!(err instanceof RegistryError) || err.code !== 'DENIED') return undefined;
+  const d = err.detail as Record<string, unknown> | null | undefined;
+  if (typeof d !== 'object' || d === null) return undefined;
+  const { project, quotaBytes, usedBytes, size, digest } = d;
+  if (typeof project !== 'string' || typeof quotaBytes !== 'number' || typeof usedBytes !== 'number' || typeof size !== 'number' || typeof digest !== 'string') return undefined;
+  return { project, quotaBytes, usageBytes: usedBytes, sizeBytes: size, digest, message: err.message };
 }

@@ -2,6 +2,7 @@
 // message naming quota, usage and size; the project's usage and contents stay as they were. Then
 // an image that fits is pushed and counted once, however many times its blobs are pushed.
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type BerthServer, startBerth } from '../support/berth.ts';
@@ -67,6 +68,24 @@ describe('project quota enforced on a real push', { timeout: 5 * 60_000 }, () =>
     assert.ok(failure, 'the push must fail');
     // skopeo prints the registry's message (inside its logrus line, so quotes come escaped).
     assert.match(failure.message, /denied: quota exceeded: project \\?"quota-team\\?" uses \d+ of 1000000 bytes; storing sha256:[0-9a-f]{64} \(\d+ bytes\) would bring it to \d+/);
+    // Berth's own records tell it apart from a permission refusal, with the same figures.
+    const figures = /uses (\d+) of 1000000 bytes; storing (sha256:[0-9a-f]{64}) \((\d+) bytes\)/.exec(failure.message);
+    assert.ok(figures, failure.message);
+    const [usageBytes, digest, sizeBytes] = [Number(figures[1]), figures[2]!, Number(figures[3])];
+    const logged = (await readFile(berth.logFile, 'utf8'))
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { msg?: string; error?: string; diagnosis?: Record<string, unknown> })
+      .filter((l) => l.msg === 'request' && l.diagnosis?.code === 'quota-exceeded' && String(l.diagnosis.message).includes(`uses ${usageBytes} of 1000000 bytes; storing ${digest}`));
+    assert.ok(logged.length > 0, 'the refused request\'s access-log line carries a quota-exceeded diagnosis');
+    assert.equal(logged[0]!.error, 'DENIED');
+    assert.deepEqual({ ...logged[0]!.diagnosis, message: undefined }, { code: 'quota-exceeded', message: undefined, project: PROJECT, quotaBytes: QUOTA, usageBytes, sizeBytes });
+    const audit = await fetch(`${berth.url}/api/v1/audit?action=quota.exceeded&project=${PROJECT}`, { headers: { Authorization: admin() } });
+    assert.equal(audit.status, 200);
+    const events = ((await audit.json()) as { items: { success: boolean; project: string; detail?: Record<string, unknown> }[] }).items.filter((e) => e.detail?.digest === digest && e.detail.usageBytes === usageBytes);
+    assert.ok(events.length > 0, 'the refusal is audited');
+    assert.equal(events[0]!.success, false);
+    assert.deepEqual(events[0]!.detail, { digest, quotaBytes: QUOTA, usageBytes, sizeBytes });
     const afterPush = await project();
     // Only the blobs that fitted (skopeo pushes layers in parallel; the small one may have landed).
     assert.ok(afterPush.usageBytes < QUOTA, `usage ${afterPush.usageBytes} stays under the quota`);

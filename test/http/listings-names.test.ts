@@ -335,7 +335,7 @@ describe('listings, names and routing', () => {
       { path: '/v2/', init: {}, status: 401, anonymous: true },
       { path: `/v2/${name}/tags/list`, init: { headers: { Authorization: 'Bearer junk' } }, status: 401 },
       { path: `/v2/${name}/manifests/nope`, init: {}, status: 404 },
-      { path: `/v2/${name}/manifests/-x`, init: {}, status: 400 },
+      { path: `/v2/${name}/manifests/-x`, init: {}, status: 404 },
       { path: `/v2/${name}/manifests/v1`, init: { method: 'PUT', body: '{', headers: { 'Content-Type': MEDIA.ociManifest } }, status: 400 },
       { path: `/v2/${name}/blobs/${digestOf(Buffer.from('nope'))}`, init: {}, status: 404 },
       { path: `/v2/${name}/blobs/sha256:zz`, init: {}, status: 400 },

@@ -383,7 +383,25 @@ describe('manifests', () => {
     assert.equal(longest.length, 128);
     await pushManifest(url, name, longest, img.bytes, img.mediaType);
     assert.deepEqual(await tags(name), [longest]);
-    await expectError(await fetch(`${url}/v2/${name}/manifests/-bad`, { headers: AUTH }), 400, 'TAG_INVALID');
+  });
+
+  test('a reference that is not a valid tag: GET, HEAD and DELETE are 404 MANIFEST_UNKNOWN (as the conformance suite expects); PUT is 400 TAG_INVALID', async () => {
+    const name = uniqueName('bad-ref');
+    const img = await pushImage(url, name, 'v1');
+    for (const reference of ['.INVALID_MANIFEST_NAME', 'a'.repeat(200), '-bad', 'a'.repeat(129)]) {
+      const got = await expectError(await fetch(`${url}/v2/${name}/manifests/${reference}`, { headers: AUTH }), 404, 'MANIFEST_UNKNOWN');
+      assert.ok(!JSON.stringify(got).includes(reference), `the reference is not echoed: ${JSON.stringify(got)}`);
+      const headed = await head(name, reference);
+      assert.equal(headed.status, 404, `HEAD ${reference.slice(0, 20)}`);
+      await expectError(await fetch(`${url}/v2/${name}/manifests/${reference}`, { method: 'DELETE', headers: AUTH }), 404, 'MANIFEST_UNKNOWN');
+      await expectError(await putManifest(url, name, reference, img.bytes, img.mediaType), 400, 'TAG_INVALID');
+    }
+    // The same in a repository that does not exist.
+    await expectError(await fetch(`${url}/v2/${uniqueName('no-repo')}/manifests/.INVALID_MANIFEST_NAME`, { headers: AUTH }), 404, 'MANIFEST_UNKNOWN');
+    // A malformed digest is still DIGEST_INVALID, as for blobs; nothing was changed by any of this.
+    await expectError(await fetch(`${url}/v2/${name}/manifests/sha256:abc`, { headers: AUTH }), 400, 'DIGEST_INVALID');
+    assert.deepEqual(await tags(name), ['v1']);
+    await assertServed(name, ['v1', img.digest], img.bytes, img.mediaType);
   });
 
   test('GET of an unknown tag or digest, or in an unknown repository: 404 MANIFEST_UNKNOWN', async () => {

@@ -5,11 +5,15 @@ import { echoRoutes } from './echo.ts';
 import type { OciDeps } from './deps.ts';
 import { listingRoutes } from './listings.ts';
 import { manifestRoutes } from './manifests.ts';
+import { explainQuotaRefusals } from './quota.ts';
 import { uploadRoutes } from './uploads.ts';
 
-/** Every `/v2` route, in matching order (uploads before blobs: `blobs/uploads/` is not a digest). */
+/**
+ * Every `/v2` route, in matching order (uploads before blobs: `blobs/uploads/` is not a digest).
+ * A push refused for its project's quota is explained in the access log and the audit log.
+ */
 export function ociRoutes(deps: OciDeps): Route[] {
-  return [
+  return explainQuotaRefusals([
     ...echoRoutes(deps),
     {
       name: 'base',
@@ -24,5 +28,5 @@ export function ociRoutes(deps: OciDeps): Route[] {
     ...uploadRoutes(deps),
     ...blobRoutes(deps),
     ...manifestRoutes(deps),
-  ];
+  ], deps.registry);
 }

@@ -33,7 +33,15 @@ import { explainLogs, renderText, type LogInput, type MechanismId as LogMechanis
 import { runDoctor } from '../../src/diagnose/doctor/index.ts';
 import { renderReport } from '../../src/diagnose/doctor/render.ts';
 import type { MechanismId } from '../../src/diagnose/doctor/types.ts';
-import { TOPOLOGIES, type Topology, startTopology, topologyExternalURL, topologyNames } from '../support/topologies.ts';
+import {
+  type MatrixRegistry,
+  type Topology,
+  TOPOLOGIES,
+  expectedPush,
+  startTopology,
+  topologyExternalURL,
+  topologyNames,
+} from '../support/topologies.ts';
 
 /** A fresh domain per run, so concurrent runs never share hosts entries or docker certs.d dirs (BERTH_MATRIX_DOMAIN fixes it, for reports). */
 const DOMAIN = process.env['BERTH_MATRIX_DOMAIN'] ?? `m${randomBytes(3).toString('hex')}.matrix.test`;
@@ -335,21 +343,19 @@ describe('proxy topology matrix: one Berth behind nine nginx setups and on the L
       }
     });
 
-    /** What the doctor must conclude for each topology: exit 0, or the mechanism it must name. */
-    const EXPECT: Record<number, { berth: MechanismId | 'healthy'; ref: MechanismId | 'healthy' }> = {
-      1: { berth: 'healthy', ref: 'healthy' },
-      2: { berth: 'healthy', ref: 'M2' }, // Location https://name:443/… → containerd drops the token
-      3: { berth: 'healthy', ref: 'M2' }, // Location names the upstream 127.0.0.1:5001
-      4: { berth: 'healthy', ref: 'M1' }, // no X-Forwarded-Proto → Location http://…
-      5: { berth: 'healthy', ref: 'M1' }, // inner proxy says http
-      6: { berth: 'healthy', ref: 'M2' }, // Host $host drops :8443
-      7: { berth: 'M7', ref: 'M7' },
-      8: { berth: 'M5', ref: 'M5' },
-      9: { berth: 'M6', ref: 'M6' },
+    /**
+     * What the doctor must conclude for each topology: exit 0, or the mechanism it must name. The
+     * doctor probes as containerd does, so these are the ctr push facts of PUSH_EXPECTATIONS
+     * (topologies.ts), which also state the expectations of the `logs explain` corpus: a healthy
+     * verdict where a ctr push passes, else the mechanism that breaks it.
+     */
+    const doctorWants = (id: number, which: MatrixRegistry): MechanismId | 'healthy' => {
+      const outcome = expectedPush(id, which, 'ctr').outcome;
+      return outcome === 'pass' ? 'healthy' : outcome;
     };
     for (const spec of TOPOLOGIES) {
       for (const which of ['berth', 'ref'] as const) {
-        const want = EXPECT[spec.id]![which];
+        const want = doctorWants(spec.id, which);
         test(`doctor against ${which === 'berth' ? 'Berth' : 'the reference registry'} through t${spec.id} ${spec.slug}: ${want}`, { timeout: 3 * 60_000 }, async () => {
           const t = topology(spec.id);
           const report = await runDoctor({

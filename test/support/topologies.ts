@@ -195,3 +195,82 @@ export async function startTopology(spec: TopologySpec, context: TopologyContext
     clientTls: { caFile: tls.caCert }, nginx: instances,
   };
 }
+
+/** A registry behind the topologies: Berth, or the reference registry (CNCF Distribution 2.8, htpasswd Basic auth). */
+export type MatrixRegistry = 'berth' | 'ref';
+/** A client the matrix pushes with. */
+export type MatrixClient = 'docker' | 'ctr' | 'skopeo';
+/** How a push through a topology ends: `pass`, or the PROXIES.md mechanism that breaks it. */
+export type PushOutcome = 'pass' | 'M1' | 'M2' | 'M5' | 'M6' | 'M7';
+
+/** What a push must end in, and why, in one line. */
+export interface PushExpectation {
+  readonly outcome: PushOutcome;
+  readonly why: string;
+}
+
+const BERTH_SURVIVES = 'Berth keeps upload Locations relative and takes the realm from its configured external URLs, so the client stays on the name it chose';
+
+/**
+ * The facts the proxy matrix asserts, per topology: what a push through it ends in, for Berth and
+ * for the reference registry (whose absolute upload Location is built from Host and
+ * X-Forwarded-Proto). `refByClient` overrides `ref` for clients that survive a mechanism
+ * (PROXIES.md: the classic Docker client normalises default ports, containers/image attaches
+ * credentials to any URL of the same registry; containerd compares hosts as raw strings).
+ * The matrix's doctor expectations and the `logs explain` corpus (test/fixtures/logs/real-matrix/)
+ * both derive from this table; neither from what a diagnosis printed.
+ */
+export const PUSH_EXPECTATIONS: Readonly<Record<number, {
+  readonly berth: PushExpectation;
+  readonly ref: PushExpectation;
+  readonly refByClient?: Partial<Record<MatrixClient, PushExpectation>>;
+}>> = {
+  1: {
+    berth: { outcome: 'pass', why: 'recommended proxy: Host as the client sent it, X-Forwarded-Proto https, streaming' },
+    ref: { outcome: 'pass', why: 'recommended proxy: Distribution\'s absolute Location names exactly the host the client uses' },
+  },
+  2: {
+    berth: { outcome: 'pass', why: `Host name:443 reaches Berth; ${BERTH_SURVIVES}` },
+    ref: { outcome: 'M2', why: 'Host $host:$server_port → Location https://name:443/…; containerd compares hosts as strings and sends the PUT/PATCH without credentials → 401' },
+    refByClient: {
+      docker: { outcome: 'pass', why: 'Host name:443 → Location https://name:443/…, but the classic Docker client normalises default ports, so it keeps its credentials' },
+      skopeo: { outcome: 'pass', why: 'Host name:443 → Location https://name:443/…, but containers/image attaches credentials to any URL of the same registry' },
+    },
+  },
+  3: {
+    berth: { outcome: 'pass', why: `Host is nginx's default (the upstream 127.0.0.1:5000); ${BERTH_SURVIVES}` },
+    ref: { outcome: 'M2', why: 'no Host set → nginx sends the upstream address 127.0.0.1:5001; the Location names it, which the client cannot reach' },
+  },
+  4: {
+    berth: { outcome: 'pass', why: `no X-Forwarded-Proto; ${BERTH_SURVIVES}` },
+    ref: { outcome: 'M1', why: 'no X-Forwarded-Proto → Distribution sees plain http and sends Location http://name/…; nothing serves port 80 there' },
+  },
+  5: {
+    berth: { outcome: 'pass', why: `the inner hop says X-Forwarded-Proto http; ${BERTH_SURVIVES}` },
+    ref: { outcome: 'M1', why: 'the inner hop overwrites X-Forwarded-Proto with http → Location http://name/…; nothing serves port 80 there' },
+  },
+  6: {
+    berth: { outcome: 'pass', why: `Host $host drops :8443; ${BERTH_SURVIVES}` },
+    ref: { outcome: 'M2', why: 'Host $host drops the non-default port :8443 → Location https://name/… (port 443), where nothing listens' },
+  },
+  7: {
+    berth: { outcome: 'M7', why: 'nginx\'s default client_max_body_size (1 MiB) refuses the 1.6 MB layer with 413 before the registry sees it' },
+    ref: { outcome: 'M7', why: 'nginx\'s default client_max_body_size (1 MiB) refuses the 1.6 MB layer with 413 before the registry sees it' },
+  },
+  8: {
+    berth: { outcome: 'M5', why: 'proxy_set_header Authorization "" → no credentials ever reach Berth; every authenticated request is refused 401' },
+    ref: { outcome: 'M5', why: 'proxy_set_header Authorization "" → the Basic credentials never reach the registry; every request is refused 401' },
+  },
+  9: {
+    berth: { outcome: 'M6', why: 'the client uses http://name, which answers 301 to https for /v2/ (an upload POST is redirected)' },
+    ref: { outcome: 'M6', why: 'the client uses http://name, which answers 301 to https for /v2/ (an upload POST is redirected)' },
+  },
+};
+
+/** What a push by `client` to `registry` through topology `id` must end in (see {@link PUSH_EXPECTATIONS}). */
+export function expectedPush(id: number, registry: MatrixRegistry, client: MatrixClient): PushExpectation {
+  const facts = PUSH_EXPECTATIONS[id];
+  if (!facts) throw new Error(`no push expectations for topology ${id}`);
+  if (registry === 'berth') return facts.berth;
+  return facts.refByClient?.[client] ?? facts.ref;
+}

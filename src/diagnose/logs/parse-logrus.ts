@@ -28,11 +28,17 @@ function unquote(v: string): string {
   }
 }
 
-/** How Distribution's message tells what credentials reached it. */
+/**
+ * How Distribution's message tells what credentials reached it. Its token check says
+ * "authorization token required" when no Bearer header arrived; its htpasswd check says "invalid
+ * authorization credential" when no (readable) Basic header arrived, and "authentication failure"
+ * when one arrived with a wrong user or password.
+ */
 export function authFromMessage(message: string | undefined, user: string | undefined): AuthSeen {
   if (user) return 'bearer';
   if (!message) return 'unknown';
-  if (/authorization token required/i.test(message)) return 'none';
+  if (/authorization token required|invalid authorization credential/i.test(message)) return 'none';
+  if (/basic authentication challenge.*authentication failure|error authenticating user/i.test(message)) return 'basic';
   if (/invalid token|malformed token|token expired|expired token|insufficient scope|token.*(not valid|expire)/i.test(message)) return 'bearer';
   return 'unknown';
 }

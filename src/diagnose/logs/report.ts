@@ -156,7 +156,7 @@ export function renderText(report: Report): string {
     }
     if (s.failingStep) out.push(`  Failing step: ${s.failingStep.file}:${s.failingStep.line} ${s.failingStep.text}`);
     for (const f of found) {
-      out.push(`  Verdict: ${f.mechanism === 'other' ? 'FAILED' : f.mechanism === 'quota' ? 'QUOTA' : f.mechanism} — ${f.title}`);
+      out.push(`  Verdict: ${f.mechanism === 'other' ? 'FAILED' : f.mechanism === 'quota' ? 'QUOTA' : f.mechanism}${f.alternatives?.length ? ` (or ${f.alternatives.join(', or ')}: the logs do not tell them apart)` : ''} — ${f.title}`);
       out.push('    Evidence:');
       for (const ev of f.evidence.slice(0, 8)) out.push(`      ${ev.file}:${ev.line} [${ev.source}] ${ev.text}`);
       out.push(`    Why: ${f.explanation}`);

@@ -20,6 +20,11 @@ export interface Finding {
   explanation: string;
   /** Exact changes: nginx directives, Berth settings. */
   fix: string[];
+  /**
+   * Other mechanisms the same lines fit as well, when the logs cannot tell them apart (what they
+   * do not record is then named in the explanation, with how to find it out). Absent: none.
+   */
+  alternatives?: MechanismId[];
 }
 
 interface Ctx {
@@ -153,6 +158,8 @@ const m11ChallengeShape: Rule = (c) => {
     ['the registry must answer 401 with `WWW-Authenticate: Bearer realm="…",service="…",scope="repository:<name>:pull,push"` (Berth does)', 'nginx: do not replace the challenge (`proxy_hide_header WWW-Authenticate`, `add_header WWW-Authenticate …`) and no `auth_basic` on /v2/']);
 };
 
+const M5_FIX = ['nginx: remove `proxy_set_header Authorization "";` (and `more_clear_input_headers Authorization`) from the locations for /v2/ and /service/', 'nginx: no `auth_basic` on /v2/ or /service/ — the registry authenticates', 'check every hop (CDN, ingress, WAF) passes Authorization through unchanged'];
+
 const m5AuthorizationStripped: Rule = (c) => {
   const grants = tokenGrants(c).filter((g) => g.method === 'GET' || g.method === 'POST');
   if (!grants.length) return;
@@ -163,14 +170,75 @@ const m5AuthorizationStripped: Rule = (c) => {
   if (denied.length < 2 && grants.length < 2) return;
   report(c, 'M5', 'Authorization header stripped: tokens are granted, yet every authenticated request arrives without credentials (401)', [...grants.slice(0, 2), ...denied.slice(0, 4)],
     'The token service answers (so credentials reach it), but the registry never sees the bearer token the client then sends: a hop between them drops the Authorization header, or does its own basic auth. This cannot be cured on the registry side.',
-    ['nginx: remove `proxy_set_header Authorization "";` (and `more_clear_input_headers Authorization`) from the locations for /v2/ and /service/', 'nginx: no `auth_basic` on /v2/ or /service/ — the registry authenticates', 'check every hop (CDN, ingress, WAF) passes Authorization through unchanged']);
+    M5_FIX);
+};
+
+/**
+ * Lines showing that some request of the session was sent over plain http: an http:// Location,
+ * a redirect (other than a blob GET's storage redirect), nginx's 497, or its error-log note that a
+ * plain HTTP request reached the TLS port.
+ */
+function plainHttpSigns(c: Ctx): LogEvent[] {
+  return c.s.events.filter((x) =>
+    x.location?.startsWith('http://')
+    || (x.status !== undefined && (x.status === 497 || (isRedirect(x.status) && !(x.status === 307 && stepOf(x) === 'blob-get'))))
+    || /plain HTTP request.*HTTPS port/i.test(x.message ?? ''));
+}
+
+/**
+ * M5 without tokens (a registry using Basic auth, or Basic credentials sent to the token endpoint):
+ * nginx fills `$remote_user` from the Basic Authorization header it receives, so a proxy line with a
+ * user, refused 401 by a registry that logged no credentials for the same request, shows the header
+ * was dropped between the two. Counted per request (method and path): the registry must have
+ * refused as credential-less at least as many of them as one proxy passed on with a 401, so a wrong
+ * password (Distribution: "authentication failure", i.e. credentials arrived) is never taken for it.
+ */
+const m5BasicStripped: Rule = (c) => {
+  if (c.found.some((f) => f.mechanism === 'M5')) return;
+  type Req = (typeof c.reqs)[number];
+  // Per request (method and path): the proxy's 401s per file, and the registry's 401s, in log order.
+  const byRequest = new Map<string, { proxy: Map<string, Req[]>; upstream: Req[] }>();
+  for (const r of c.reqs) {
+    if (r.status !== 401 || !['proxy', 'registry', 'berth'].includes(r.role)) continue;
+    const key = `${r.method} ${r.path}`;
+    const g = byRequest.get(key) ?? { proxy: new Map<string, Req[]>(), upstream: [] };
+    byRequest.set(key, g);
+    if (r.role === 'proxy') g.proxy.set(r.file, [...(g.proxy.get(r.file) ?? []), r]);
+    else g.upstream.push(r);
+  }
+  const pairs: [Req, Req][] = [];
+  for (const g of byRequest.values()) {
+    const none = g.upstream.filter((r) => r.auth === 'none');
+    if (!none.length || none.length < Math.max(...[...g.proxy.values()].map((l) => l.length))) continue;
+    for (const list of g.proxy.values()) {
+      list.forEach((p, k) => {
+        if (!p.user) return;
+        // Each hop logs a request when it ends, so the k-th 401 of one is the k-th of the other.
+        const twin = g.upstream[k]?.auth === 'none' ? g.upstream[k]! : g.upstream.slice(k).find((r) => r.auth === 'none') ?? none[0]!;
+        pairs.push([p, twin]);
+      });
+    }
+  }
+  if (!pairs.length) return;
+  const users = [...new Set(pairs.map(([p]) => p.user!))];
+  const registryWords = pairs.some(([, r]) => r.role === 'registry')
+    ? 'the registry logged no credentials on the same requests (Distribution\'s htpasswd check says "invalid authorization credential" when no Basic header arrived; a wrong password reads "authentication failure")'
+    : 'Berth logged `auth=none` on the same requests';
+  report(c, 'M5', `Authorization header stripped: the proxy received Basic credentials (user ${users.map((u) => `"${u}"`).join(', ')}) on ${pairs.length} request(s) the registry refused as carrying none (401)`, pairs.filter(([p], i) => pairs.findIndex(([q]) => q.method === p.method && q.path === p.path) === i).slice(0, 3).flat(),
+    `nginx logged the user (\`$remote_user\`, read from the Basic Authorization header the client sent) on requests answered 401, and ${registryWords}. A hop between nginx's log and the registry drops the Authorization header (\`proxy_set_header Authorization "";\`), or checks Basic auth itself and does not pass it on. This cannot be cured on the registry side.`,
+    M5_FIX);
+  for (const [p, r] of pairs) c.claimed.add(p).add(r);
 };
 
 const m1SchemeRedirect: Rule = (c) => {
   for (const e of open(c, (r) => isContinuation(r) && (isRedirect(r.status) || r.status === 400 || r.status === 497))) {
     const start = uploadStart(c, e.time);
     if (!start) continue;
-    report(c, 'M1', `Scheme lost: the upload URL sent the client to http://, answered ${e.status} on ${e.method} ${shortPath(e.path)}`, [start, e, ...c.s.events.filter((x) => x.location?.startsWith('http://'))],
+    // A 400 has many causes (a client hanging up mid-body, among them): it is the scheme only when
+    // something shows plain http — what a plain request to the TLS port is answered with.
+    const http = e.status === 400 ? plainHttpSigns(c).filter((x) => x !== e) : [];
+    if (e.status === 400 && !http.length) continue;
+    report(c, 'M1', `Scheme lost: the upload URL sent the client to http://, answered ${e.status} on ${e.method} ${shortPath(e.path)}`, [start, e, ...c.s.events.filter((x) => x.location?.startsWith('http://')), ...http.slice(0, 2)],
       'The upload began over https, but the registry built an absolute upload Location with http:// (TLS ends at an outer proxy and the inner hop did not pass X-Forwarded-Proto https). The client followed it to port 80, where the proxy redirects — and clients do not replay an upload body (or credentials) across a redirect.',
       ['nginx (where TLS ends): `proxy_set_header X-Forwarded-Proto $scheme;`; inner hops: `proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;`', BERTH_URL_FIX, 'CNCF Distribution: `http.relativeurls: true` and `http.host: https://<name>`']);
   }
@@ -215,6 +283,8 @@ const m2CredentialsDropped: Rule = (c) => {
     const hostLine = shown ? same.find((r) => r.host === shown) ?? lineWithHost(c.s, shown) : undefined;
     const absLoc = c.s.events.find((x) => x.location && /^https?:\/\//.test(x.location));
     const harbor = harborFront(c.s);
+    // A registry using Basic auth grants no tokens: the client's credentials are the password.
+    const cred = tokenGrants(c).length ? 'token' : 'credentials';
     // Harbor's core answers the 401 itself and says so: cite it beside the proxy's line.
     const coreSays = harbor ? c.s.events.filter((x) => x.role === 'harbor-core' && /unauthori[sz]ed/i.test(x.message ?? '') && Math.abs(x.time - e.time) <= 5000).slice(0, 1) : [];
     const cause = portHost
@@ -235,7 +305,7 @@ const m2CredentialsDropped: Rule = (c) => {
         ]
       : [`nginx: ${portHost ? 'replace `proxy_set_header Host $host:$server_port;` with' : internal ? 'add' : 'use'} \`proxy_set_header Host $http_host;\` in the location proxying /v2/ (and \`proxy_set_header X-Forwarded-Proto $scheme;\` where TLS ends)`, BERTH_URL_FIX, 'CNCF Distribution: `http.relativeurls: true`'];
     report(c, 'M2', `Credentials dropped on ${e.method} ${shortPath(e.path)} (401, no Authorization) after the upload started: ${cause}`, [start, ...same, ...coreSays, ...(hostLine ? [hostLine] : []), ...(absLoc ? [absLoc] : [])],
-      `The token was good (the upload started with ${start.status}), but the next request of the same upload arrived without credentials${diag?.openedBy ? ` (Berth: session opened by "${diag.openedBy}"${diag.openedVia ? ` via ${diag.openedVia}` : ''})` : ''}. The registry built an absolute upload Location from the Host${portHost ? ` it received (${portHost})` : ''}; containerd${/containerd/.test(c.s.userAgent ?? '') ? ` (${c.s.userAgent})` : ''} compares that URL's host with the one it authenticated against as plain strings, finds them different, and drops the token. The classic Docker engine normalises default ports, so some clients work and others do not.${harborWhy}`,
+      `The ${cred} was good (the upload started with ${start.status}), but the next request of the same upload arrived without credentials${diag?.openedBy ? ` (Berth: session opened by "${diag.openedBy}"${diag.openedVia ? ` via ${diag.openedVia}` : ''})` : ''}. The registry built an absolute upload Location from the Host${portHost ? ` it received (${portHost})` : ''}; containerd${/containerd/.test(c.s.userAgent ?? '') ? ` (${c.s.userAgent})` : ''} compares that URL's host with the one it authenticated against as plain strings, finds them different, and drops the ${cred}. The classic Docker engine normalises default ports, so some clients work and others do not.${harborWhy}`,
       fix);
   }
 };
@@ -254,6 +324,76 @@ const m2InternalHost: Rule = (c) => {
   report(c, 'M2', `Host was the upstream's own address ${internal}: ${abandoned ? 'the upload started, then the client never came back' : 'the push failed'}`, [lineWithHost(c.s, internal)!, ...(start ? [start] : []), ...(last ? [last] : []), ...failures.slice(0, 2)],
     `The registry built its upload Location (and possibly the token realm) from Host ${internal}, which only resolves inside the proxy's network. nginx sends \`Host: $proxy_host\` unless told otherwise, so the client was pointed at an address it cannot reach (or authenticated against another name).`,
     ['nginx: `proxy_set_header Host $http_host;` in the location proxying /v2/ and /service/', BERTH_URL_FIX]);
+};
+
+const SCHEME_FIX = 'nginx (where TLS ends): `proxy_set_header X-Forwarded-Proto $scheme;`; inner hops pass it on with `proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;`';
+const HOST_FIX = 'nginx: `proxy_set_header Host $http_host;` — the Host as the client sent it, port included (`$host` drops the port)';
+const cap = (t: string) => t.charAt(0).toUpperCase() + t.slice(1);
+const DISTRIBUTION_URL_FIX = 'CNCF Distribution: `http.relativeurls: true` (a relative upload Location keeps the client on the scheme, host and port it chose), or `http.host: https://<name>[:<port>]`';
+
+/**
+ * The upload started (POST …/blobs/uploads/ → 202) behind a proxy, and the client never sent a
+ * PATCH, PUT or manifest: it followed the absolute upload Location — which the registry builds from
+ * the Host and X-Forwarded-Proto it receives — to an address where nothing answered, so no log has
+ * a failing line. (An internal Host is m2InternalHost's.) What the Location was decides the
+ * mechanism: http:// is the scheme lost (M1); an https Location, or a Host with a port clients
+ * do not send, is the host/port altered (M2); a Host that kept a non-default port leaves only the
+ * scheme (M1). When neither the Location nor a port shows — nginx's
+ * combined format and Distribution's info-level lines record neither — both fit the same lines: M1
+ * is named (nginx passes no X-Forwarded-Proto unless told to, while a port can only be dropped when
+ * clients use a non-default one), M2 is the alternative, and the explanation says how to tell.
+ */
+const uploadAbandoned: Rule = (c) => {
+  if (c.found.length || c.s.kind !== 'push') return;
+  if (!c.s.events.some((e) => e.role === 'proxy' || e.forwarded)) return;
+  const starts = c.reqs.filter((e) => stepOf(e) === 'upload-start' && e.status === 202);
+  if (!starts.length) return;
+  if (c.reqs.some((e) => isContinuation(e) || ['upload-cancel', 'manifest-put'].includes(stepOf(e)))) return;
+  // A relative Location keeps the client where it was: the reason it stopped lies elsewhere.
+  const locations = c.s.events.filter((e) => e.location);
+  if (locations.length && locations.every((e) => e.location!.startsWith('/'))) return;
+  const httpLoc = locations.find((e) => e.location!.startsWith('http://'));
+  const httpsLoc = locations.find((e) => e.location!.startsWith('https://'));
+  const hosts = registryHosts(c.s);
+  const portHost = hosts.find(hasDefaultPort);
+  // A Host with another port reached the registry as the client sent it: the Location's host and port were right.
+  const keptPort = hosts.find((h) => /:\d+$/.test(h) && !hasDefaultPort(h) && !isInternalHost(h));
+  const host = portHost ?? keptPort ?? hosts[0];
+  const hostLine = host && !starts.some((e) => e.host === host) ? lineWithHost(c.s, host) : undefined;
+  const loc = (httpLoc ?? httpsLoc)?.location;
+  const decided: MechanismId | undefined = httpLoc || (!httpsLoc && !portHost && keptPort) ? 'M1' : httpsLoc || portHost ? 'M2' : undefined;
+  // The first upload start as each hop logged it, so the evidence shows every hop saw the 202.
+  const startFiles = [...new Set(starts.map((e) => e.file))];
+  const firstOfEach = startFiles.map((f) => starts.find((e) => e.file === f)!);
+  const n = Math.max(...startFiles.map((f) => starts.filter((e) => e.file === f).length));
+  const proxyFiles = new Set(c.s.events.filter((e) => e.role === 'proxy').map((e) => e.file));
+  const last = c.reqs[c.reqs.length - 1]!;
+  const began = cap(`the registry accepted ${n} upload start${n > 1 ? 's' : ''} (POST …/blobs/uploads/ → 202), then received no PATCH, PUT or manifest from this client`);
+  const hops = proxyFiles.size > 1
+    ? ` Here each request passed ${proxyFiles.size} proxies (each logged it): TLS ends at the outermost, and an inner hop that sets X-Forwarded-Proto from its own \`$scheme\` passes on http`
+    : '';
+  const evidence = [...firstOfEach, ...(hostLine ? [hostLine] : []), ...(httpLoc ?? httpsLoc ? [(httpLoc ?? httpsLoc)!] : []), last];
+  const gone = 'the upload started, then the client never came back';
+  if (decided === 'M1') {
+    report(c, 'M1', loc ? `Scheme lost: the upload Location was ${loc}; ${gone}` : `Scheme lost: ${gone}, though Host ${keptPort} kept its port`, evidence,
+      `${began}. ${loc ? 'The registry built its absolute upload Location with http://' : `Host ${keptPort} reached the registry with the port the client uses, so its absolute upload Location named the right host and port: only the scheme can have sent the client away — it said http://`} (no hop told the registry that TLS ends at the proxy: X-Forwarded-Proto missing or http), and the client followed it over plain http, where nothing answered.${hops ? `${hops}.` : ''}`,
+      [SCHEME_FIX, DISTRIBUTION_URL_FIX, BERTH_URL_FIX]);
+    return;
+  }
+  if (decided === 'M2') {
+    report(c, 'M2', `Host/port altered: ${loc ? `the upload Location was ${loc}` : `the registry saw Host ${portHost}`}; ${gone}`, evidence,
+      `${began}. The registry built an absolute upload Location${loc ? ` (${loc})` : ''} from the Host it received${portHost ? ` (${portHost})` : ''}, which names another host or port than the one the client uses; the client followed it there, where nothing answered.`,
+      [HOST_FIX, DISTRIBUTION_URL_FIX, BERTH_URL_FIX]);
+    return;
+  }
+  const name = host ?? '<name>';
+  const saw = host ? `The registry saw Host ${host}, without a port, so` : 'These logs hold no line of the registry, so the Host it saw is unknown; with the public name and no port,';
+  report(c, 'M1', 'Upload started, then the client never came back: the upload Location led where nothing answers (http:// — the scheme lost — or a port dropped from Host)', evidence,
+    `${began}: it followed the absolute upload Location, which the registry builds from the Host and X-Forwarded-Proto it receives, to an address where nothing answered. `
+      + `${saw} the Location was http://${name}/… if no hop passed X-Forwarded-Proto: https (M1), or https://${name}/… — port 443 — if clients use another port that the proxy dropped from Host (\`proxy_set_header Host $host;\`, M2). `
+      + `These logs cannot tell which: nginx's combined format and the registry's info-level lines record neither the Location nor the port the client connected to. If the registry address clients use has a port (e.g. ${name}:8443), it is M2; otherwise M1, the commoner (nginx sends no X-Forwarded-Proto unless told to).${hops ? `${hops} — which points to M1.` : ''} \`curl -si -u <user> -X POST https://<the address clients use>/v2/${c.s.repository ?? '<repository>'}/blobs/uploads/\` prints the Location.`,
+    [SCHEME_FIX, HOST_FIX, DISTRIBUTION_URL_FIX, BERTH_URL_FIX]);
+  c.found.find((f) => f.mechanism === 'M1')!.alternatives = ['M2'];
 };
 
 /** Scheme evidence next to dropped credentials: Berth saw http with no (or http) X-Forwarded-Proto. */
@@ -302,13 +442,14 @@ const other: Rule = (c) => {
 };
 
 /** The rules, most specific first. */
-export const RULES: readonly Rule[] = [quotaExceeded, m7BodyTooLarge, m8Timeouts, m10UploadLost, m9TokenExpired, m4OutsideV2, m11ChallengeShape, m5AuthorizationStripped, m1SchemeRedirect, m6Redirect, m2CredentialsDropped, m2InternalHost, m1SchemeEvidence, m3ForwardedQuirks, other];
+export const RULES: readonly Rule[] = [quotaExceeded, m7BodyTooLarge, m8Timeouts, m10UploadLost, m9TokenExpired, m4OutsideV2, m11ChallengeShape, m5AuthorizationStripped, m5BasicStripped, m1SchemeRedirect, m6Redirect, m2CredentialsDropped, m2InternalHost, uploadAbandoned, m1SchemeEvidence, m3ForwardedQuirks, other];
 
 /** Runs every rule on a session; returns its findings and the first failing request. */
 export function diagnoseSession(s: Session): { findings: Finding[]; failing?: LogEvent } {
   const c: Ctx = { s, reqs: requestsOf(s), claimed: new Set(), found: [] };
   for (const rule of RULES) rule(c);
-  const failing = c.reqs.find((e) => isFailure(s, e)) ?? s.events.find((e) => e.role === 'proxy-error' && isRequest(e));
+  // The first failure a finding explains (not, say, a challenge the client could not answer), else the first one.
+  const failing = c.reqs.find((e) => isFailure(s, e) && c.claimed.has(e)) ?? c.reqs.find((e) => isFailure(s, e)) ?? s.events.find((e) => e.role === 'proxy-error' && isRequest(e));
   return { findings: c.found, failing };
 }
 

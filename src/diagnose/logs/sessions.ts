@@ -109,9 +109,13 @@ export function groupSessions(events: LogEvent[]): Session[] {
     d.events = mergeByTime(d.events);
     const steps = d.events.filter(isRequest).map(stepOf);
     const pushScope = d.events.some((e) => /push/.test(scopeOf(e) ?? ''));
-    const kind: Session['kind'] = steps.some((s) => s.startsWith('upload') || s === 'manifest-put') || pushScope
+    const reads = steps.some((s) => s === 'manifest-get' || s === 'blob-get' || s === 'tags');
+    // A pull starts from a manifest; asking whether the registry has blobs (HEAD) without reading
+    // any is how a push starts — one that may never get further (containerd's token request, a
+    // POST, carries its scope in the body, which no log shows).
+    const kind: Session['kind'] = steps.some((s) => s.startsWith('upload') || s === 'manifest-put') || pushScope || (!reads && steps.includes('blob-check'))
       ? 'push'
-      : steps.some((s) => s === 'manifest-get' || s === 'blob-get' || s === 'tags')
+      : reads
         ? 'pull'
         : steps.every((s) => s === 'ping' || s === 'token')
           ? 'login'

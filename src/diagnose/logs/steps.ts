@@ -44,6 +44,7 @@ export function isFailure(s: Session, e: LogEvent): boolean {
   if (step === 'token' && e.method === 'POST' && [400, 401, 404, 405].includes(status)) return false;
   if (status === 404 && (e.method === 'HEAD' || step === 'blob-check')) return false;
   if (status === 307 && step === 'blob-get') return false;
+  if (refusedUpstream(s, e as RequestEvent & { status: number })) return false;
   if (status === 401 && !UPLOAD_CONTINUATION.includes(step)) {
     const at = s.events.indexOf(e);
     const answered = s.events.some((t, i) => i > at && isRequest(t) && stepOf(t) === 'token' && t.time - e.time <= 60_000);
@@ -55,6 +56,17 @@ export function isFailure(s: Session, e: LogEvent): boolean {
     if (retried) return false;
   }
   return true;
+}
+
+/**
+ * A proxy's 499 (client went away) or 400 on a request that the registry behind it refused itself
+ * (a 4xx of its own, not a timeout): the registry's line says what happened to that request. The
+ * proxy's status only records that the client, told no, hung up before the answer was relayed or
+ * mid-body — e.g. a sibling upload of the same push failed and the client cancelled the rest.
+ */
+export function refusedUpstream(s: Session, e: RequestEvent & { status: number }): boolean {
+  if (e.role !== 'proxy' || (e.status !== 499 && e.status !== 400)) return false;
+  return sameRequest(s, e).some((o) => (o.role === 'registry' || o.role === 'berth') && o.status !== undefined && o.status >= 400 && o.status < 500 && o.status !== 408 && o.status !== 499);
 }
 
 /** The other lines (other hops) that describe the same request: same method and path within a few seconds. */

@@ -8,8 +8,7 @@ import {
   MEDIA,
   artifactManifest,
   assertEnvelope,
-  chunkedThenFollowUp,
-  RawConnection,
+  answerThenReuse,
   descriptorOf,
   digestOf,
   expectError,
@@ -23,6 +22,7 @@ import {
   randomBlob,
   uniqueName,
   type Descriptor,
+  type ReusedConnection,
 } from '../support/oci.ts';
 
 const AUTH = { Authorization: adminBasic() };
@@ -195,14 +195,44 @@ describe('manifests', () => {
     await assertServed(name, ['list', digestOf(list)], list, MEDIA.dockerList);
   });
 
-  test('Docker foreign layers with URLs need not be in the registry', async () => {
+  test('Docker foreign layers with URLs need not be in the registry; every other blob must be', async () => {
     const name = uniqueName('foreign');
     const { config } = await pushConfigAndLayer(name, MEDIA.dockerConfig);
     const local = randomBlob(100);
     await pushBlob(url, name, local);
-    const foreign = { mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: digestOf(randomBlob(50)), size: 50, urls: ['https://example.com/layer.tar.gz'] };
-    const bytes = manifestBytes(imageManifest({ mediaType: MEDIA.dockerManifest, config, layers: [foreign, descriptorOf(MEDIA.dockerLayer, local)] }));
+    const FOREIGN = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip';
+    const foreign = { mediaType: FOREIGN, digest: digestOf(randomBlob(50)), size: 50, urls: ['https://example.com/layer.tar.gz'] };
+    const localLayer = descriptorOf(MEDIA.dockerLayer, local);
+    const bytes = manifestBytes(imageManifest({ mediaType: MEDIA.dockerManifest, config, layers: [foreign, localLayer] }));
     await pushManifest(url, name, 'win', bytes, MEDIA.dockerManifest);
+    // Stored and served exactly as sent, by tag and by digest.
+    await assertServed(name, ['win', digestOf(bytes)], bytes, MEDIA.dockerManifest);
+    assert.deepEqual(await tags(name), ['win']);
+    // The foreign layer was never in the registry and still is not; the config and the local layer are.
+    const blobStatus = async (digest: string) => {
+      const res = await fetch(`${url}/v2/${name}/blobs/${digest}`, { method: 'HEAD', headers: AUTH });
+      await res.arrayBuffer();
+      return res.status;
+    };
+    assert.equal(await blobStatus(foreign.digest), 404, 'the foreign layer is not (and need not be) stored');
+    assert.equal(await blobStatus(config.digest), 200);
+    assert.equal(await blobStatus(localLayer.digest), 200);
+    // Only a foreign layer with URLs is exempt: a missing config, a missing ordinary layer (even one
+    // carrying URLs) and a missing foreign layer without URLs are each refused, and nothing is stored.
+    const missing = randomBlob(60);
+    const refused = [
+      { why: 'config missing', m: { config: descriptorOf(MEDIA.dockerConfig, missing), layers: [foreign, localLayer] } },
+      { why: 'ordinary layer missing', m: { config, layers: [foreign, descriptorOf(MEDIA.dockerLayer, missing)] } },
+      { why: 'ordinary layer with URLs missing', m: { config, layers: [descriptorOf(MEDIA.dockerLayer, missing, { urls: ['https://example.com/l.tar.gz'] }), localLayer] } },
+      { why: 'foreign layer without URLs missing', m: { config, layers: [{ mediaType: FOREIGN, digest: foreign.digest, size: foreign.size }, localLayer] } },
+    ];
+    for (const { why, m } of refused) {
+      const body = manifestBytes(imageManifest({ mediaType: MEDIA.dockerManifest, ...m }));
+      const env = await expectError(await putManifest(url, name, 'refused', body, MEDIA.dockerManifest), 404, 'MANIFEST_BLOB_UNKNOWN');
+      assert.ok(JSON.stringify(env).includes(why.startsWith('foreign') ? foreign.digest : digestOf(missing)), `${why}: the missing blob is named: ${JSON.stringify(env)}`);
+      await expectError(await fetch(`${url}/v2/${name}/manifests/${digestOf(body)}`, { headers: AUTH }), 404, 'MANIFEST_UNKNOWN');
+    }
+    assert.deepEqual(await tags(name), ['win']);
   });
 
   test('artifact manifest: artifactType with a custom config media type', async () => {
@@ -589,43 +619,51 @@ describe('oversized chunked request bodies', () => {
     await server.close();
   });
 
+  /**
+   * The refusal left the connection usable: the 413 did not announce `Connection: close`, and a
+   * second request on the same socket (an authenticated `GET /v2/`, which a leftover of the refused
+   * body read as a request would have turned into a 400 or a hang) is answered 200.
+   */
+  function assertReused(result: ReusedConnection): void {
+    const { first, second } = result;
+    assert.equal(first.status, 413, first.body.toString());
+    assert.notEqual((first.headers.connection ?? '').toLowerCase(), 'close', 'the 413 keeps the connection (no Connection: close)');
+    assert.ok(typeof second === 'object', `the next request on the same connection got no answer: ${String(second)}`);
+    assert.equal(second.status, 200, `the next request on the same connection: ${second.status} ${second.body.toString()}`);
+    assert.deepEqual(JSON.parse(second.body.toString()), {});
+  }
+  const followUp = () => `GET /v2/ HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\n\r\n`;
+
   test('a manifest over 4 MiB sent chunked: 413 SIZE_INVALID and the connection stays usable', async () => {
     const name = uniqueName('huge-chunked');
     const head =
       `PUT /v2/${name}/manifests/over HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\n` +
       `Content-Type: ${MEDIA.ociManifest}\r\nTransfer-Encoding: chunked\r\n\r\n`;
-    const { first, followUp } = await chunkedThenFollowUp(server.url, head, Buffer.alloc(5 * 1024 * 1024, 0x20));
-    assert.equal(first.status, 413);
-    assert.equal(assertEnvelope(first.body.toString('utf8')).errors[0]!.code, 'SIZE_INVALID');
-    // Either the server announces Connection: close, or the kept-alive connection answers the next
-    // request; a kept-alive connection that never answers again hangs every client that reuses it.
-    assert.ok(followUp === 'closed-as-announced' || followUp === 200, `after the 413 (Connection: ${first.headers.connection}) the next request on the connection got: ${followUp}`);
+    const result = await answerThenReuse(server.url, (conn) => {
+      conn.write(head);
+      conn.writeChunked(Buffer.alloc(5 * 1024 * 1024, 0x20));
+    }, followUp());
+    assert.equal(assertEnvelope(result.first.body.toString('utf8')).errors[0]!.code, 'SIZE_INVALID');
+    assertReused(result);
   });
 
   test('a token form over 64 KiB sent chunked: 413 and the connection stays usable', async () => {
     const head = 'POST /service/token HTTP/1.1\r\nHost: berth.test\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n';
     const body = Buffer.from(`grant_type=password&username=admin&password=${'x'.repeat(200 * 1024)}`);
-    const { first, followUp } = await chunkedThenFollowUp(server.url, head, body);
-    assert.equal(first.status, 413);
-    assert.ok(followUp === 'closed-as-announced' || followUp === 200, `after the 413 (Connection: ${first.headers.connection}) the next request on the connection got: ${followUp}`);
+    const result = await answerThenReuse(server.url, (conn) => {
+      conn.write(head);
+      conn.writeChunked(body);
+    }, followUp());
+    assertReused(result);
   });
 
   test('the same bodies with a Content-Length: 413 and the connection stays usable', async () => {
-    const conn = await RawConnection.open(server.url);
-    try {
-      const body = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
+    const body = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
+    const result = await answerThenReuse(server.url, (conn) => {
       conn.write(`PUT /v2/${uniqueName('huge-cl')}/manifests/over HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\nContent-Type: ${MEDIA.ociManifest}\r\nContent-Length: ${body.length}\r\n\r\n`);
       conn.write(body);
-      const first = await conn.readResponse(10_000);
-      assert.ok(typeof first === 'object', String(first));
-      assert.equal(first.status, 413);
-      if ((first.headers.connection ?? '').toLowerCase() !== 'close') {
-        conn.write('GET /healthz HTTP/1.1\r\nHost: berth.test\r\n\r\n');
-        const next = await conn.readResponse(3000);
-        assert.ok(typeof next === 'object' && next.status === 200, `next request on the connection: ${typeof next === 'object' ? next.status : next}`);
-      }
-    } finally {
-      conn.close();
-    }
+    }, followUp());
+    assert.equal(assertEnvelope(result.first.body.toString('utf8')).errors[0]!.code, 'SIZE_INVALID');
+    assertReused(result);
   });
 });

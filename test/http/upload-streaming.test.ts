@@ -2,10 +2,12 @@
 // batches with writes in flight, upload files kept open across the PATCHes of a session.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startTestServer, adminBasic, type TestServer } from '../support/server.ts';
 import { digestOf, randomBlob, RawConnection, startUpload, uniqueName, withDigest } from '../support/oci.ts';
 import { openFilesUnder } from '../support/system.ts';
+import { peerHasReadAll } from '../support/tcp.ts';
+import { until, Wire } from '../durability/wire.ts';
+import { UploadService } from '../../src/registry/uploads.ts';
 
 const AUTH = { Authorization: adminBasic() };
 const MiB = 1 << 20;
@@ -74,20 +76,19 @@ describe('streaming uploads', () => {
     const first = 2 * MiB + 1;
     const patch1 = await fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `0-${first - 1}` }, body: blob.subarray(0, first) });
     assert.equal(patch1.status, 202);
+    const storage = server.dataDir + '/storage';
+    assert.equal(openFilesUnder(storage).length, 1, 'the session keeps its upload file open between PATCHes');
     // The second PATCH declares the rest but stops after 9 MiB and a bit: batches are being written when it goes.
     const sentUpTo = first + 9 * MiB + 12_345;
-    const conn = await RawConnection.open(url);
-    conn.write(head('PATCH', location, blob.length - first, `Content-Range: ${first}-${blob.length - 1}\r\n`));
-    for (let at = first; at < sentUpTo; at += 100_000) conn.write(blob.subarray(at, Math.min(at + 100_000, sentUpTo)));
-    await sleep(300);
-    conn.close();
-    let size = 0;
-    for (let i = 0; i < 100 && size < sentUpTo; i++) {
-      await sleep(20);
-      size = await uploadSize(location);
-    }
-    assert.equal(size, sentUpTo, 'nothing that arrived was lost when the client went, not even a batch still gathering');
-    assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'the failed request closed the upload file');
+    const conn = await Wire.open(url);
+    await conn.write(head('PATCH', location, blob.length - first, `Content-Range: ${first}-${blob.length - 1}\r\n`));
+    await conn.writeBody(blob.subarray(first, sentUpTo), 100_000);
+    // Every byte sent has reached the server (it read them all) before the client goes.
+    await until(() => peerHasReadAll(conn.socket), 'the server has read all 9 MiB and a bit of the second PATCH');
+    conn.destroy();
+    // The failed request is over once it has closed the upload file (it flushes what it has first).
+    await until(() => openFilesUnder(storage).length === 0, 'the failed PATCH has closed the upload file');
+    assert.equal(await uploadSize(location), sentUpTo, 'nothing that arrived was lost when the client went, not even a batch still gathering');
     const rest = await fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `${sentUpTo}-${blob.length - 1}` }, body: blob.subarray(sentUpTo) });
     assert.equal(rest.status, 202, await rest.text());
     const put = await fetch(withDigest(location, digestOf(blob)), { method: 'PUT', headers: AUTH });
@@ -95,33 +96,41 @@ describe('streaming uploads', () => {
     assert.ok((await pull(name, digestOf(blob))).equals(blob));
   });
 
-  test('two PATCHes on one session at once are serialised, never interleaved', async () => {
+  test('two PATCHes on one session at once are serialised, never interleaved', async (t) => {
+    // Counts the PATCHes that reach the upload service (the session's lock is taken there).
+    const appends = t.mock.method(UploadService.prototype, 'append');
     const name = uniqueName('concurrent');
     const a = randomBlob(6 * MiB + 1);
     const b = randomBlob(5 * MiB + 3);
     const location = await startUpload(url, name);
-    const connA = await RawConnection.open(url);
-    const connB = await RawConnection.open(url);
+    const connA = await Wire.open(url);
+    const connB = await Wire.open(url);
+    let sendingB: Promise<void> | undefined;
     try {
       // A starts first and is cut in two; B arrives whole in between. Without serialisation B's
       // bytes would land inside A's.
-      connA.write(head('PATCH', location, a.length));
-      connA.write(a.subarray(0, 3 * MiB));
-      await sleep(100);
-      connB.write(head('PATCH', location, b.length));
-      connB.write(b);
-      await sleep(200);
-      connA.write(a.subarray(3 * MiB));
-      const resA = await connA.readResponse(10_000);
-      const resB = await connB.readResponse(10_000);
-      assert.ok(typeof resA === 'object' && typeof resB === 'object');
+      await connA.write(head('PATCH', location, a.length));
+      await connA.writeBody(a.subarray(0, 3 * MiB));
+      await until(() => peerHasReadAll(connA.socket), "the server has read A's first 3 MiB");
+      assert.equal(appends.mock.callCount(), 1, 'A is being appended');
+      // B goes out whole; it is not read while it waits for the session (TCP holds it back), so its
+      // writes finish only after A: not awaited here.
+      sendingB = connB.write(head('PATCH', location, b.length)).then(() => connB.writeBody(b));
+      sendingB.catch(() => undefined);
+      await until(() => appends.mock.callCount() === 2, 'B has reached the upload service while A is still open');
+      assert.deepEqual(appends.mock.calls.map((c) => c.arguments[3].contentLength), [a.length, b.length], 'A came first, then B');
+      await connA.writeBody(a.subarray(3 * MiB));
+      const resA = await connA.response();
+      const resB = await connB.response();
+      await sendingB;
       assert.equal(resA.status, 202, resA.body.toString());
       assert.equal(resB.status, 202, resB.body.toString());
       assert.equal(resA.headers.range, `0-${a.length - 1}`, 'A was appended first, whole');
       assert.equal(resB.headers.range, `0-${a.length + b.length - 1}`, 'then B');
     } finally {
-      connA.close();
-      connB.close();
+      connA.destroy();
+      connB.destroy();
+      await sendingB?.catch(() => undefined);
     }
     const whole = Buffer.concat([a, b]);
     const put = await fetch(withDigest(location, digestOf(whole)), { method: 'PUT', headers: AUTH });

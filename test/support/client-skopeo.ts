@@ -64,3 +64,44 @@ export async function pushPullSkopeo(target: RegistryTarget, image: RandomImage,
     if (!options.workDir) await rm(workDir, { recursive: true, force: true });
   }
 }
+
+/** A descriptor's digest and size, as a manifest lists it. */
+export interface BlobFigures {
+  readonly digest: string;
+  readonly size: number;
+}
+
+/** Exactly what skopeo uploads when it pushes an image: the manifest's bytes and its blobs. */
+export interface SkopeoPushPlan {
+  /** The manifest bytes skopeo PUTs (Docker schema 2 for a docker-archive source). */
+  readonly manifest: Buffer;
+  readonly manifestDigest: string;
+  readonly config: BlobFigures;
+  /** Layers as uploaded: gzip-compressed, so their sizes are not the archive's tar sizes. */
+  readonly layers: readonly BlobFigures[];
+}
+
+/**
+ * What {@link pushPullSkopeo} will upload for `image`, worked out without a registry: skopeo
+ * compresses the archive's layers into a `dir:` with `--dest-compress` exactly as it does for a
+ * registry (same gzip code and level; the output is deterministic), so the digests, sizes and
+ * manifest bytes are those of the push. A test that relies on this checks the manifest digest the
+ * push reports against `manifestDigest` (or finds the refused digest here), so a skopeo that stopped
+ * being deterministic fails the test instead of passing it.
+ */
+export async function skopeoPushPlan(image: RandomImage): Promise<SkopeoPushPlan> {
+  const workDir = await tmpDir('berth-skopeo-plan');
+  try {
+    const registriesConf = path.join(workDir, 'registries.conf');
+    await writeFile(registriesConf, '');
+    const session = new Session('skopeo', { env: cleanEnv({ CONTAINERS_REGISTRIES_CONF: registriesConf }) });
+    const out = path.join(workDir, 'image');
+    await session.run('skopeo', ['--insecure-policy', 'copy', '--dest-compress', `docker-archive:${image.archivePath}`, `dir:${out}`]);
+    const manifest = await readFile(path.join(out, 'manifest.json'));
+    const parsed = JSON.parse(manifest.toString('utf8')) as { config: BlobFigures; layers: BlobFigures[] };
+    const figures = (d: BlobFigures): BlobFigures => ({ digest: d.digest, size: d.size });
+    return { manifest, manifestDigest: digestOf(manifest), config: figures(parsed.config), layers: parsed.layers.map(figures) };
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -468,3 +468,31 @@ export async function chunkedThenFollowUp(url: string, head: string, body: Uint8
     conn.close();
   }
 }
+
+/** What {@link answerThenReuse} saw: the first answer, and the answer to a second request on the same socket. */
+export interface ReusedConnection {
+  first: WireResponse;
+  /** The second answer, or what happened instead ('closed': the server closed the connection). */
+  second: WireResponse | 'closed' | 'timeout';
+}
+
+/**
+ * Sends a request on a fresh connection (`send` writes it: head and body, in any framing), reads
+ * its answer, then sends `followUp` (a request head; by default `GET /healthz`) on the same
+ * socket and reads that answer. Asserts nothing: a test that claims the connection stays usable
+ * asserts that `first` did not say `Connection: close` and that `second` is the answer it expects
+ * — a connection the server closes (announced or not) cannot pass that.
+ */
+export async function answerThenReuse(url: string, send: (conn: RawConnection) => void, followUp = 'GET /healthz HTTP/1.1\r\nHost: berth.test\r\n\r\n', timeoutMs = 10_000): Promise<ReusedConnection> {
+  const conn = await RawConnection.open(url);
+  try {
+    send(conn);
+    const first = await conn.readResponse(timeoutMs);
+    assert.ok(typeof first === 'object', `no answer to the first request: ${String(first)}`);
+    if (conn.isClosed) return { first, second: 'closed' };
+    conn.write(followUp);
+    return { first, second: await conn.readResponse(timeoutMs) };
+  } finally {
+    conn.close();
+  }
+}

@@ -444,31 +444,6 @@ export class RawConnection {
   }
 }
 
-/**
- * Sends `head` (request line and headers, ending in a blank line) with a chunked `body` on a fresh
- * connection, reads the response, then checks the connection is still coherent: either the server
- * said `Connection: close` (and closes it) or a follow-up `GET /healthz` on it is answered.
- * Returns the first response and what became of the follow-up.
- */
-export async function chunkedThenFollowUp(url: string, head: string, body: Uint8Array): Promise<{ first: WireResponse; followUp: 'closed-as-announced' | number | 'closed' | 'timeout' }> {
-  const conn = await RawConnection.open(url);
-  try {
-    conn.write(head);
-    conn.writeChunked(body);
-    const first = await conn.readResponse(10_000);
-    assert.ok(typeof first === 'object', `no response to the chunked request: ${String(first)}`);
-    if ((first.headers.connection ?? '').toLowerCase() === 'close') {
-      const after = await conn.readResponse(2000);
-      return { first, followUp: after === 'closed' ? 'closed-as-announced' : 'timeout' };
-    }
-    conn.write('GET /healthz HTTP/1.1\r\nHost: berth.test\r\n\r\n');
-    const next = await conn.readResponse(2000);
-    return { first, followUp: typeof next === 'object' ? next.status : next };
-  } finally {
-    conn.close();
-  }
-}
-
 /** What {@link answerThenReuse} saw: the first answer, and the answer to a second request on the same socket. */
 export interface ReusedConnection {
   first: WireResponse;

@@ -22,6 +22,8 @@ export interface RequestOrigin {
   host: string | undefined;
   /** Where `client`, `scheme` and `host` came from. */
   source: 'connection' | 'forwarded' | 'x-forwarded';
+  /** Whether a trusted proxy stated the scheme (`proto=` or X-Forwarded-Proto); false: it is the connection's own. */
+  schemeForwarded: boolean;
   /**
    * Present when a trusted proxy's request named different clients in different headers (each
    * header → the address it named, `unknown` for an obfuscated or unparsable node). One of them was
@@ -86,7 +88,7 @@ function clientHop(header: ClientHeader, addresses: readonly (string | undefined
  */
 export function resolveOrigin(req: IncomingMessage, secure: boolean, trusted: AddressSet): RequestOrigin {
   const peer = normalizeAddress(req.socket.remoteAddress ?? '');
-  const direct: RequestOrigin = { peer, trustedProxy: false, client: peer, scheme: secure ? 'https' : 'http', host: req.headers.host, source: 'connection' };
+  const direct: RequestOrigin = { peer, trustedProxy: false, client: peer, scheme: secure ? 'https' : 'http', host: req.headers.host, source: 'connection', schemeForwarded: false };
   if (!trusted.has(peer)) return direct;
   direct.trustedProxy = true;
 
@@ -110,7 +112,8 @@ export function resolveOrigin(req: IncomingMessage, secure: boolean, trusted: Ad
 
   if (believed ? believed.header === 'forwarded' : elements.length > 0) {
     const hop = elements[believed?.index ?? elements.length - 1]!;
-    return { ...direct, client, scheme: asScheme(hop.proto) ?? direct.scheme, host: hop.host ?? direct.host, source: 'forwarded' };
+    const stated = asScheme(hop.proto);
+    return { ...direct, client, scheme: stated ?? direct.scheme, host: hop.host ?? direct.host, source: 'forwarded', schemeForwarded: stated !== undefined };
   }
   const protoList = splitList(header(req, 'x-forwarded-proto'));
   const hostList = splitList(header(req, 'x-forwarded-host'));
@@ -121,10 +124,11 @@ export function resolveOrigin(req: IncomingMessage, secure: boolean, trusted: Ad
   // Otherwise the nearest proxy's (rightmost) value, which a client cannot have forged.
   const pick = (list: string[]) => (list.length === 0 ? undefined : list.length === forList.length && index >= 0 ? list[index] : list.at(-1));
   let host = pick(hostList) ?? direct.host;
-  const scheme = asScheme(pick(protoList)) ?? direct.scheme;
+  const stated = asScheme(pick(protoList));
+  const scheme = stated ?? direct.scheme;
   const port = pick(portList);
   if (host && port && /^\d{1,5}$/.test(port) && !/:\d+$|]$/.test(host) && port !== (scheme === 'https' ? '443' : '80')) host = `${host}:${port}`;
-  return { ...direct, client, scheme, host, source: 'x-forwarded' };
+  return { ...direct, client, scheme, host, source: 'x-forwarded', schemeForwarded: stated !== undefined };
 }
 
 interface ForwardedElement {

@@ -40,7 +40,8 @@ export function matchExternalURL(origin: RequestOrigin, externalURLs: readonly s
  * origin's scheme and host. Upload URLs never use this: they are relative.
  *
  * One exception to "the origin's scheme": a request that reached Berth itself over plain HTTP, with
- * no trusted proxy to say otherwise, but addressed to port 443 (`Host: name:443`, as nginx's
+ * no trusted proxy stating the scheme (one may still have stated the client's address), but
+ * addressed to port 443 (`Host: name:443`, as nginx's
  * `proxy_set_header Host $host:$server_port;` sends it) came through a proxy that terminated TLS on
  * 443 — no client speaks plain HTTP to 443. Its realm is `https://name`: `http://name:443` would
  * send clients' passwords in plain HTTP to a TLS port, which answers 400 (PROXIES.md M1/M2). The
@@ -51,7 +52,7 @@ export function externalBase(origin: RequestOrigin, externalURLs: readonly strin
   if (configured) return configured;
   const protocol = `${origin.scheme}:`;
   if (origin.host && /^[A-Za-z0-9.\-_:[\]]+$/.test(origin.host)) {
-    if (origin.scheme === 'http' && origin.source === 'connection' && /[^:]:443$/.test(origin.host)) return `https://${normalizeHost(origin.host, 'https:')}`;
+    if (origin.scheme === 'http' && !origin.schemeForwarded && /[^:]:443$/.test(origin.host)) return `https://${normalizeHost(origin.host, 'https:')}`;
     return `${protocol}//${normalizeHost(origin.host, protocol)}`;
   }
   return `${protocol}//${localAddress.includes(':') ? `[${localAddress}]` : localAddress}:${localPort}`;

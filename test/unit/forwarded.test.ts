@@ -39,12 +39,12 @@ test('RFC 7239 Forwarded: quoted values, IPv6 nodes, several elements', () => {
 
 test('forwarded headers from an untrusted peer are ignored', () => {
   const origin = resolveOrigin(request('203.0.113.9', { host: 'internal:5000', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'evil.example', 'x-forwarded-for': '1.2.3.4' }), false, PROXIES);
-  assert.deepEqual(origin, { peer: '203.0.113.9', trustedProxy: false, client: '203.0.113.9', scheme: 'http', host: 'internal:5000', source: 'connection' });
+  assert.deepEqual(origin, { peer: '203.0.113.9', trustedProxy: false, client: '203.0.113.9', scheme: 'http', host: 'internal:5000', source: 'connection', schemeForwarded: false });
 });
 
 test('X-Forwarded-*: client is the rightmost untrusted hop; lists appended per hop are read at that hop', () => {
   const simple = resolveOrigin(request('10.0.0.2', { host: 'berth:5000', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'hub.example.com', 'x-forwarded-for': '198.51.100.7' }), false, PROXIES);
-  assert.deepEqual(simple, { peer: '10.0.0.2', trustedProxy: true, client: '198.51.100.7', scheme: 'https', host: 'hub.example.com', source: 'x-forwarded' });
+  assert.deepEqual(simple, { peer: '10.0.0.2', trustedProxy: true, client: '198.51.100.7', scheme: 'https', host: 'hub.example.com', source: 'x-forwarded', schemeForwarded: true });
 
   // A client forging X-Forwarded-For: the forged entry is left of the real client and never chosen.
   const forged = resolveOrigin(request('10.0.0.2', { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 10.0.0.9' }), false, PROXIES);
@@ -76,7 +76,7 @@ test('Forwarded wins over X-Forwarded-* and is walked past trusted hops', () => 
     false,
     PROXIES,
   );
-  assert.deepEqual(origin, { peer: '10.0.0.2', trustedProxy: true, client: '198.51.100.7', scheme: 'https', host: 'hub.example.com', source: 'forwarded' });
+  assert.deepEqual(origin, { peer: '10.0.0.2', trustedProxy: true, client: '198.51.100.7', scheme: 'https', host: 'hub.example.com', source: 'forwarded', schemeForwarded: true });
 });
 
 // A trusted proxy passes on every header it does not write itself. nginx with the PROXIES.md recipe
@@ -101,6 +101,7 @@ test('a client-sent Forwarded through a proxy that writes only X-Forwarded-For i
     scheme: 'http',
     host: 'hub.example.com',
     source: 'connection',
+    schemeForwarded: false,
     conflict: { forwarded: '6.6.6.6', 'x-forwarded-for': '198.51.100.7' },
   });
   // The same when the client forges only Forwarded (X-Forwarded-For is then nginx's alone).
@@ -147,7 +148,7 @@ test('headers that agree are believed as before: Forwarded first, then X-Forward
     false,
     PROXIES,
   );
-  assert.deepEqual(agree, { peer: '10.0.0.2', trustedProxy: true, client: '198.51.100.7', scheme: 'https', host: 'hub.example.com', source: 'forwarded' });
+  assert.deepEqual(agree, { peer: '10.0.0.2', trustedProxy: true, client: '198.51.100.7', scheme: 'https', host: 'hub.example.com', source: 'forwarded', schemeForwarded: true });
   const v6 = resolveOrigin(request('10.0.0.2', { forwarded: 'for="[2001:db8::7]:4711"', 'x-forwarded-for': '2001:db8::7', 'x-real-ip': '[2001:db8::7]:4711' }), false, PROXIES);
   assert.deepEqual([v6.client, v6.conflict], ['2001:db8::7', undefined], 'the same address in different notations');
   // The generated nginx config: X-Forwarded-For appended, X-Real-IP overwritten, Forwarded dropped.
@@ -194,7 +195,7 @@ test('chains of trusted proxies are walked past; when every hop is trusted, the 
 test('external URL matching: exact host[:port], then host name alone (scheme first), else the first', () => {
   const urls = ['https://hub.example.com', 'http://lan.example.com:5000', 'https://alt.example.com:8443', 'http://alt.example.com:8080'];
   const at = (host: string | undefined, scheme: 'http' | 'https' = 'http') =>
-    matchExternalURL({ peer: '', trustedProxy: false, client: '', scheme, host, source: 'connection' }, urls);
+    matchExternalURL({ peer: '', trustedProxy: false, client: '', scheme, host, source: 'connection', schemeForwarded: false }, urls);
   assert.equal(at('hub.example.com:443'), 'https://hub.example.com');
   assert.equal(at('lan.example.com:5000'), 'http://lan.example.com:5000');
   assert.equal(at('lan.example.com'), 'http://lan.example.com:5000', 'port dropped by `Host $host`');
@@ -202,7 +203,7 @@ test('external URL matching: exact host[:port], then host name alone (scheme fir
   assert.equal(at('alt.example.com', 'http'), 'http://alt.example.com:8080');
   assert.equal(at('127.0.0.1:5000'), 'https://hub.example.com', "nginx's default Host (the upstream) → the first URL");
   assert.equal(at(undefined), 'https://hub.example.com');
-  assert.equal(matchExternalURL({ peer: '', trustedProxy: false, client: '', scheme: 'http', host: 'x', source: 'connection' }, []), undefined);
+  assert.equal(matchExternalURL({ peer: '', trustedProxy: false, client: '', scheme: 'http', host: 'x', source: 'connection', schemeForwarded: false }, []), undefined);
 });
 
 test('the configuration self-check names what would break clients', () => {

@@ -5,8 +5,8 @@ import { describe, test } from 'node:test';
 import type { RequestOrigin } from '../../src/http/forwarded.ts';
 import { externalBase } from '../../src/http/realm.ts';
 
-const origin = (scheme: 'http' | 'https', host: string | undefined, source: RequestOrigin['source'] = 'connection'): RequestOrigin =>
-  ({ peer: '127.0.0.1', trustedProxy: source !== 'connection', client: '127.0.0.1', scheme, host, source });
+const origin = (scheme: 'http' | 'https', host: string | undefined, source: RequestOrigin['source'] = 'connection', schemeForwarded = source !== 'connection'): RequestOrigin =>
+  ({ peer: '127.0.0.1', trustedProxy: source !== 'connection', client: '127.0.0.1', scheme, host, source, schemeForwarded });
 const base = (o: RequestOrigin, urls: string[] = []): string => externalBase(o, urls, '127.0.0.1', 5000);
 
 describe('realm without externalURL', () => {
@@ -24,6 +24,11 @@ describe('realm without externalURL', () => {
     assert.equal(base(origin('https', 'hub.example.com:443')), 'https://hub.example.com');
     assert.equal(base(origin('https', 'hub.example.com:8443')), 'https://hub.example.com:8443');
     assert.equal(base(origin('http', undefined)), 'http://127.0.0.1:5000');
+  });
+
+  test('a trusted proxy that states only the client address: the :443 rule still applies', () => {
+    assert.equal(base(origin('http', 'hub.example.com:443', 'x-forwarded', false)), 'https://hub.example.com');
+    assert.equal(base(origin('http', 'hub.example.com:443', 'forwarded', false)), 'https://hub.example.com');
   });
 
   test('a trusted proxy that says http is believed, port 443 or not', () => {

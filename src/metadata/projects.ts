@@ -219,7 +219,7 @@ export class ProjectStore {
       const project = await on.selectFrom('projects').select(['name', 'quota_bytes']).where('id', '=', projectId).executeTakeFirst();
       if (project && project.quota_bytes !== null) {
         const used = Number((await this.usageSum.firstOn(on, projectId))?.total ?? 0);
-        if (used + added > Number(project.quota_bytes)) throw quotaExceeded(project.name, Number(project.quota_bytes), used, added, quotaDigest);
+        if (used + added > Number(project.quota_bytes)) throw new QuotaExceededError(project.name, Number(project.quota_bytes), used, added, quotaDigest);
       }
     }
     await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), added);
@@ -334,11 +334,26 @@ export class ProjectStore {
 /** Candidate digests examined per statement by `release` (bound parameters stay far below every limit). */
 const RELEASE_BATCH = 500;
 
-/** DENIED for a push that would bring `project` over its quota (the message names quota, usage and size). */
-export function quotaExceeded(project: string, quota: number, used: number, size: number, digest: string): RegistryError {
-  return new RegistryError(
-    'DENIED',
-    `quota exceeded: project "${project}" uses ${used} of ${quota} bytes; storing ${digest} (${size} bytes) would bring it to ${used + size}`,
-    { project, quotaBytes: quota, usedBytes: used, size, digest },
-  );
+/**
+ * DENIED for a push that would bring `project` over its quota. The client reads the message (naming
+ * quota, usage and size) and the detail; Berth's own log and audit read the typed figures, so a
+ * quota refusal is never mistaken for a missing permission, which is DENIED too.
+ */
+export class QuotaExceededError extends RegistryError {
+  constructor(
+    readonly project: string,
+    readonly quotaBytes: number,
+    /** Bytes the project used when the push was refused. */
+    readonly usageBytes: number,
+    /** Bytes the refused push would have added. */
+    readonly sizeBytes: number,
+    /** What was refused. */
+    readonly digest: string,
+  ) {
+    super(
+      'DENIED',
+      `quota exceeded: project "${project}" uses ${usageBytes} of ${quotaBytes} bytes; storing ${digest} (${sizeBytes} bytes) would bring it to ${usageBytes + sizeBytes}`,
+      { project, quotaBytes, usedBytes: usageBytes, size: sizeBytes, digest },
+    );
+  }
 }

@@ -1,7 +1,6 @@
 import { projectOf } from '../domain/names.ts';
-import { RegistryError } from '../domain/errors.ts';
 import type { Metadata } from '../metadata/index.ts';
-import { quotaExceeded } from '../metadata/projects.ts';
+import { QuotaExceededError } from '../metadata/projects.ts';
 
 /**
  * Project storage quotas. Every blob and manifest is counted once per project (deduplicated);
@@ -22,7 +21,7 @@ export class QuotaService {
     if (await this.meta.projects.counts(project.id, digest)) return;
     const used = await this.meta.projects.usage(project.id);
     const quota = Number(project.quota_bytes);
-    if (used + size > quota) throw quotaExceeded(project.name, quota, used, size, digest);
+    if (used + size > quota) throw new QuotaExceededError(project.name, quota, used, size, digest);
   }
 
   /** Counts `digest` in the project of `repository` (a no-op when already counted there). */
@@ -36,31 +35,4 @@ export class QuotaService {
   }
 }
 
-/** The figures of a push refused because it would bring its project over its quota. */
-export interface QuotaRefusal {
-  project: string;
-  quotaBytes: number;
-  /** Bytes the project used when the push was refused. */
-  usageBytes: number;
-  /** Bytes the refused push would have added. */
-  sizeBytes: number;
-  /** What was refused. */
-  digest: string;
-  /** The refusal as the client received it. */
-  message: string;
-}
-
-/**
- * The figures of `err` when it is a quota refusal, else undefined. A refusal is DENIED — the code
- * of a missing permission too — so it is told apart by its figures: `check` raises it, and so does
- * the charge of a push that raced others past the quota (`quotaExceeded` of the project store),
- * both with the detail `{ project, quotaBytes, usedBytes, size, digest }`.
- */
-export function quotaRefusal(err: unknown): QuotaRefusal | undefined {
-  if (!(err instanceof RegistryError) || err.code !== 'DENIED') return undefined;
-  const d = err.detail as Record<string, unknown> | null | undefined;
-  if (typeof d !== 'object' || d === null) return undefined;
-  const { project, quotaBytes, usedBytes, size, digest } = d;
-  if (typeof project !== 'string' || typeof quotaBytes !== 'number' || typeof usedBytes !== 'number' || typeof size !== 'number' || typeof digest !== 'string') return undefined;
-  return { project, quotaBytes, usageBytes: usedBytes, sizeBytes: size, digest, message: err.message };
-}
+export { QuotaExceededError };

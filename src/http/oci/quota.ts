@@ -1,7 +1,7 @@
 import { identityName } from '../../auth/identity.ts';
 import { QUOTA_EXCEEDED_ACTION } from '../../registry/audit.ts';
 import type { Registry } from '../../registry/index.ts';
-import { quotaRefusal } from '../../registry/quota.ts';
+import { QuotaExceededError } from '../../registry/quota.ts';
 import type { Context, Route } from '../context.ts';
 
 /**
@@ -29,9 +29,8 @@ export function explainQuotaRefusals(routes: Route[], registry: Pick<Registry, '
 /** Records `err` in the log line and the audit log if it is a quota refusal; never throws. */
 function noteRefusal(ctx: Context, err: unknown, registry: Pick<Registry, 'audit'>, routeName: string, params: string[]): void {
   try {
-    const refusal = quotaRefusal(err);
-    if (!refusal) return;
-    const { project, quotaBytes, usageBytes, sizeBytes, digest, message } = refusal;
+    if (!(err instanceof QuotaExceededError)) return;
+    const { project, quotaBytes, usageBytes, sizeBytes, digest, message } = err;
     ctx.diagnosis = { code: 'quota-exceeded', message, project, quotaBytes, usageBytes, sizeBytes };
     // The route admitted the request, so its repository name is valid (no escapes to decode).
     const repository = params[0] ?? '';

@@ -162,7 +162,7 @@ function sendInternal(ctx: Context): void {
       return;
     }
     // The id is Berth's own or passed a strict pattern (see createHandler), so this cannot fail.
-    const data = Buffer.from(JSON.stringify({ errors: [{ code: 'INTERNAL', message: ERROR_CODES.INTERNAL.message, detail: { requestId: ctx.id } }] }));
+    const data = internalErrorBody(ctx.id);
     for (const name of res.getHeaderNames()) {
       if (name !== 'x-request-id' && name !== 'docker-distribution-api-version' && name !== 'connection') res.removeHeader(name);
     }
@@ -172,6 +172,12 @@ function sendInternal(ctx: Context): void {
     logFailure(ctx, failure, 'error response could not be written');
     destroy(ctx);
   }
+}
+
+/** The fixed body of a 500: the INTERNAL envelope naming only the request id (when there is one). */
+export function internalErrorBody(requestId: string | undefined): Buffer {
+  const entry = { code: 'INTERNAL', message: ERROR_CODES.INTERNAL.message, ...(requestId ? { detail: { requestId } } : {}) };
+  return Buffer.from(JSON.stringify({ errors: [entry] }));
 }
 
 /** Closes the response and its connection, whatever state they are in. */

@@ -7,7 +7,7 @@ import type { Context, Route } from './context.ts';
 import type { Metrics } from './metrics.ts';
 import type { AddressSet } from '../domain/cidr.ts';
 import { forwardingHeaders, resolveOrigin } from './forwarded.ts';
-import { logFailure, sendError } from './respond.ts';
+import { internalErrorBody, logFailure, sendError } from './respond.ts';
 
 /**
  * Wire bytes per request: counted from where the previous request on the same keep-alive socket
@@ -171,8 +171,7 @@ function lastResort(req: IncomingMessage, res: ServerResponse, log: Logger, err:
       res.destroy();
       return;
     }
-    const entry = { code: 'INTERNAL', message: ERROR_CODES.INTERNAL.message, ...(id ? { detail: { requestId: id } } : {}) };
-    const data = Buffer.from(JSON.stringify({ errors: [entry] }));
+    const data = internalErrorBody(id);
     res.writeHead(ERROR_CODES.INTERNAL.status, { 'Content-Type': 'application/json', 'Content-Length': req.method === 'HEAD' ? 0 : data.length, Connection: 'close' });
     res.end(req.method === 'HEAD' ? undefined : data);
   } catch {

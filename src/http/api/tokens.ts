@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { personalTokenId } from '../../auth/credentials.ts';
 import { provesPassword, type Identity } from '../../auth/identity.ts';
 import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { PersonalTokenRow, UserRow } from '../../metadata/schema.ts';
@@ -44,12 +43,11 @@ export function tokenOperations(services: ApiServices): Operation[] {
 
   /** Refuses a token that would outlive the personal access token this request is authenticated by. */
   async function notLongerLived(identity: Identity, expiresAt: number | null): Promise<void> {
-    const id = identity.kind === 'user' ? personalTokenId(identity.binding) : undefined;
-    if (id === undefined) return;
-    const own = await meta.tokens.findById(id);
-    if (own?.expires_at === null || own === undefined) return;
-    if (expiresAt === null || expiresAt > Number(own.expires_at)) {
-      throw invalid([{ path: 'expiresInDays', message: `must not outlive the personal access token this request is authenticated by (it expires ${iso(own.expires_at)})` }]);
+    // Only a request authenticated by an expiring personal access token has a limit (notAfter).
+    const limit = identity.kind === 'user' && identity.binding ? await services.credentials.notAfter(identity.binding) : null;
+    if (limit === null) return;
+    if (expiresAt === null || expiresAt > limit) {
+      throw invalid([{ path: 'expiresInDays', message: `must not outlive the personal access token this request is authenticated by (it expires ${iso(limit)})` }]);
     }
   }
 

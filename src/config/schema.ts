@@ -72,6 +72,12 @@ export const configSchema = z
         service: z.string().min(1).default('berth'),
         /** The token issuer claim. */
         issuer: z.string().min(1).default('berth'),
+        /**
+         * A PEM private key (Ed25519, ECDSA P-256 or RSA) every replica signs tokens with. Unset: the key
+         * under `dataDir/keys` on SQLite; on PostgreSQL the key kept in the database (created once by the
+         * first replica that starts, then shared).
+         */
+        signingKey: z.string().min(1).optional(),
       })
       .prefault({}),
     tls: z
@@ -100,6 +106,68 @@ export const configSchema = z
       .strictObject({
         /** Lifetime of a management API login session (the web portal's cookie). */
         sessionTTL: duration.default(12 * 3600),
+      })
+      .prefault({}),
+    database: z
+      .strictObject({
+        /**
+         * `postgres://user:password@host:port/database` (libpq URL parameters such as `sslmode` and
+         * `sslrootcert` work). Unset: SQLite at `dataDir/berth.db`.
+         */
+        url: z
+          .string()
+          .refine((u) => /^postgres(ql)?:$/.test(parseURL(u)?.protocol ?? ''), 'must be a postgres:// URL, e.g. postgres://berth:secret@db.example.com:5432/berth')
+          .optional(),
+        /** Connections each replica keeps open to PostgreSQL. */
+        poolSize: z.number().int().min(1).max(1000).default(10),
+        /** TLS to PostgreSQL beyond the URL's `sslmode`: PEM paths, and whether to verify the server. */
+        tls: z
+          .strictObject({
+            ca: z.string().min(1).optional(),
+            cert: z.string().min(1).optional(),
+            key: z.string().min(1).optional(),
+            /** Verify the server's certificate against `ca` (or the system's CAs). */
+            verify: z.boolean().default(true),
+          })
+          .optional(),
+      })
+      .prefault({}),
+    storage: z
+      .strictObject({
+        /** S3-compatible object storage (AWS S3, MinIO, Ceph RGW…). Unset: the filesystem under `dataDir/storage`. */
+        s3: z
+          .strictObject({
+            /** Unset for AWS itself; e.g. `https://minio.example.com:9000`. */
+            endpoint: z.string().refine((u) => /^https?:$/.test(parseURL(u)?.protocol ?? ''), 'must be an http:// or https:// URL').optional(),
+            region: z.string().min(1).default('us-east-1'),
+            bucket: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'an S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens'),
+            /** Key prefix inside the bucket, e.g. `berth/` (lets several registries share one bucket). */
+            prefix: z.string().regex(/^([A-Za-z0-9._-]+\/)*$/, 'path segments each ending in /, e.g. berth/ or site-a/berth/').default(''),
+            /** Static credentials; unset: the AWS SDK's default chain (environment, profile, instance role). */
+            accessKeyId: z.string().min(1).optional(),
+            secretAccessKey: z.string().min(1).optional(),
+            /** `https://endpoint/bucket/key` instead of `https://bucket.endpoint/key` (MinIO, Ceph and most self-hosted servers need it). */
+            forcePathStyle: z.boolean().default(false),
+            /** Multipart part size, bytes (S3's minimum is 5 MiB; 10,000 parts make the largest layer 10,000 × this). */
+            partSize: z.number().int().min(5 * 1024 * 1024).max(5 * 1024 * 1024 * 1024).default(16 * 1024 * 1024),
+            /** Attempts per S3 request (retried with backoff and jitter on throttling and 5xx). */
+            maxAttempts: z.number().int().min(1).max(20).default(8),
+          })
+          .refine((s) => Boolean(s.accessKeyId) === Boolean(s.secretAccessKey), 'storage.s3.accessKeyId and storage.s3.secretAccessKey must be given together')
+          .optional(),
+        /** Answer blob GETs with a redirect to a pre-signed S3 URL (off: many proxies and clients mishandle it). */
+        redirect: z.boolean().default(false),
+      })
+      .refine((s) => !s.redirect || s.s3 !== undefined, 'storage.redirect needs storage.s3 (the filesystem cannot pre-sign URLs)')
+      .prefault({}),
+    jobs: z
+      .strictObject({
+        /** Jobs one replica runs at once. 0: this replica runs no background jobs (others do). */
+        concurrency: z.number().int().min(0).max(64).default(2),
+        /** How often an idle replica looks for due jobs (PostgreSQL also wakes it at once through LISTEN/NOTIFY). */
+        pollInterval: duration.default(5),
+        /** How long a claimed job stays a replica's without a heartbeat before another replica takes it over. */
+        lease: duration.default(60),
       })
       .prefault({}),
     /** Largest manifest accepted, bytes. */

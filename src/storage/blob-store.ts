@@ -32,7 +32,8 @@ export interface AppendOptions {
  * are appended to and then committed under their digest. Drivers know nothing about HTTP, users or
  * repositories; every method may reject with a `StorageError` or a driver I/O error.
  *
- * Implementations: `filesystem/` (one machine). Every driver passes `contract.ts`.
+ * Implementations: `filesystem/` (one machine), `s3/` (S3-compatible object storage, any number of
+ * replicas). Every driver passes `contract.ts`.
  */
 export interface BlobStore {
   /** The size of a committed blob, or `undefined` when it does not exist. */
@@ -66,7 +67,8 @@ export interface BlobStore {
   /**
    * Appends a stream to an upload that currently holds exactly `offset` bytes, and resolves to the
    * new size once every byte is written (not yet flushed to disk: `commitUpload` does that). The
-   * stream is consumed with backpressure: a driver holds at most a few MiB of it in memory.
+   * stream is consumed with backpressure: a driver holds a bounded amount of it in memory (the
+   * filesystem a few MiB; S3 a few parts, each `storage.s3.partSize`).
    *
    * Rejects with `StorageError('offset_mismatch')` when the upload's size is not `offset` or another
    * append to it is still running (appends never interleave), `StorageError('not_found')` when the
@@ -93,6 +95,15 @@ export interface BlobStore {
 
   /** Removes an upload's storage; a missing upload is a no-op. */
   deleteUpload(id: string): Promise<void>;
+
+  /**
+   * A URL from which anyone holding it can GET the committed blob `digest` (with a `Range` if they
+   * like) directly from the storage service, for `expiresInSeconds`; for redirecting pulls there.
+   * Absent on drivers whose storage clients cannot reach (the filesystem). Does not look whether
+   * the blob exists. Rejects with `StorageError('invalid')` for a malformed digest or an expiry
+   * outside 1 s…7 days.
+   */
+  signedURL?(digest: string, expiresInSeconds: number): Promise<string>;
 }
 
 export type StorageErrorKind = 'not_found' | 'offset_mismatch' | 'invalid';

@@ -236,6 +236,56 @@ export function blobStoreContract(name: string, makeStore: () => Promise<{ store
     assert.ok(maxAhead <= 32 << 20, `at most 32 MiB waited to be written (${(maxAhead / (1 << 20)).toFixed(1)} MiB did)`);
   });
 
+  withStore('an empty upload commits to an empty blob', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    assert.equal(await store.appendUpload(id, 0, Readable.from([])), 0);
+    const d = digest(Buffer.alloc(0));
+    await store.commitUpload(id, d);
+    assert.equal(await store.stat(d), 0);
+    assert.deepEqual(await store.readAll(d), Buffer.alloc(0));
+  });
+
+  withStore('many tiny appends keep every byte in order', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const pieces = Array.from({ length: 70 }, (_, i) => randomBytes((i % 3) + 1));
+    let size = 0;
+    for (const piece of pieces) size = await store.appendUpload(id, size, Readable.from([piece]));
+    const expected = Buffer.concat(pieces);
+    assert.equal(size, expected.length);
+    assert.deepEqual(await collect(await store.readUpload(id, 5)), expected.subarray(5));
+    await store.commitUpload(id, digest(expected));
+    assert.deepEqual(await store.readAll(digest(expected)), expected);
+  });
+
+  withStore('reading an upload back midway disturbs nothing: appends and the commit go on', async (store) => {
+    const id = uploadId();
+    await store.createUpload(id);
+    const first = randomBytes((3 << 20) + 17);
+    const second = randomBytes((2 << 20) + 5);
+    await store.appendUpload(id, 0, Readable.from([first]));
+    assert.deepEqual(await collect(await store.readUpload(id)), first);
+    assert.deepEqual(await collect(await store.readUpload(id, first.length - 10)), first.subarray(-10));
+    assert.equal(await store.appendUpload(id, first.length, Readable.from([second])), first.length + second.length);
+    const expected = Buffer.concat([first, second]);
+    assert.deepEqual(await collect(await store.readUpload(id, 1)), expected.subarray(1));
+    await store.commitUpload(id, digest(expected));
+    assert.ok((await store.readAll(digest(expected))).equals(expected));
+  });
+
+  withStore('ranged reads of a committed upload: first byte, last byte, across the middle', async (store) => {
+    const data = randomBytes((4 << 20) + 3);
+    const id = uploadId();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, Readable.from([data]));
+    const d = digest(data);
+    await store.commitUpload(id, d);
+    for (const [start, end] of [[0, 0], [data.length - 1, data.length - 1], [(1 << 20) - 1, (3 << 20) + 1]] as const) {
+      assert.ok((await collect(await store.read(d, { start, end }))).equals(data.subarray(start, end + 1)), `bytes ${start}-${end}`);
+    }
+  });
+
   withStore('missing uploads: not found on append and commit; delete is a no-op', async (store) => {
     const id = uploadId();
     assert.equal(await store.uploadSize(id), undefined);

@@ -48,6 +48,8 @@ export interface ManagedProcess extends Stoppable {
   exitDescription(): string | undefined;
   /** SIGTERM by pid, bounded wait, then SIGKILL; resolves once the process is gone. */
   stop(options?: StopOptions): Promise<void>;
+  /** Lets this process (the test) exit while the child runs; whoever calls it stops the child at exit. */
+  unref(): void;
 }
 
 async function waitOrTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -109,6 +111,7 @@ export async function startProcess(spec: ProcessSpec): Promise<ManagedProcess> {
       exitDescription: () =>
         exit ? `${spec.name} exited (${exit.code !== null ? `code ${exit.code}` : `signal ${exit.signal}`})` : undefined,
       stop,
+      unref: () => child.unref(),
     };
   } finally {
     await log.close();

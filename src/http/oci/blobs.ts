@@ -63,6 +63,11 @@ export function blobRoutes(deps: OciDeps): Route[] {
         if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
         headers['Content-Length'] = range ? range.end - range.start + 1 : info.size;
         const status = range ? 206 : 200;
+        if (method === 'GET' && info.size > 0 && deps.blobRedirect) {
+          // The client fetches (its Range included) from storage; only the pull's checks ran here.
+          sendEmpty(ctx.res, 307, { Location: await deps.blobRedirect(info.digest), 'Docker-Content-Digest': info.digest, 'Cache-Control': 'no-store' });
+          return;
+        }
         if (method === 'HEAD' || info.size === 0) {
           ctx.res.writeHead(status, headers);
           ctx.res.end();

@@ -15,6 +15,11 @@ export interface OciDeps {
   /** Access token lifetime, seconds (for explanations and the echo endpoint). */
   tokenTTL: number;
   externalURLs: readonly string[];
+  /**
+   * The pre-signed storage URL that a blob GET is redirected to (`storage.redirect` on a store that
+   * can sign URLs, see `blobRedirector`); unset, blobs are served through Berth.
+   */
+  blobRedirect?: (digest: string) => Promise<string>;
 }
 
 /** The repository name from a URL path segment group, validated. */

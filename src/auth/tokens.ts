@@ -1,7 +1,7 @@
 import { createHash, randomUUID, sign, verify, type KeyObject } from 'node:crypto';
 import type { Access } from './scope.ts';
 import type { Binding } from './credentials.ts';
-import type { SigningKey } from './keys.ts';
+import { signingAlgorithm, type SigningAlgorithm, type SigningKey } from './keys.ts';
 
 export interface TokenSettings {
   issuer: string;
@@ -44,12 +44,15 @@ const VERIFIED_MAX = 10_000;
 /**
  * Issues and verifies the JWTs of the token service: access tokens and OAuth2 refresh tokens.
  *
- * Compact JWS with EdDSA (Ed25519), signed and verified with node:crypto's synchronous one-shot
- * functions: about twice as fast as WebCrypto (which jose uses) and without a thread-pool round trip
- * per request. Ed25519 is deterministic, so the tokens are byte for byte what jose's `SignJWT`
- * produced for the same claims, and verification applies jose's `jwtVerify` rules as they were
- * configured here (issuer, audience, `EdDSA` only, `nbf`/`exp` with 30 s tolerance, `iat` a number
- * when present); test/unit/tokens.test.ts checks both against jose itself.
+ * Compact JWS with the signing key's algorithm — EdDSA (Ed25519, the key Berth generates), ES256
+ * (P-256) or RS256 (RSA), see `signingAlgorithm` — signed and verified with node:crypto's
+ * synchronous one-shot functions: about twice as fast as WebCrypto (which jose uses) and without a
+ * thread-pool round trip per request. Ed25519 is deterministic, so its tokens are byte for byte
+ * what jose's `SignJWT` produced for the same claims, and verification applies jose's `jwtVerify`
+ * rules as they were configured here (issuer, audience, the key's algorithm only, `nbf`/`exp` with
+ * 30 s tolerance, `iat` a number when present); test/unit/tokens.test.ts checks both against jose
+ * itself. Every replica given the same key (auth.signingKey, or the key kept in the database)
+ * accepts the tokens of every other.
  *
  * Clients reuse an access token for every request until it expires, so a verified access token is
  * remembered (under the SHA-256 of its text, never the text) until its `exp`: the signature and
@@ -59,11 +62,15 @@ const VERIFIED_MAX = 10_000;
  */
 export class TokenService {
   private readonly header: string;
+  private readonly alg: SigningAlgorithm;
   private readonly verified = new Map<string, AccessClaims>();
 
-  /** `verifiedMax`: how many verified access tokens to remember at most. */
+  /** `verifiedMax`: how many verified access tokens to remember at most. Throws for a key of a type `signingAlgorithm` does not know. */
   constructor(private readonly key: SigningKey, private readonly settings: TokenSettings, private readonly verifiedMax = VERIFIED_MAX) {
-    this.header = base64url(JSON.stringify({ alg: 'EdDSA', typ: 'JWT', kid: key.kid }));
+    const alg = signingAlgorithm(key.privateKey);
+    if (!alg) throw new Error(`a ${key.privateKey.asymmetricKeyType ?? 'unknown'} key cannot sign tokens`);
+    this.alg = alg;
+    this.header = base64url(JSON.stringify({ alg, typ: 'JWT', kid: key.kid }));
   }
 
   get service(): string {
@@ -143,12 +150,14 @@ export class TokenService {
 
   private sign(claims: Record<string, unknown>): string {
     const input = `${this.header}.${base64url(JSON.stringify(claims))}`;
-    return `${input}.${sign(null, Buffer.from(input, 'latin1'), this.key.privateKey).toString('base64url')}`;
+    const data = Buffer.from(input, 'latin1');
+    const signature = this.alg === 'EdDSA' ? sign(null, data, this.key.privateKey) : sign('sha256', data, { key: this.key.privateKey, dsaEncoding: 'ieee-p1363' });
+    return `${input}.${signature.toString('base64url')}`;
   }
 
   /** The claims of a token signed by this key and valid at `now` (seconds); `TokenError` otherwise. */
   private verify(token: string, now: number): Record<string, unknown> {
-    const payload = verifyCompactEdDSA(token, this.key.publicKey);
+    const payload = verifyCompact(token, this.alg, this.key.publicKey);
     if (!payload) throw new TokenError('invalid', 'token invalid');
     return checkClaims(payload, this.settings.issuer, this.settings.service, now);
   }
@@ -200,21 +209,23 @@ function parseSegment(segment: string): Record<string, unknown> | undefined {
 }
 
 /**
- * The payload of a compact JWS whose header says `EdDSA` and whose Ed25519 signature over
- * `header.payload` verifies with `publicKey`; undefined otherwise. Segments must be unpadded
- * base64url, as every token Berth (or jose) issues is; no `crit` extension is understood.
+ * The payload of a compact JWS whose header says `alg` and whose signature over `header.payload`
+ * verifies with `publicKey` (ECDSA signatures as JWS encodes them: r and s, 32 bytes each);
+ * undefined otherwise. Segments must be unpadded base64url, as every token Berth (or jose) issues
+ * is; no `crit` extension is understood.
  */
-function verifyCompactEdDSA(token: string, publicKey: KeyObject): Record<string, unknown> | undefined {
+function verifyCompact(token: string, alg: SigningAlgorithm, publicKey: KeyObject): Record<string, unknown> | undefined {
   const parts = token.split('.');
   if (parts.length !== 3) return undefined;
   const [encodedHeader, encodedPayload, encodedSignature] = parts as [string, string, string];
   if (!SEGMENT.test(encodedHeader) || !SEGMENT.test(encodedPayload) || !SEGMENT.test(encodedSignature)) return undefined;
   const header = parseSegment(encodedHeader);
-  if (!header || header.alg !== 'EdDSA' || header.crit !== undefined) return undefined;
+  if (!header || header.alg !== alg || header.crit !== undefined) return undefined;
   const signature = Buffer.from(encodedSignature, 'base64url');
+  const data = Buffer.from(`${encodedHeader}.${encodedPayload}`, 'latin1');
   let valid: boolean;
   try {
-    valid = verify(null, Buffer.from(`${encodedHeader}.${encodedPayload}`, 'latin1'), publicKey, signature);
+    valid = alg === 'EdDSA' ? verify(null, data, publicKey, signature) : verify('sha256', data, { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature);
   } catch {
     return undefined;
   }

@@ -1,5 +1,5 @@
-import type { Insertable } from 'kysely';
-import type { DB } from './dialect.ts';
+import { sql, type Insertable } from 'kysely';
+import { containing, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { AuditLogTable, AuditRow } from './schema.ts';
 
@@ -108,10 +108,11 @@ export class AuditStore {
     if (q.actor) query = query.where('actor', '=', q.actor);
     if (q.action) query = query.where('action', '=', q.action);
     if (q.project) query = query.where('project', '=', q.project);
-    if (q.resource) query = query.where('resource', 'like', `%${q.resource.replace(/[%_\\]/g, '')}%`);
+    if (q.resource) query = query.where((eb) => eb(eb.fn('lower', ['resource']), 'like', containing(q.resource!)));
     if (q.from !== undefined) query = query.where('time', '>=', q.from);
     if (q.to !== undefined) query = query.where('time', '<=', q.to);
-    if (q.projects) query = q.projects.length > 0 ? query.where('project', 'in', q.projects) : query.where('project', '=', '\u0000none');
+    // No visible project: nothing (PostgreSQL refuses a NUL in text, so no impossible name serves).
+    if (q.projects) query = q.projects.length > 0 ? query.where('project', 'in', q.projects) : query.where(sql<boolean>`1 = 0`);
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.selectAll().orderBy('time', 'desc').orderBy('id', 'desc').offset(q.offset).limit(q.limit).execute();
     return { items, total };

@@ -1,4 +1,3 @@
-import { dirname } from 'node:path';
 import { DEFAULT_MIGRATION_TABLE, Kysely, Migrator, sql, type MigrationProvider } from 'kysely';
 import { ConfigError } from '../config/overrides.ts';
 import { migrations } from './migrations.ts';
@@ -17,14 +16,16 @@ export async function openDatabase(opened: OpenedDialect): Promise<Kysely<Databa
   const { error, results } = await new Migrator({ db, provider }).migrateToLatest();
   if (error) {
     const unknown = await unknownMigrations(db, Object.keys(known));
-    const where = unknown.length > 0 ? await location(db) : '';
     await db.destroy();
     if (unknown.length > 0) {
       const which = unknown.length === 1 ? `migration ${unknown[0]} is` : `migrations ${unknown.join(', ')} are`;
-      throw new ConfigError(`the database in ${where} was upgraded by a newer Berth (${which} unknown to this version): run that version or restore the backup taken before the upgrade`);
+      throw new ConfigError(`the database in ${opened.location} was upgraded by a newer Berth (${which} unknown to this version): run that version or restore the backup taken before the upgrade`);
+    }
+    if ((error as { code?: string }).code === '42501') {
+      throw new ConfigError(`database.url ${opened.location}: the user may not change the schema (${(error as Error).message}): make it the owner of the database, which Berth creates and migrates its tables in`);
     }
     const failed = results?.find((r) => r.status === 'Error')?.migrationName;
-    throw new Error(`database migration ${failed ?? ''} failed: ${(error as Error).message}`);
+    throw new Error(`database migration ${failed ? `${failed} ` : ''}failed: ${(error as Error).message}`);
   }
   return db;
 }
@@ -37,16 +38,4 @@ async function unknownMigrations(db: Kysely<Database>, known: string[]): Promise
   } catch {
     return [];
   }
-}
-
-/** The directory of an SQLite database file (for messages); a neutral phrase elsewhere. */
-async function location(db: Kysely<Database>): Promise<string> {
-  try {
-    const { rows } = await sql<{ name: string; file: string }>`pragma database_list`.execute(db);
-    const file = rows.find((r) => r.name === 'main')?.file;
-    if (file) return dirname(file);
-  } catch {
-    // Not SQLite: no file to name.
-  }
-  return 'use';
 }

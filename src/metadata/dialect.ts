@@ -1,5 +1,5 @@
 import { chmodSync, closeSync, fchmodSync, fstatSync, openSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { CompiledQuery, Kysely, SqliteDialect, type DatabaseConnection, type Dialect, type Driver, type QueryResult } from 'kysely';
 import { GroupCommit, walFileSync, type LogSync } from './group-commit.ts';
@@ -12,6 +12,10 @@ export interface DialectTraits {
 }
 
 export interface OpenedDialect {
+  /** Which database it is (the few differences not expressible as traits, e.g. how a key is shared). */
+  name: 'sqlite' | 'postgres';
+  /** Where the database is, for messages: SQLite's directory, or PostgreSQL's URL without password. */
+  location: string;
   dialect: Dialect;
   traits: DialectTraits;
   /** Releases what the dialect opened outside Kysely (nothing for most). */
@@ -37,12 +41,27 @@ export const RELAXED_FLUSH_MS = 1000;
  * durable commit after it triggers — the log is flushed in order, so nothing that depends on it can
  * be durable without it — and within {@link RELAXED_FLUSH_MS} anyway. A power cut may lose it. Use
  * it only where that is harmless (upload-session bookkeeping, audit rows, last-used times). A
- * transaction commits relaxed when all its writes are. (PostgreSQL: `synchronous_commit = off`.)
+ * transaction commits relaxed when all its writes are. (PostgreSQL: see `postgresDialect`.)
  */
 export function relaxed<R>(query: CompiledQuery<R>): CompiledQuery<R> {
   const queryId = { queryId: query.queryId.queryId };
   relaxedQueries.add(queryId);
   return { ...query, queryId };
+}
+
+/**
+ * A LIKE pattern for text containing `text`, the same on both databases: LIKE's wildcards and
+ * escape character are dropped from `text`, and it is lower-cased — SQLite's LIKE ignores ASCII
+ * case, PostgreSQL's does not — so the column it is matched against must hold lower-case text
+ * (repository and project names) or be lower-cased in the query.
+ */
+export function containing(text: string): string {
+  return `%${text.replace(/[%_\\]/g, '').toLowerCase()}%`;
+}
+
+/** Whether `query` was marked with {@link relaxed}. */
+export function isRelaxed(query: CompiledQuery): boolean {
+  return relaxedQueries.has(query.queryId);
 }
 
 /**
@@ -74,7 +93,8 @@ export function sqliteDialect(file: string, options: SqliteOptions = {}): Opened
     database.pragma('synchronous = FULL');
   }
   const driver = new CachingSqliteDriver(database, commits, closeLog, options.statementCacheSize ?? 256);
-  return { dialect: new BerthSqliteDialect(driver), traits: { idType: 'integer' } };
+  const location = file === ':memory:' || file === '' ? 'memory' : dirname(resolve(file));
+  return { name: 'sqlite', location, dialect: new BerthSqliteDialect(driver), traits: { idType: 'integer' } };
 }
 
 /**
@@ -181,13 +201,23 @@ class CachingSqliteDriver implements Driver {
     await this.hold(lease);
     const stmt = this.statement(compiled.sql);
     const parameters = compiled.parameters as unknown[];
-    if (stmt.reader) {
+    if (stmt.reader && stmt.readonly) {
       const rows = stmt.all(parameters) as R[];
       if (!lease.inTransaction) await this.beforeRead(lease);
       return { rows };
     }
-    const { changes, lastInsertRowid } = stmt.run(parameters);
-    const result = { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] };
+    // A write; one with `returning` yields rows, and counts as a change (durable like any write).
+    let result: QueryResult<R>;
+    let changes: number;
+    if (stmt.reader) {
+      const rows = stmt.all(parameters) as R[];
+      changes = rows.length;
+      result = { numAffectedRows: BigInt(changes), rows };
+    } else {
+      const run = stmt.run(parameters);
+      changes = run.changes;
+      result = { numAffectedRows: BigInt(changes), insertId: BigInt(run.lastInsertRowid), rows: [] };
+    }
     const isRelaxed = relaxedQueries.has(compiled.queryId);
     if (lease.inTransaction) {
       lease.wrote = true;

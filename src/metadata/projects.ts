@@ -1,7 +1,8 @@
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { RegistryError } from '../domain/errors.ts';
-import { relaxed, type DB } from './dialect.ts';
+import type { ChangeFeed } from './changes.ts';
+import { containing, relaxed, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectRow } from './schema.ts';
 
@@ -22,7 +23,10 @@ export interface ProjectPage {
 
 /** Projects, their members, and their deduplicated storage usage. */
 export class ProjectStore {
-  /** name → row; invalidated on every change made through this store (and re-read after `CACHE_MS`). */
+  /**
+   * name → row; dropped on every change made through this store, on any replica (the `project`
+   * topic of the change feed), and re-read after `CACHE_MS` anyway.
+   */
   private readonly cache = new Map<string, { row: ProjectRow | undefined; at: number }>();
   private static readonly CACHE_MS = 5_000;
 
@@ -33,7 +37,8 @@ export class ProjectStore {
   private readonly chargeBlob;
   private readonly addUsage;
 
-  constructor(private readonly db: DB) {
+  constructor(private readonly db: DB, private readonly changes: ChangeFeed) {
+    changes.subscribe('project', (name) => (name === undefined ? this.cache.clear() : this.cache.delete(name)));
     this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('projects').selectAll().where('name', '=', name));
     this.role = new PreparedQuery(db, (projectId: number, userId: number) =>
       db.selectFrom('project_members').select('role').where('project_id', '=', projectId).where('user_id', '=', userId),
@@ -63,9 +68,10 @@ export class ProjectStore {
 
   async find(name: string): Promise<ProjectRow | undefined> {
     const hit = this.cache.get(name);
-    if (hit && Date.now() - hit.at < ProjectStore.CACHE_MS) return hit.row;
+    if (hit && this.changes.live && Date.now() - hit.at < ProjectStore.CACHE_MS) return hit.row;
+    const since = this.changes.version('project');
     const row = await this.byName.first(name);
-    this.cache.set(name, { row, at: Date.now() });
+    if (this.changes.unchangedSince('project', since)) this.cache.set(name, { row, at: Date.now() });
     return row;
   }
 
@@ -93,7 +99,7 @@ export class ProjectStore {
       .onConflict((oc) => oc.column('name').doNothing())
       .compile();
     const result = await this.db.executeQuery(relaxedCommit ? relaxed(compiled) : compiled);
-    this.cache.delete(name);
+    await this.changed(name);
     return Number(result.numAffectedRows ?? 0) > 0;
   }
 
@@ -103,15 +109,21 @@ export class ProjectStore {
     if (changes.quotaBytes !== undefined) set.quota_bytes = changes.quotaBytes;
     if (Object.keys(set).length === 0) return (await this.find(name)) !== undefined;
     const result = await this.db.updateTable('projects').set(set).where('name', '=', name).executeTakeFirst();
-    this.cache.delete(name);
+    await this.changed(name);
     return Number(result.numUpdatedRows) > 0;
   }
 
   /** Deletes a project with its members and usage; its repositories go with it (cascade). */
   async delete(name: string): Promise<boolean> {
     const result = await this.db.deleteFrom('projects').where('name', '=', name).executeTakeFirst();
-    this.cache.delete(name);
+    await this.changed(name);
     return Number(result.numDeletedRows) > 0;
+  }
+
+  /** Drops project `name` from this cache and every replica's (a deleted project takes its repositories). */
+  private async changed(name: string): Promise<void> {
+    this.cache.delete(name);
+    await this.changes.publish('project', name);
   }
 
   /** Number of repositories holding at least one manifest in the project. */
@@ -134,7 +146,7 @@ export class ProjectStore {
     if (!options.all) {
       query = query.where((eb) => (options.memberOf.length > 0 ? eb.or([eb('public', '=', 1), eb('id', 'in', options.memberOf)]) : eb('public', '=', 1)));
     }
-    if (options.nameLike) query = query.where('name', 'like', `%${options.nameLike.replace(/[%_\\]/g, '')}%`);
+    if (options.nameLike) query = query.where('name', 'like', containing(options.nameLike));
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.selectAll().orderBy('name').offset(options.offset).limit(options.limit).execute();
     return { items, total };
@@ -209,7 +221,9 @@ export class ProjectStore {
   async chargeAll(on: DB, projectId: number, items: readonly { digest: string; size: number }[], quotaDigest?: string): Promise<number> {
     let added = 0;
     const seen = new Set<string>();
-    for (const item of items) {
+    // Rows are locked in digest order, as every transaction charging or releasing them does (see
+    // `release`): PostgreSQL would otherwise deadlock two pushes listing shared blobs in other orders.
+    for (const item of [...items].sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0))) {
       if (seen.has(item.digest)) continue;
       seen.add(item.digest);
       if ((await this.chargeBlob.run(on, projectId, item.digest, item.size)) > 0) added += item.size;

@@ -1,4 +1,5 @@
 // Group commit and relaxed commits of the metadata database: what is acknowledged is on disk first.
+// (SQLite's own machinery, except the audit rows at close, checked on PostgreSQL too.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +15,7 @@ import { openMetadata } from '../../src/metadata/index.ts';
 import { createRegistry } from '../../src/registry/index.ts';
 import { FilesystemBlobStore } from '../../src/storage/filesystem/filesystem-store.ts';
 import { startBerth } from '../support/berth.ts';
+import { DIALECTS, metadataPlace } from '../support/metadata.ts';
 
 /** What a power cut right after a flush would leave: the database and its log as they were when the flush began. */
 interface Snapshot {
@@ -184,23 +186,20 @@ test('once a flush fails, no write is acknowledged any more', async () => {
   }
 });
 
-test('queued audit rows are written when the metadata closes', async () => {
-  const dir = tempDir();
-  try {
-    const meta = await openMetadata(dir);
-    for (let i = 0; i < 3; i++) await meta.audit.record({ actor: 'alice', action: 'login', resourceType: 'user', resource: 'alice', client: '127.0.0.1', success: true, detail: { n: i } });
-    await meta.close();
-    const db = new Database(join(dir, 'berth.db'), { readonly: true });
+for (const dialect of DIALECTS) {
+  test(`${dialect}: queued audit rows are written when the metadata closes`, async () => {
+    const place = await metadataPlace(dialect);
     try {
-      const rows = db.prepare("SELECT detail FROM audit_log WHERE action = 'login' ORDER BY id").all() as { detail: string }[];
+      const meta = await place.open();
+      for (let i = 0; i < 3; i++) await meta.audit.record({ actor: 'alice', action: 'login', resourceType: 'user', resource: 'alice', client: '127.0.0.1', success: true, detail: { n: i } });
+      await meta.close();
+      const rows = await place.query<{ detail: string }>("SELECT detail FROM audit_log WHERE action = 'login' ORDER BY id");
       assert.deepEqual(rows.map((r) => JSON.parse(r.detail) as unknown), [{ n: 0 }, { n: 1 }, { n: 2 }]);
     } finally {
-      db.close();
+      await place.remove();
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  });
+}
 
 test('a real Berth: blobs and a tag acknowledged before a SIGKILL are there after the restart; a graceful stop keeps audit rows and the whole access log', async () => {
   const server = await startBerth();

@@ -1,4 +1,5 @@
 import type { AuditEvent } from '../metadata/audit.ts';
+import type { NewEvent } from '../metadata/events.ts';
 import type { Metadata } from '../metadata/index.ts';
 
 /**
@@ -17,5 +18,10 @@ export class AuditService {
 
   async record(event: AuditEvent): Promise<void> {
     await this.meta.audit.record(event);
+  }
+
+  /** Appends an outbox event that belongs to no change (a refusal, such as `quota.exceeded`). */
+  async recordEvent(event: NewEvent): Promise<void> {
+    await this.meta.events.record(event);
   }
 }

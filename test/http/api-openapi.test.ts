@@ -45,6 +45,10 @@ const ENDPOINTS = [
   'DELETE /repositories/{name}/tags/{tag}',
   'DELETE /repositories/{name}',
   'GET /audit',
+  'GET /jobs',
+  'POST /jobs',
+  'GET /jobs/{id}',
+  'POST /jobs/{id}/cancel',
   'GET /openapi.json',
 ];
 

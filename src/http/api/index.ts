@@ -3,6 +3,8 @@ import { VERSION } from '../../version.ts';
 import type { Route } from '../context.ts';
 import { ApiAuthenticator } from './authenticate.ts';
 import { auditOperations } from './audit.ts';
+import { jobOperations } from './jobs.ts';
+import { jobStartOperations } from './job-start.ts';
 import type { ApiDeps, ApiServices } from './common.ts';
 import { memberOperations } from './members.ts';
 import { openAPIDocument } from './openapi.ts';
@@ -31,6 +33,8 @@ export function apiOperations(services: ApiServices): Operation[] {
     ...robotOperations(services),
     ...repositoryOperations(services),
     ...auditOperations(services),
+    ...jobOperations(services),
+    ...jobStartOperations(services),
   ];
   let document: Record<string, unknown> | undefined;
   const openapi: Operation = operation({

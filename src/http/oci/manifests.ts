@@ -38,7 +38,7 @@ export function manifestRoutes(deps: OciDeps): Route[] {
           }
           case 'DELETE': {
             const grant = await access.require(ctx, [repositoryAccess(name, 'delete')]);
-            await registry.manifests.delete(name, reference);
+            await registry.manifests.delete(name, reference, identityName(grant.identity));
             audit(ctx, grant, 'delete', reference.includes(':') ? 'artifact' : 'tag', name, reference.includes(':') ? { digest: reference } : { tag: reference });
             sendEmpty(res, 202);
             return;

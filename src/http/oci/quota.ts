@@ -9,8 +9,8 @@ import type { Context, Route } from '../context.ts';
  * with the refusal's message — the same code as a missing permission, so the access log's error
  * code alone reads like a role problem. Each refusal therefore puts its figures on the request's
  * access-log line (`diagnosis`, code `quota-exceeded`, read by `berth logs explain`) and writes an
- * audit event (`quota.exceeded`, unsuccessful), wherever in a push it happened: a blob upload
- * completed, a monolithic push, a mount, a manifest.
+ * audit event (`quota.exceeded`, unsuccessful) and an outbox event of the same type, wherever in a
+ * push it happened: a blob upload completed, a monolithic push, a mount, a manifest.
  */
 export function explainQuotaRefusals(routes: Route[], registry: Pick<Registry, 'audit'>): Route[] {
   return routes.map((route) => ({
@@ -49,6 +49,9 @@ function noteRefusal(ctx: Context, err: unknown, registry: Pick<Registry, 'audit
         detail: { digest, quotaBytes, usageBytes, sizeBytes, ...(reference ? { tag: reference } : {}) },
       })
       .catch((failure: unknown) => ctx.log.error({ err: failure }, 'audit write failed'));
+    registry.audit
+      .recordEvent({ type: 'quota.exceeded', repository, project, digest, tag: reference ?? null, actor: (identity ? identityName(identity) : undefined) ?? null, detail: { quotaBytes, usageBytes, sizeBytes } })
+      .catch((failure: unknown) => ctx.log.error({ err: failure }, 'event write failed'));
   } catch (failure) {
     ctx.log.error({ err: failure }, 'quota refusal could not be recorded');
   }

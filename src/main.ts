@@ -11,13 +11,13 @@ import { checkConfig } from './config/check.ts';
 import { ConfigError } from './config/overrides.ts';
 import { logDestination as logDestinationFor } from './logging/pretty.ts';
 import { prepareDataDir, type DataDirState } from './config/data-dir.ts';
-import { FilesystemBlobStore } from './storage/filesystem/filesystem-store.ts';
-import { openMetadata, type Metadata } from './metadata/index.ts';
+import { blobRedirector, openBlobStore } from './storage/index.ts';
+import { openMetadataFor, type Metadata } from './metadata/index.ts';
 import { createRegistry } from './registry/index.ts';
 import { ProjectAuthorizer } from './auth/authorizer.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CredentialCheck } from './auth/credentials.ts';
-import { deriveSecret, loadOrCreateSigningKey } from './auth/keys.ts';
+import { deriveSecret, loadSigningKey } from './auth/keys.ts';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
 import { createHandler } from './http/server.ts';
@@ -29,6 +29,9 @@ import { ociRoutes } from './http/oci/index.ts';
 import { opsRoutes } from './http/ops/ops.ts';
 import { tokenRoutes } from './http/token/token.ts';
 import { apiRoutes } from './http/api/index.ts';
+import { startJobs } from './jobs/index.ts';
+import { builtinKinds } from './jobs/kinds/index.ts';
+import { blobReferencesOf } from './jobs/kinds/verify-blobs.ts';
 
 export interface RunningBerth {
   /** The URL Berth listens on (its own address, not the external URL). */
@@ -40,7 +43,6 @@ export interface RunningBerth {
 }
 
 const SHUTDOWN_GRACE_MS = 30_000;
-const UPLOAD_EXPIRY_INTERVAL_MS = 3_600_000;
 
 /** Splits `host:port` (IPv6 hosts in brackets). */
 function splitAddr(addr: string): { host: string; port: number } {
@@ -107,12 +109,19 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const log = pino({ level: config.log.level, base: { service: 'berth' } }, logDestination ?? logDestinationFor(config.log.format));
   for (const warning of checkConfig(config)) log.warn({ check: 'config' }, warning);
   logDataDir(config.dataDir, prepareDataDir(config.dataDir), log);
-  const store = new FilesystemBlobStore(join(config.dataDir, 'storage'));
-  await store.init();
-  const meta = await openMetadata(config.dataDir);
+  const store = await openBlobStore(config);
+  const meta = await openMetadataFor(config, { onConnectionError: (err) => log.warn({ err }, 'a database connection failed') }).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   meta.audit.onError = (err, rows) => log.error({ err, rows }, 'audit rows could not be written');
+  meta.changes.onError = (err, context) => log.warn({ err, context }, 'change feed failed');
 
-  const signingKey = loadOrCreateSigningKey(config.dataDir);
+  const signingKey = await loadSigningKey(config, meta).catch(async (err: unknown) => {
+    await store.close();
+    await meta.close();
+    throw err;
+  });
   const tokens = new TokenService(signingKey, {
     issuer: config.auth.issuer,
     service: config.auth.service,
@@ -122,15 +131,16 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const passwords = new Authenticator(meta);
   const credentials = new CredentialCheck(meta);
   const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
-  const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls });
+  const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls, uploads: { resumableHash: meta.dialect === 'postgres' } });
   const access = new OciAccess({ tokens, passwords, authorizer, credentials, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   const metrics = createMetrics();
   let draining = false;
+  let started = false;
   const routes = [
-    ...opsRoutes({ metrics, draining: () => draining, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
+    ...opsRoutes({ metrics, draining: () => draining, started: () => started, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
     ...tokenRoutes({ tokens, passwords, authorizer, credentials }),
     ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config }),
-    ...ociRoutes({ registry, access, authorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL }),
+    ...ociRoutes({ registry, access, authorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL, blobRedirect: blobRedirector(config, store) }),
   ];
 
   const secure = Boolean(config.tls.cert);
@@ -162,13 +172,16 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const url = `${secure ? 'https' : 'http'}://${shownHost}:${bound}`;
   log.info({ addr: `${host}:${bound}`, tls: secure, externalURL: config.externalURL, dataDir: config.dataDir }, 'berth listening');
 
-  const expiry = setInterval(() => {
-    registry.uploads.expire(config.uploads.ttl).then(
-      (n) => n > 0 && log.info({ expired: n }, 'expired idle upload sessions'),
-      (err: unknown) => log.error({ err }, 'upload expiry failed'),
-    );
-  }, UPLOAD_EXPIRY_INTERVAL_MS);
-  expiry.unref();
+  // Background work (upload expiry and the rest) runs as jobs, shared with the other replicas.
+  const context = { uploads: registry.uploads, uploadTTL: config.uploads.ttl, jobs: meta.jobs, events: meta.events, store, blobReferences: blobReferencesOf(meta.db) };
+  const jobs = await startJobs({ meta, log, config, kinds: builtinKinds, context }).catch(async (err: unknown) => {
+    server.close();
+    server.closeAllConnections();
+    await store.close();
+    await meta.close();
+    throw err;
+  });
+  started = true;
 
   return {
     url,
@@ -176,13 +189,14 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     log,
     async close() {
       draining = true;
-      clearInterval(expiry);
+      const jobsStopped = jobs.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       connections.drain();
       const timer = setTimeout(() => server.closeAllConnections(), SHUTDOWN_GRACE_MS);
       await closed;
       clearTimeout(timer);
+      await jobsStopped;
       await store.close();
       await meta.close();
       log.info('berth stopped');

@@ -32,7 +32,9 @@ const CACHE_MS = 5_000;
 export class ProjectAuthorizer implements Authorizer {
   private readonly users = new Map<string, { at: number; row: { id: number; isAdmin: boolean } | undefined }>();
 
-  constructor(private readonly meta: Metadata, private readonly anonymousPull: boolean) {}
+  constructor(private readonly meta: Metadata, private readonly anonymousPull: boolean) {
+    meta.changes.subscribe('principal', (name) => (name === undefined ? this.users.clear() : this.users.delete(name)));
+  }
 
   async allowedActions(identity: Identity, type: string, name: string, requested: readonly string[]): Promise<string[]> {
     if (type === 'registry') {
@@ -104,19 +106,26 @@ export class ProjectAuthorizer implements Authorizer {
   }
 
   /**
-   * Drops what is cached about a user, so a change made through this process (admin flag taken or
-   * given, user deleted or re-created) applies to the very next request rather than within seconds.
+   * Drops what is cached about a user, so a change (admin flag taken or given, user deleted or
+   * re-created) applies to the very next request on this replica rather than within seconds, and
+   * on every other replica a notification's trip later (the change feed's `principal` topic).
    */
   forget(name: string): void {
     this.users.delete(name);
+    void this.meta.changes.publish('principal', name);
   }
 
-  /** A user's id and admin flag, cached briefly (a token's subject is looked up on every request). */
+  /**
+   * A user's id and admin flag, cached briefly (a token's subject is looked up on every request);
+   * not from the cache while the change feed does not hear other replicas.
+   */
   private async user(name: string): Promise<{ id: number; isAdmin: boolean } | undefined> {
     const hit = this.users.get(name);
-    if (hit && Date.now() - hit.at < CACHE_MS) return hit.row;
+    if (hit && Date.now() - hit.at < CACHE_MS && this.meta.changes.live) return hit.row;
+    const since = this.meta.changes.version('principal');
     const found = await this.meta.users.find(name);
     const row = found ? { id: found.id, isAdmin: found.is_admin === 1 } : undefined;
+    if (!this.meta.changes.unchangedSince('principal', since)) return row;
     if (this.users.size > 10_000) this.users.clear();
     this.users.set(name, { at: Date.now(), row });
     return row;

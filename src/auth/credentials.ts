@@ -28,7 +28,7 @@ export function personalTokenId(binding: Binding | undefined): number | undefine
 }
 
 export interface CredentialCheckOptions {
-  /** How long a verdict is trusted without asking the database again (changes made through this process apply at once). */
+  /** How long a verdict is trusted without asking the database again (changes heard through the change feed apply at once). */
   cacheMs: number;
   now: () => number;
 }
@@ -43,9 +43,11 @@ interface Verdict {
  * Answers "does the credential behind this token or session still work?" on every use: `/v2`
  * requests with an access token, refresh-token grants and API sessions. For access tokens verdicts
  * are cached per principal for `cacheMs` (a few seconds), so the check costs a map lookup on the hot
- * path; a change made through this process (`forget`) applies to the very next request, one made by
- * another process (the CLI in data-directory mode) within `cacheMs`. Refresh grants and sessions
- * always ask the database.
+ * path. A change announced with `forget` applies to the very next request on this replica and, a
+ * notification's trip later, on every other one (the change feed's `principal` topic); while the
+ * feed does not hear other replicas, nothing is answered from the cache. A change made by a process
+ * that does not announce it (the CLI in data-directory mode) applies within `cacheMs`. Refresh
+ * grants and sessions always ask the database.
  */
 export class CredentialCheck {
   private readonly verdicts = new Map<string, Map<string, Verdict>>();
@@ -53,6 +55,7 @@ export class CredentialCheck {
 
   constructor(private readonly meta: Metadata, options: Partial<CredentialCheckOptions> = {}) {
     this.options = { cacheMs: 5_000, now: () => Date.now(), ...options };
+    meta.changes.subscribe('principal', (name) => (name === undefined ? this.verdicts.clear() : this.verdicts.delete(name)));
   }
 
   /**
@@ -65,8 +68,11 @@ export class CredentialCheck {
     const key = `${kind}\0${binding.uid ?? ''}\0${binding.cred}`;
     const now = this.options.now();
     const hit = this.verdicts.get(name)?.get(key);
-    if (cached && hit && hit.until > now) return hit.valid;
+    if (cached && hit && hit.until > now && this.meta.changes.live) return hit.valid;
+    const since = this.meta.changes.version('principal');
     const verdict = kind === 'user' ? await this.user(name, binding, now) : await this.robot(name, binding, now);
+    // A change heard while the database was read may be newer than what it said.
+    if (!this.meta.changes.unchangedSince('principal', since)) return verdict.valid;
     if (this.verdicts.size > 10_000) this.verdicts.clear();
     let forName = this.verdicts.get(name);
     if (!forName) this.verdicts.set(name, (forName = new Map()));
@@ -82,9 +88,13 @@ export class CredentialCheck {
     return token?.expires_at === null || token === undefined ? null : Number(token.expires_at);
   }
 
-  /** Drops what is cached about `name` (a user or robot changed through this process). */
+  /**
+   * Drops what is cached about `name` (a user or robot just changed, the change committed) here at
+   * once and on every other replica a notification's trip later.
+   */
   forget(name: string): void {
     this.verdicts.delete(name);
+    void this.meta.changes.publish('principal', name);
   }
 
   private async user(name: string, binding: Binding, now: number): Promise<Verdict> {

@@ -1,7 +1,11 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ClientConfig } from 'pg';
+import type { Config } from '../config/schema.ts';
 import { openDatabase } from './database.ts';
-import { sqliteDialect, type DB, type SqliteOptions } from './dialect.ts';
+import { sqliteDialect, type DB, type OpenedDialect, type SqliteOptions } from './dialect.ts';
+import { postgresClientConfig, postgresDialect } from './postgres.ts';
+import { SigningKeyStore } from './signing-keys.ts';
 import { ManifestStore } from './manifests.ts';
 import { RepositoryStore } from './repositories.ts';
 import { UploadStore } from './uploads.ts';
@@ -10,10 +14,21 @@ import { AuditStore } from './audit.ts';
 import { ProjectStore } from './projects.ts';
 import { RobotStore } from './robots.ts';
 import { TokenStore } from './tokens.ts';
+import { JobStore } from './jobs.ts';
+import { ScheduleStore } from './schedules.ts';
+import { EventStore } from './events.ts';
+import { listenForChanges, localChanges, type ChangeFeed } from './changes.ts';
 
 /** Every metadata aggregate over one database connection. */
 export interface Metadata {
   db: DB;
+  /** The database underneath: the embedded SQLite file, or a PostgreSQL server shared by replicas. */
+  dialect: 'sqlite' | 'postgres';
+  /**
+   * On PostgreSQL, the configuration for a `pg.Client` of one's own, outside the pool (e.g. for
+   * `LISTEN`), TLS included; undefined on SQLite. It holds the password: never log it.
+   */
+  postgres?: ClientConfig;
   users: UserStore;
   repositories: RepositoryStore;
   manifests: ManifestStore;
@@ -22,29 +37,71 @@ export interface Metadata {
   robots: RobotStore;
   tokens: TokenStore;
   audit: AuditStore;
+  /** The durable job queue (src/jobs/ runs it). */
+  jobs: JobStore;
+  schedules: ScheduleStore;
+  /** The event outbox, written in the transactions of the changes it records. */
+  events: EventStore;
+  /** Keys shared through the database (the token signing key on PostgreSQL). */
+  signingKeys: SigningKeyStore;
+  /** Tells every process sharing the database what changed, so that their caches drop it (changes.ts). */
+  changes: ChangeFeed;
   close(): Promise<void>;
+}
+
+/** Options of {@link openMetadataFor}. */
+export interface MetadataOptions {
+  /** Told about PostgreSQL connections that failed while idle (see PostgresOptions.onConnectionError). */
+  onConnectionError?: (err: Error) => void;
+}
+
+/**
+ * Opens (creating and migrating as needed) the metadata of `config`: on PostgreSQL when
+ * `database.url` is set, otherwise the embedded SQLite under `dataDir`. Rejects with a ConfigError
+ * when PostgreSQL cannot be reached or refuses the connection (naming `database.url` without its
+ * password), or when the database was migrated by a newer Berth.
+ */
+export async function openMetadataFor(config: Config, options: MetadataOptions = {}): Promise<Metadata> {
+  if (!config.database.url) return openMetadata(config.dataDir);
+  const opened = await postgresDialect({ url: config.database.url, poolSize: config.database.poolSize, tls: config.database.tls, onConnectionError: options.onConnectionError });
+  return assemble(opened, postgresClientConfig(config));
 }
 
 /** Opens (creating and migrating as needed) the embedded SQLite metadata under `dataDir`. */
 export async function openMetadata(dataDir: string, options: SqliteOptions = {}): Promise<Metadata> {
   // Private, as the server's start makes it (src/config/data-dir.ts) when it is not there yet.
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const db = await openDatabase(sqliteDialect(join(dataDir, 'berth.db'), options));
-  const projects = new ProjectStore(db);
-  const repositories = new RepositoryStore(db, projects);
+  return assemble(sqliteDialect(join(dataDir, 'berth.db'), options), undefined);
+}
+
+/** Migrates the database of `opened` and builds every store over it. */
+async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefined): Promise<Metadata> {
+  const db = await openDatabase(opened);
+  const changes = postgres ? await listenForChanges(db, postgres) : localChanges();
+  const projects = new ProjectStore(db, changes);
+  const repositories = new RepositoryStore(db, projects, changes);
   await repositories.adoptOrphans();
   const audit = new AuditStore(db);
+  const events = new EventStore(db, { dialect: opened.name });
   return {
     db,
+    dialect: opened.name,
+    postgres,
     users: new UserStore(db),
     repositories,
-    manifests: new ManifestStore(db, projects),
+    manifests: new ManifestStore(db, projects, events),
     uploads: new UploadStore(db, projects, repositories),
     projects,
     robots: new RobotStore(db),
     tokens: new TokenStore(db),
     audit,
+    jobs: new JobStore(db, opened.name),
+    schedules: new ScheduleStore(db),
+    events,
+    signingKeys: new SigningKeyStore(db),
+    changes,
     async close() {
+      await changes.close();
       // Audit rows still queued are written before the database closes.
       await audit.flush();
       await db.destroy();

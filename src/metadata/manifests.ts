@@ -1,6 +1,7 @@
 import type { ExpressionBuilder } from 'kysely';
 import { RegistryError } from '../domain/errors.ts';
 import type { DB } from './dialect.ts';
+import type { EventStore } from './events.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectStore } from './projects.ts';
 import type { Database, ManifestRow } from './schema.ts';
@@ -34,9 +35,11 @@ export class ManifestStore {
   private readonly digestQuery;
   private readonly tagQuery;
   private readonly pulled;
+  private readonly tagsStateQuery;
   private readonly recentPulls = new Map<string, number>();
 
-  constructor(private readonly db: DB, private readonly projects: ProjectStore) {
+  /** `events`: the outbox each change's event is appended to, in the change's transaction. */
+  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly events: EventStore) {
     this.digestQuery = new PreparedQuery(db, (repositoryId: number, digest: string) =>
       db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest),
     );
@@ -48,6 +51,7 @@ export class ManifestStore {
         .where('t.repository_id', '=', repositoryId)
         .where('t.name', '=', tag),
     );
+    this.tagsStateQuery = new PreparedQuery(db, (repositoryId: number) => db.selectFrom('repositories').select(['created_at', 'tags_version']).where('id', '=', repositoryId));
     this.pulled = new PreparedQuery(db, (repositoryId: number, digest: string, now: number, before: number) =>
       db
         .updateTable('manifests')
@@ -67,6 +71,7 @@ export class ManifestStore {
    * otherwise). What it references must still be there — linked blobs and manifests of the
    * repository — when the transaction runs: MANIFEST_BLOB_UNKNOWN when a concurrent deletion took
    * it away since the caller checked (NAME_UNKNOWN for the whole repository); pushing it again works.
+   * The transaction appends an `artifact.pushed` event to the outbox.
    */
   async put(record: ManifestRecord): Promise<void> {
     try {
@@ -82,14 +87,14 @@ export class ManifestStore {
         .catch(() => undefined);
       throw err;
     }
-    if (record.tag !== undefined) this.tagsChanged(record.repositoryId);
   }
 
   private async record(record: ManifestRecord): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
-      const projectId = await projectIdOf(trx, record.repositoryId);
-      if (projectId === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository was deleted while the manifest was pushed', { reason: 'deleted-during-push' });
+      const repository = await repositoryOf(trx, record.repositoryId);
+      if (repository === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository was deleted while the manifest was pushed', { reason: 'deleted-during-push' });
+      const projectId = repository.projectId;
       const refs = dedupe(record.references);
       const charges = [{ digest: record.digest, size: record.size }, ...(await this.referenced(trx, record.repositoryId, refs))];
       if (projectId !== null) await this.projects.chargeAll(trx, projectId, charges, record.digest);
@@ -122,7 +127,22 @@ export class ManifestStore {
           .values({ repository_id: record.repositoryId, name: record.tag, manifest_digest: record.digest, updated_at: now })
           .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_digest: record.digest, updated_at: now }))
           .execute();
+        await tagsChanged(trx, record.repositoryId);
       }
+      // Last, so that on PostgreSQL the event's id is drawn just before the commit (see EventStore).
+      await this.events.append(
+        trx,
+        {
+          type: 'artifact.pushed',
+          repository: repository.name,
+          project: repository.project,
+          digest: record.digest,
+          tag: record.tag ?? null,
+          actor: record.pushedBy ?? null,
+          detail: { mediaType: record.mediaType, size: record.size, ...(record.subjectDigest ? { subject: record.subjectDigest } : {}) },
+        },
+        now,
+      );
     });
   }
 
@@ -173,18 +193,22 @@ export class ManifestStore {
    * the repository — and theirs in turn (as Harbor deletes an artifact's children). In the same
    * transaction, the deleted manifests and the blobs they listed leave the project's accounting
    * unless another artifact of the project still references them (`ProjectStore.release`). The blob
-   * links stay: see `RepositoryStore.blobSize` for what the repository still serves.
+   * links stay: see `RepositoryStore.blobSize` for what the repository still serves. The
+   * transaction appends an `artifact.deleted` event per manifest removed, by `actor` if given.
    */
-  async delete(repositoryId: number, digest: string): Promise<boolean> {
+  async delete(repositoryId: number, digest: string, actor?: string): Promise<boolean> {
     return this.db.transaction().execute(async (trx) => {
       const released = new Set<string>();
       const children: string[] = [];
+      const removed: { digest: string; tags: string[] }[] = [];
       const remove = async (target: string): Promise<boolean> => {
+        const tags = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).orderBy('name').execute();
         const refs = await trx.selectFrom('manifest_references').select(['child_digest', 'kind']).where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
         await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
         await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
         const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', target).executeTakeFirst();
         if (Number(result.numDeletedRows) === 0) return false;
+        removed.push({ digest: target, tags: tags.map((t) => t.name) });
         released.add(target);
         for (const ref of refs) (ref.kind === 'blob' ? released.add(ref.child_digest) : children.push(ref.child_digest));
         return true;
@@ -194,10 +218,14 @@ export class ManifestStore {
         if (released.has(child) || (await this.held(trx, repositoryId, child))) continue;
         await remove(child);
       }
-      const projectId = await projectIdOf(trx, repositoryId);
-      if (projectId != null) await this.projects.release(trx, projectId, released);
+      const repository = await repositoryOf(trx, repositoryId);
+      if (repository?.projectId != null) await this.projects.release(trx, repository.projectId, released);
+      if (removed.some((gone) => gone.tags.length > 0)) await tagsChanged(trx, repositoryId);
+      for (const gone of removed) {
+        await this.events.append(trx, { type: 'artifact.deleted', repository: repository?.name, project: repository?.project, digest: gone.digest, actor: actor ?? null, detail: { tags: gone.tags } });
+      }
       return true;
-    }).finally(() => this.tagsChanged(repositoryId));
+    });
   }
 
   /** Whether manifest `digest` of the repository has a tag or is listed by one of its manifests. */
@@ -215,11 +243,23 @@ export class ManifestStore {
     return listed !== undefined;
   }
 
-  /** Removes a tag (the manifest stays); false when there was no such tag. */
-  async deleteTag(repositoryId: number, tag: string): Promise<boolean> {
-    const result = await this.db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
-    this.tagsChanged(repositoryId);
-    return Number(result.numDeletedRows) > 0;
+  /**
+   * Removes a tag (the manifest stays); false when there was no such tag. The transaction appends a
+   * `tag.deleted` event (with the digest the tag pointed at), by `actor` if given.
+   */
+  async deleteTag(repositoryId: number, tag: string, actor?: string): Promise<boolean> {
+    const deleted = await this.db.transaction().execute(async (trx) => {
+      const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+      if (!row) return false;
+      const result = await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+      // A concurrent deletion of the same tag won: it has written the event.
+      if (Number(result.numDeletedRows) === 0) return false;
+      await tagsChanged(trx, repositoryId);
+      const repository = await repositoryOf(trx, repositoryId);
+      await this.events.append(trx, { type: 'tag.deleted', repository: repository?.name, project: repository?.project, digest: row.manifest_digest, tag, actor: actor ?? null });
+      return true;
+    });
+    return deleted;
   }
 
   /** Tag names, sorted, after `last`, at most `limit`. */
@@ -229,37 +269,15 @@ export class ManifestStore {
     return (await query.execute()).map((r) => r.name);
   }
 
-  /** Per repository id, the tag clock's reading at its last tag change made through this store. */
-  private readonly tagChanges = new Map<number, number>();
-  private tagClock = 0;
-  /** The version of every repository not in `tagChanges` (raised when that map is emptied). */
-  private tagFloor = 0;
-
   /**
-   * A number that changes whenever this process changes the repository's tags (push with a tag,
-   * tag delete, manifest delete), after the change is committed: read it before reading the tags
-   * and a cached list built from them is current while it stays the same. Changes made by another
-   * process or through a repository or project delete do not move it (see `repositoryCreatedAt`).
+   * When the repository with this id was created and the version of its tags (raised in the
+   * transaction of every change to them, on any replica); undefined once the repository is deleted.
+   * Read it before reading the tags: a list built from them is current while both stay the same
+   * (SQLite hands a deleted repository's id to the next one created: the creation time tells them apart).
    */
-  tagsVersion(repositoryId: number): number {
-    return this.tagChanges.get(repositoryId) ?? this.tagFloor;
-  }
-
-  /**
-   * When the repository with this id was created; undefined once it is deleted. SQLite hands a
-   * deleted repository's id to the next one created, so the id alone does not tell them apart.
-   */
-  async repositoryCreatedAt(repositoryId: number): Promise<number | undefined> {
-    const row = await this.db.selectFrom('repositories').select('created_at').where('id', '=', repositoryId).executeTakeFirst();
-    return row === undefined ? undefined : Number(row.created_at);
-  }
-
-  private tagsChanged(repositoryId: number): void {
-    if (this.tagChanges.size >= 100_000) {
-      this.tagChanges.clear();
-      this.tagFloor = this.tagClock + 1;
-    }
-    this.tagChanges.set(repositoryId, ++this.tagClock);
+  async tagsState(repositoryId: number): Promise<{ createdAt: number; version: number } | undefined> {
+    const row = await this.tagsStateQuery.first(repositoryId);
+    return row === undefined ? undefined : { createdAt: Number(row.created_at), version: Number(row.tags_version) };
   }
 
   /**
@@ -386,6 +404,26 @@ function isTopLevel(eb: ExpressionBuilder<Database & { m: Database['manifests'] 
         .where('r.kind', '=', 'manifest'),
     ),
   );
+}
+
+/**
+ * A repository's name and project (id and name), read within `on`: undefined when the repository
+ * is gone; the project is null before the repository was adopted. One lookup by key, as the push
+ * made before it had events to name.
+ */
+async function repositoryOf(on: DB, repositoryId: number): Promise<{ name: string; projectId: number | null; project: string | null } | undefined> {
+  const row = await on
+    .selectFrom('repositories as r')
+    .leftJoin('projects as p', 'p.id', 'r.project_id')
+    .select(['r.name', 'r.project_id', 'p.name as project'])
+    .where('r.id', '=', repositoryId)
+    .executeTakeFirst();
+  return row === undefined ? undefined : { name: row.name, projectId: row.project_id, project: row.project };
+}
+
+/** Raises the version of the repository's tags, within the transaction `on` that changes them (see `tagsState`). */
+async function tagsChanged(on: DB, repositoryId: number): Promise<void> {
+  await on.updateTable('repositories').set((eb) => ({ tags_version: eb('tags_version', '+', 1) })).where('id', '=', repositoryId).execute();
 }
 
 /** The project of a repository, read within `on`: undefined when the repository is gone, null before it was adopted. */

@@ -261,6 +261,101 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
           .execute();
       },
     },
+    '0006_signing_keys': {
+      async up(db: Kysely<unknown>) {
+        // The token signing key replicas on PostgreSQL share (src/auth/keys.ts); SQLite keeps its file.
+        await db.schema
+          .createTable('signing_keys')
+          .addColumn('name', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('pem', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0007_jobs_events': {
+      async up(db: Kysely<unknown>) {
+        // The durable job queue (src/jobs/): claimed with a lease, retried with backoff, cancellable.
+        await db.schema
+          .createTable('jobs')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('kind', 'varchar(64)', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('state', 'varchar(16)', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('max_attempts', 'integer', (c) => c.notNull())
+          .addColumn('run_at', 'bigint', (c) => c.notNull())
+          .addColumn('lease_owner', 'varchar(160)')
+          .addColumn('lease_until', 'bigint')
+          .addColumn('progress', 'text')
+          .addColumn('error', 'text')
+          .addColumn('dedupe_key', 'varchar(255)', (c) => c.unique())
+          .addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('started_at', 'bigint')
+          .addColumn('finished_at', 'bigint')
+          .execute();
+        await db.schema.createIndex('jobs_due').on('jobs').columns(['state', 'run_at']).execute();
+        await db.schema.createIndex('jobs_kind').on('jobs').columns(['kind', 'id']).execute();
+        await db.schema
+          .createTable('job_logs')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('job_id', 'integer', (c) => c.notNull().references('jobs.id').onDelete('cascade'))
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .addColumn('level', 'varchar(8)', (c) => c.notNull())
+          .addColumn('message', 'text', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('job_logs_job').on('job_logs').columns(['job_id', 'id']).execute();
+        await db.schema
+          .createTable('schedules')
+          .addColumn('name', 'varchar(128)', (c) => c.primaryKey())
+          .addColumn('kind', 'varchar(64)', (c) => c.notNull())
+          .addColumn('cron', 'varchar(128)', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('next_run_at', 'bigint')
+          .addColumn('last_run_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // The event outbox (src/metadata/events.ts), written in the transaction of the change.
+        await db.schema
+          .createTable('events')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('time', 'bigint', (c) => c.notNull())
+          .addColumn('type', 'varchar(64)', (c) => c.notNull())
+          .addColumn('repository', 'varchar(255)')
+          .addColumn('project', 'varchar(255)')
+          .addColumn('digest', 'varchar(150)')
+          .addColumn('tag', 'varchar(128)')
+          .addColumn('actor', 'varchar(255)')
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('events_time').on('events').column('time').execute();
+        await db.schema
+          .createTable('event_cursors')
+          .addColumn('consumer', 'varchar(128)', (c) => c.primaryKey())
+          .addColumn('last_id', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0008_upload_state': {
+      async up(db: Kysely<unknown>) {
+        // Any replica continues an upload: the running SHA-256 of its first hash_offset bytes is
+        // saved with the session, and a request writing to it holds a lease (owner, expiry in ms).
+        // One column per statement: SQLite adds one at a time.
+        await db.schema.alterTable('upload_sessions').addColumn('hash_state', 'text').execute();
+        await db.schema.alterTable('upload_sessions').addColumn('hash_offset', 'bigint').execute();
+        await db.schema.alterTable('upload_sessions').addColumn('lease_owner', 'varchar(64)').execute();
+        await db.schema.alterTable('upload_sessions').addColumn('lease_until', 'bigint').execute();
+      },
+    },
+    '0009_tags_version': {
+      async up(db: Kysely<unknown>) {
+        // Bumped in the transaction of every change to a repository's tags: a replica's cached tags
+        // list is current while the number it was built at is still the repository's.
+        await db.schema.alterTable('repositories').addColumn('tags_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+      },
+    },
   };
 }
 

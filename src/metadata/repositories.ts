@@ -1,18 +1,30 @@
 import { projectOf } from '../domain/names.ts';
-import { relaxed, type DB } from './dialect.ts';
+import type { ChangeFeed } from './changes.ts';
+import { containing, relaxed, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectStore } from './projects.ts';
 
-/** Repositories and which blobs each may serve. */
+/**
+ * Repositories and which blobs each may serve.
+ *
+ * Repository ids are cached by name: repositories are never renamed, and a delete drops the entry
+ * here and, through the change feed, on every replica (a project delete, which takes its
+ * repositories, drops them all). Until a replica hears of a delete, its entry names a repository
+ * that is gone — never another one: PostgreSQL never reuses an id, and on SQLite the one process
+ * drops it at once. So a cached id can make a lookup miss, never find the wrong thing; `lookup`
+ * checks such a miss against the database where other replicas write, and writes use `currentId`.
+ */
 export class RepositoryStore {
-  /** name → id; repositories are never renamed, and a delete removes its entry. */
+  /** name → id (see the class comment). */
   private readonly ids = new Map<string, number>();
 
   private readonly byName;
   private readonly sizeOf;
   private readonly link;
 
-  constructor(private readonly db: DB, private readonly projects: ProjectStore) {
+  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly changes: ChangeFeed) {
+    changes.subscribe('repository', (name) => (name === undefined ? this.ids.clear() : this.ids.delete(name)));
+    changes.subscribe('project', () => this.ids.clear());
     this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('repositories').select('id').where('name', '=', name));
     // A link serves the blob only while the repository's project accounts for it (see `blobSize`).
     this.sizeOf = new PreparedQuery(db, (repositoryId: number, digest: string) =>
@@ -32,12 +44,44 @@ export class RepositoryStore {
     );
   }
 
-  /** The id of repository `name`, or undefined when it has never held anything. */
+  /**
+   * The id of repository `name`, or undefined when it has never held anything. From the cache: on
+   * PostgreSQL, for a moment after another replica deleted the repository, the deleted one's id
+   * (see the class comment); reads go through `lookup`, writes through `currentId`.
+   */
   async id(name: string): Promise<number | undefined> {
-    const cached = this.ids.get(name);
-    if (cached !== undefined) return cached;
+    const cached = this.changes.live ? this.ids.get(name) : undefined;
+    return cached ?? this.read(name);
+  }
+
+  /** The id of repository `name` as the database has it now (and cached). */
+  async currentId(name: string): Promise<number | undefined> {
+    return this.changes.shared ? this.read(name) : this.id(name);
+  }
+
+  /**
+   * `read(id)` for repository `name`'s id: undefined when the repository does not exist or `read`
+   * finds nothing. A miss with a cached id is checked against the database when other replicas
+   * share it (the id may be of a repository deleted there, and the name taken again), and `read`
+   * runs once more with the current id — so a hit costs no more than the lookup it makes.
+   */
+  async lookup<T>(name: string, read: (id: number) => Promise<T | undefined>): Promise<T | undefined> {
+    const cached = this.changes.live ? this.ids.get(name) : undefined;
+    if (cached !== undefined) {
+      const found = await read(cached);
+      if (found !== undefined || !this.changes.shared) return found;
+    }
+    const id = await this.read(name);
+    return id === undefined || id === cached ? undefined : read(id);
+  }
+
+  /** Reads the id of `name` from the database, caching it unless a change was heard meanwhile. */
+  private async read(name: string): Promise<number | undefined> {
+    const repositories = this.changes.version('repository');
+    const projects = this.changes.version('project');
     const row = await this.byName.first(name);
-    if (row) this.ids.set(name, row.id);
+    if (!row) this.ids.delete(name);
+    else if (this.changes.unchangedSince('repository', repositories) && this.changes.unchangedSince('project', projects)) this.ids.set(name, row.id);
     return row?.id;
   }
 
@@ -48,7 +92,7 @@ export class RepositoryStore {
    * durably, later in the log, which cannot then be kept without it.
    */
   async ensure(name: string): Promise<number> {
-    const existing = await this.id(name);
+    const existing = await this.currentId(name);
     if (existing !== undefined) return existing;
     const projectId = await this.projects.ensure(projectOf(name), undefined);
     const insert = this.db
@@ -56,7 +100,7 @@ export class RepositoryStore {
       .values({ name, project_id: projectId, created_at: Date.now() })
       .onConflict((oc) => oc.column('name').doNothing());
     await this.db.executeQuery(relaxed(insert.compile()));
-    return (await this.id(name))!;
+    return (await this.read(name))!;
   }
 
   /** Links a blob into a repository (idempotent); with `on`, as part of that transaction. */
@@ -130,7 +174,7 @@ export class RepositoryStore {
       .selectFrom('repositories as r')
       .where('r.project_id', '=', projectId)
       .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')));
-    if (nameLike) query = query.where('r.name', 'like', `%${nameLike.replace(/[%_\\]/g, '')}%`);
+    if (nameLike) query = query.where('r.name', 'like', containing(nameLike));
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.select(['r.id', 'r.name', 'r.created_at']).orderBy('r.name').offset(offset).limit(limit).execute();
     return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
@@ -146,7 +190,7 @@ export class RepositoryStore {
       .selectFrom('repositories as r')
       .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')));
     if (options.projectIds) query = query.where('r.project_id', 'in', options.projectIds);
-    if (options.nameLike) query = query.where('r.name', 'like', `%${options.nameLike.replace(/[%_\\]/g, '')}%`);
+    if (options.nameLike) query = query.where('r.name', 'like', containing(options.nameLike));
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.select(['r.id', 'r.name', 'r.created_at']).orderBy('r.name').offset(options.offset).limit(options.limit).execute();
     return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
@@ -172,6 +216,7 @@ export class RepositoryStore {
       });
     } finally {
       this.ids.delete(name);
+      await this.changes.publish('repository', name);
     }
   }
 

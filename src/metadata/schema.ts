@@ -18,6 +18,12 @@ export interface Database {
   personal_tokens: PersonalTokensTable;
   sessions: SessionsTable;
   audit_log: AuditLogTable;
+  signing_keys: SigningKeysTable;
+  jobs: JobsTable;
+  job_logs: JobLogsTable;
+  schedules: SchedulesTable;
+  events: EventsTable;
+  event_cursors: EventCursorsTable;
 }
 
 export interface UsersTable {
@@ -38,6 +44,8 @@ export interface RepositoriesTable {
   /** The project: the first segment of the name, `library` for a name of one segment (see `projectOf`). */
   project_id: number | null;
   created_at: number;
+  /** Raised in the transaction of every change to the repository's tags (cached tags lists compare it). */
+  tags_version: Generated<number>;
 }
 
 /** Which repositories may serve which blobs (blobs themselves are shared and deduplicated). */
@@ -87,6 +95,16 @@ export interface UploadSessionsTable {
   origin: string | null;
   created_at: number;
   updated_at: number;
+  /**
+   * The running SHA-256 of the upload's first `hash_offset` bytes (base64 of a hash-wasm state),
+   * saved after each request when replicas share the database, so any of them continues it; null
+   * when none is saved. Used only while `hash_offset` equals the stored upload's size.
+   */
+  hash_state: string | null;
+  hash_offset: number | null;
+  /** The request writing to the session (a random token) and until when (ms) its hold lasts unless renewed; null when none. */
+  lease_owner: string | null;
+  lease_until: number | null;
 }
 
 /** A project: the first segment of repository names (`library` for single-segment ones), with its visibility and storage quota. */
@@ -199,6 +217,98 @@ export interface AuditLogTable {
   detail: string | null;
 }
 
+/**
+ * Private keys shared by every replica on PostgreSQL (the token signing key, `name` = `token`), PEM
+ * (PKCS #8). A secret at rest: whoever can read this table — the database's owner and its backups —
+ * can sign tokens; access to Berth's database is access to its key.
+ */
+export interface SigningKeysTable {
+  name: string;
+  pem: string;
+  created_at: number;
+}
+
+/** The states of a job: queued → running → succeeded | failed | cancelled (running → queued again for a retry). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+
+/** One unit of background work (src/jobs/): claimed with a lease by one replica at a time. */
+export interface JobsTable {
+  id: Generated<number>;
+  /** The module that runs it (src/jobs/kinds/<kind>.ts). */
+  kind: string;
+  /** JSON the kind reads; never secrets (the list API shows it). */
+  payload: string;
+  state: JobState;
+  /** Runs started so far (a lease taken over counts as one). */
+  attempts: number;
+  max_attempts: number;
+  /** Not claimed before this time, ms (a retry's backoff). */
+  run_at: number;
+  /** Who holds the lease: `<replica>#<claim>`; null unless running. */
+  lease_owner: string | null;
+  /** The lease lapses at this time unless a heartbeat extends it; another replica may then take the job over. */
+  lease_until: number | null;
+  /** JSON the kind reports while it runs. */
+  progress: string | null;
+  /** The last failure's message. */
+  error: string | null;
+  /** Unique while the row exists: enqueuing the same key again adds nothing (e.g. `<schedule>@<tick>`). */
+  dedupe_key: string | null;
+  /** 1 once cancellation was asked for a running job; its run sees it at its next heartbeat. */
+  cancel_requested: number;
+  created_at: number;
+  started_at: number | null;
+  finished_at: number | null;
+}
+
+/** A job's log lines (the newest few hundred per job are kept). */
+export interface JobLogsTable {
+  id: Generated<number>;
+  job_id: number;
+  time: number;
+  level: 'info' | 'warn' | 'error';
+  message: string;
+}
+
+/** A cron schedule: every replica computes its ticks; each tick becomes one job (dedupe key `<name>@<tick>`). */
+export interface SchedulesTable {
+  name: string;
+  kind: string;
+  /** A cron expression (croner: 5 or 6 fields, UTC). */
+  cron: string;
+  /** JSON payload of the jobs it enqueues. */
+  payload: string;
+  enabled: number;
+  /** The tick after the last one enqueued, ms (informative). */
+  next_run_at: number | null;
+  /** The last tick enqueued, ms. */
+  last_run_at: number | null;
+  created_at: number;
+}
+
+/** The event outbox: one row per change, written in the change's own transaction (see events.ts). */
+export interface EventsTable {
+  id: Generated<number>;
+  time: number;
+  /** One of EVENT_TYPES in events.ts, e.g. `artifact.pushed`. */
+  type: string;
+  repository: string | null;
+  project: string | null;
+  digest: string | null;
+  tag: string | null;
+  /** Who made the change (user or robot name); null when unknown. */
+  actor: string | null;
+  /** JSON with type-specific facts. */
+  detail: string | null;
+}
+
+/** How far each consumer of the outbox has read (it acknowledged every event up to `last_id`). */
+export interface EventCursorsTable {
+  consumer: string;
+  last_id: number;
+  updated_at: number;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type ProjectRow = Selectable<ProjectsTable>;
 export type RobotRow = Selectable<RobotsTable>;
@@ -207,3 +317,7 @@ export type AuditRow = Selectable<AuditLogTable>;
 export type ManifestRow = Selectable<ManifestsTable>;
 export type NewManifest = Insertable<ManifestsTable>;
 export type UploadSessionRow = Selectable<UploadSessionsTable>;
+export type JobRow = Selectable<JobsTable>;
+export type JobLogRow = Selectable<JobLogsTable>;
+export type ScheduleRow = Selectable<SchedulesTable>;
+export type EventRow = Selectable<EventsTable>;

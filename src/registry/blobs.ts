@@ -16,8 +16,7 @@ export class BlobService {
   /** Size of a blob in a repository; `BLOB_UNKNOWN` when it is not there. */
   async stat(repository: string, digestParam: string): Promise<BlobInfo> {
     const digest = parseDigest(digestParam).value;
-    const repoId = await this.meta.repositories.id(repository);
-    const size = repoId === undefined ? undefined : await this.meta.repositories.blobSize(repoId, digest);
+    const size = await this.meta.repositories.lookup(repository, (repoId) => this.meta.repositories.blobSize(repoId, digest));
     if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
     return { digest, size };
   }
@@ -35,7 +34,7 @@ export class BlobService {
   /** Removes a blob from a repository (the bytes stay for other repositories until GC). */
   async delete(repository: string, digestParam: string): Promise<void> {
     const digest = parseDigest(digestParam).value;
-    const repoId = await this.meta.repositories.id(repository);
+    const repoId = await this.meta.repositories.currentId(repository);
     if (repoId === undefined || !(await this.meta.repositories.unlinkBlob(repoId, digest))) {
       throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
     }
@@ -47,8 +46,7 @@ export class BlobService {
    */
   async mount(repository: string, digestParam: string, from: string): Promise<BlobInfo | undefined> {
     const digest = parseDigest(digestParam, 'mount query parameter').value;
-    const fromId = await this.meta.repositories.id(from);
-    const size = fromId === undefined ? undefined : await this.meta.repositories.blobSize(fromId, digest);
+    const size = await this.meta.repositories.lookup(from, (fromId) => this.meta.repositories.blobSize(fromId, digest));
     if (size === undefined || (await this.store.stat(digest)) === undefined) return undefined;
     await this.quota.check(repository, digest, size);
     const repoId = await this.meta.repositories.ensure(repository);

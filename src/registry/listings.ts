@@ -39,10 +39,10 @@ async function page<T extends string>(n: number, fetch: (limit: number) => Promi
 }
 
 /**
- * How long a cached tags list is trusted without a change seen by this process. Every tag change
- * made through this process invalidates it at once (and a repository deleted or re-created under
- * the same name is noticed on every request); the TTL bounds how long a change made elsewhere — by
- * another replica sharing the database — can go unseen.
+ * How long a cached tags list is kept. It is never stale: every request compares the repository's
+ * creation time and tags version, read from the database, with those the list was built at (see
+ * `ManifestStore.tagsState`), on every replica. The TTL only bounds what a writer that bypasses
+ * ManifestStore could leave unseen.
  */
 const TAGS_TTL_MS = 2_000;
 /** Repositories with more tags than this are listed from the database each time. */
@@ -72,12 +72,16 @@ export class ListingService {
 
   /** A page of a repository's tags; `NAME_UNKNOWN` when the repository does not exist. */
   async tags(repository: string, n: number, last?: string): Promise<TagsPage> {
-    const repoId = await this.meta.repositories.id(repository);
-    if (repoId === undefined) {
+    const found = await this.meta.repositories.lookup(repository, async (id) => {
+      const state = await this.meta.manifests.tagsState(id);
+      return state && { id, state };
+    });
+    if (found === undefined) {
       this.forgetTags(repository);
       throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
     }
-    const list = await this.tagList(repository, repoId);
+    const repoId = found.id;
+    const list = await this.tagList(repository, repoId, found.state);
     if (!list) return serialised(repository, await page(n, (limit) => this.meta.manifests.tags(repoId, limit, last)));
     if (last !== undefined) return serialised(repository, slice(list.names, firstAfter(list.names, last), n));
     // The first page, as clients ask for it: its body is kept with the list.
@@ -103,19 +107,21 @@ export class ListingService {
   /** The referrers index of a subject: always an index, empty when nothing refers to it. */
   async referrers(repository: string, digestParam: string, artifactType?: string): Promise<{ mediaType: string; schemaVersion: 2; manifests: Referrer[] }> {
     const digest = parseDigest(digestParam).value;
-    const repoId = await this.meta.repositories.id(repository);
-    const manifests = repoId === undefined ? [] : await this.meta.manifests.referrers(repoId, digest, artifactType);
+    // An empty list is a miss: checked against the database when replicas share it (see `lookup`).
+    const manifests = (await this.meta.repositories.lookup(repository, async (id) => {
+      const found = await this.meta.manifests.referrers(id, digest, artifactType);
+      return found.length > 0 ? found : undefined;
+    })) ?? [];
     return { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests };
   }
 
   /**
    * Every tag of the repository, from the cache when it is current: same repository (id and
-   * creation time, read on every call), no tag change through this process since (the store's
-   * version, read before the tags are), younger than the TTL. Undefined for very long lists.
+   * creation time) and tags version as `state` — read from the database by this request, before
+   * the tags are — and younger than the TTL. Undefined for very long lists.
    */
-  private async tagList(repository: string, repositoryId: number): Promise<TagList | undefined> {
-    const version = this.meta.manifests.tagsVersion(repositoryId);
-    const createdAt = await this.meta.manifests.repositoryCreatedAt(repositoryId);
+  private async tagList(repository: string, repositoryId: number, state: { createdAt: number; version: number }): Promise<TagList | undefined> {
+    const { createdAt, version } = state;
     const now = Date.now();
     const hit = this.tagLists.get(repository);
     if (hit && hit.repositoryId === repositoryId && hit.createdAt === createdAt && hit.version === version && now - hit.at < TAGS_TTL_MS) {
@@ -124,7 +130,6 @@ export class ListingService {
       return hit;
     }
     this.forgetTags(repository);
-    if (createdAt === undefined) return undefined;
     const names = await this.meta.manifests.tags(repositoryId, TAGS_CACHE_MAX_TAGS + 1);
     if (names.length > TAGS_CACHE_MAX_TAGS) return undefined;
     let bytes = 64;

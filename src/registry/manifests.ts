@@ -140,7 +140,7 @@ export class ManifestService {
       throw new RegistryError('DIGEST_INVALID', 'manifest digest does not match the reference it was pushed to', { reference: ref.digest, actual: digest });
     }
     const manifest = parseManifest(body, contentType);
-    const repoId = await this.meta.repositories.id(repository);
+    const repoId = await this.meta.repositories.currentId(repository);
     await this.checkReferences(repoId, manifest);
     await this.quota.check(repository, digest, body.length);
     await this.store.putSmall(digest, body);
@@ -167,21 +167,19 @@ export class ManifestService {
 
   /**
    * Deletes by digest (the manifest and every tag on it) or by tag (only the tag; the manifest
-   * stays reachable by digest).
+   * stays reachable by digest). `actor` is who asked, for the event the deletion records.
    */
-  async delete(repository: string, reference: string): Promise<void> {
+  async delete(repository: string, reference: string, actor?: string): Promise<void> {
     const ref = lookupReference(reference);
-    const repoId = await this.meta.repositories.id(repository);
+    const repoId = await this.meta.repositories.currentId(repository);
     const deleted =
       repoId !== undefined &&
-      ('tag' in ref ? await this.meta.manifests.deleteTag(repoId, ref.tag) : await this.meta.manifests.delete(repoId, ref.digest));
+      ('tag' in ref ? await this.meta.manifests.deleteTag(repoId, ref.tag, actor) : await this.meta.manifests.delete(repoId, ref.digest, actor));
     if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference });
   }
 
   private async find(repository: string, ref: Reference): Promise<ManifestRow> {
-    const repoId = await this.meta.repositories.id(repository);
-    const row =
-      repoId === undefined ? undefined : 'tag' in ref ? await this.meta.manifests.byTag(repoId, ref.tag) : await this.meta.manifests.byDigest(repoId, ref.digest);
+    const row = await this.meta.repositories.lookup(repository, (repoId) => ('tag' in ref ? this.meta.manifests.byTag(repoId, ref.tag) : this.meta.manifests.byDigest(repoId, ref.digest)));
     if (!row) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', 'tag' in ref ? { tag: ref.tag } : { digest: ref.digest });
     return row;
   }

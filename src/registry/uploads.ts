@@ -1,4 +1,3 @@
-import type { Hash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../domain/errors.ts';
 import { newHash, parseDigest, type Digest } from '../domain/digest.ts';
@@ -6,11 +5,19 @@ import { StorageError, type BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { UploadIds } from './upload-ids.ts';
 import type { QuotaService } from './quota.ts';
+import { InMemoryHashing, ResumableHashing, type RunningHash, type UploadHashing } from './upload-hash.ts';
+import { DEFAULT_LEASE, SessionHold, type LeaseOptions } from './upload-lease.ts';
 
-/** The running SHA-256 of an upload's first `offset` bytes, kept between requests. */
-interface HashState {
-  hash: Hash;
-  offset: number;
+/** How an UploadService keeps sessions between requests. */
+export interface UploadServiceOptions {
+  /**
+   * Save the running SHA-256 of chunked uploads with the session after each request, so any
+   * replica continues it without reading the bytes back (for replicas sharing one database).
+   * Otherwise it stays in this process's memory: OpenSSL's hash, the fastest, for one process.
+   */
+  resumableHash?: boolean;
+  /** How requests hold a session against requests on other replicas (defaults: DEFAULT_LEASE). */
+  lease?: Partial<LeaseOptions>;
 }
 
 /** What a client declared about a chunk (`Content-Range`, `Content-Length`). */
@@ -56,27 +63,33 @@ export interface CompletedBlob {
 
 /**
  * Upload sessions of the OCI push protocol: start, append chunks, complete with a digest, cancel.
- * Bytes stream from the request through a hash into the blob store, never buffered whole. The hash
- * state is kept in memory between chunks; after a restart (or on another replica) it is rebuilt from
- * the stored bytes, so a session survives anything but the loss of its bytes.
+ * Bytes stream from the request through a hash into the blob store, never buffered whole. Where the
+ * hash lives between chunks is the `resumableHash` option's choice (src/registry/upload-hash.ts);
+ * either way a session survives anything but the loss of its bytes, and continues on any replica.
+ * A request that writes to a session holds it (src/registry/upload-lease.ts): chunks never
+ * interleave, in this process or across replicas.
  */
 export class UploadService {
-  private readonly hashes = new Map<string, HashState>();
   private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly hashing: UploadHashing;
+  private readonly lease: LeaseOptions;
 
   constructor(
     private readonly store: BlobStore,
     private readonly meta: Metadata,
     private readonly ids: UploadIds,
     private readonly quota: QuotaService,
-  ) {}
+    options: UploadServiceOptions = {},
+  ) {
+    this.hashing = options.resumableHash ? new ResumableHashing(store) : new InMemoryHashing(store);
+    this.lease = { ...DEFAULT_LEASE, ...options.lease };
+  }
 
   /** Opens a session for `repository`; `createdBy` is the identity that opened it, `origin` how it arrived. */
   async start(repository: string, createdBy: string | undefined, origin?: SessionOrigin): Promise<UploadStatus> {
     const id = this.ids.issue();
     await this.store.createUpload(id);
     await this.meta.uploads.create(id, repository, createdBy ?? null, origin ? JSON.stringify(origin) : null);
-    this.hashes.set(id, { hash: newHash('sha256'), offset: 0 });
     return { id, repository, size: 0 };
   }
 
@@ -84,14 +97,7 @@ export class UploadService {
   async status(repository: string, id: string): Promise<UploadStatus> {
     const session = await this.meta.uploads.find(id);
     if (!session || session.repository !== repository) throw this.unknown(id);
-    const size = await this.store.uploadSize(id);
-    if (size === undefined) {
-      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session lost: it is recorded but its bytes are gone from storage (a replica with storage of its own, or storage wiped)', {
-        diagnosis: 'upload-bytes-lost',
-        uploadId: id,
-      });
-    }
-    return { id, repository, size };
+    return { id, repository, size: await this.storedSize(id) };
   }
 
   /** The session as recorded when opened, if it exists in `repository`. */
@@ -109,21 +115,20 @@ export class UploadService {
 
   /** Appends a chunk (PATCH). Enforces in-order chunks via `Content-Range` when given. */
   async append(repository: string, id: string, body: Readable, headers: ChunkHeaders): Promise<UploadStatus> {
-    return this.locked(id, async () => {
-      const current = await this.status(repository, id);
-      const range = parseContentRange(headers.contentRange, current.size);
+    return this.held(repository, id, async (hold) => {
+      const offset = await this.storedSize(id);
+      const range = parseContentRange(headers.contentRange, offset);
       // Only parsed numbers are shown back, never the header text.
       if (range && headers.contentLength !== undefined && headers.contentLength !== range.end - range.start + 1) {
-        throw rangeError(`Content-Length ${headers.contentLength} does not match Content-Range ${range.start}-${range.end} (${range.end - range.start + 1} bytes)`, current.size);
+        throw rangeError(`Content-Length ${headers.contentLength} does not match Content-Range ${range.start}-${range.end} (${range.end - range.start + 1} bytes)`, offset);
       }
-      const size = await this.write(id, current.size, body);
-      if (range && size - current.size !== range.end - range.start + 1) {
-        throw new RegistryError('SIZE_INVALID', 'chunk shorter or longer than its Content-Range', { field: 'Content-Range', received: size - current.size, declared: range.end - range.start + 1 });
+      const size = await this.write(hold, offset, body, await this.hashing.resume(id, offset, hold.saved));
+      if (range && size - offset !== range.end - range.start + 1) {
+        throw new RegistryError('SIZE_INVALID', 'chunk shorter or longer than its Content-Range', { field: 'Content-Range', received: size - offset, declared: range.end - range.start + 1 });
       }
-      if (headers.contentLength !== undefined && size - current.size !== headers.contentLength) {
-        throw new RegistryError('SIZE_INVALID', 'chunk length does not match Content-Length', { field: 'Content-Length', received: size - current.size, declared: headers.contentLength });
+      if (headers.contentLength !== undefined && size - offset !== headers.contentLength) {
+        throw new RegistryError('SIZE_INVALID', 'chunk length does not match Content-Length', { field: 'Content-Length', received: size - offset, declared: headers.contentLength });
       }
-      await this.meta.uploads.touch(id);
       return { id, repository, size };
     });
   }
@@ -135,33 +140,7 @@ export class UploadService {
   async complete(repository: string, id: string, digestParam: string | undefined, body: Readable | undefined, headers: ChunkHeaders): Promise<CompletedBlob> {
     if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'digest query parameter is required to complete an upload');
     const digest = parseDigest(digestParam, 'digest query parameter');
-    return this.locked(id, async () => {
-      let { size } = await this.status(repository, id);
-      if (body) {
-        const range = parseContentRange(headers.contentRange, size);
-        size = await this.write(id, size, body);
-        if (range && size !== range.end + 1) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { field: 'Content-Range', declaredEnd: range.end, size });
-      }
-      const actual = await this.digestOf(id, size, digest);
-      if (actual !== digest.value) {
-        await this.discard(id);
-        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
-      }
-      try {
-        await this.quota.check(repository, digest.value, size);
-      } catch (err) {
-        await this.discard(id);
-        throw err;
-      }
-      await this.store.commitUpload(id, digest.value);
-      const repositoryId = await this.meta.repositories.ensure(repository);
-      const projectId = await this.quota.projectOf(repository);
-      // Charge, link and end of session in one durable commit: on disk when this resolves, so the
-      // caller's 201 follows it (and concurrent uploads share the flush).
-      await this.meta.uploads.complete(id, { repositoryId, projectId, digest: digest.value, size });
-      this.hashes.delete(id);
-      return { digest: digest.value, size };
-    });
+    return this.held(repository, id, (hold) => this.finish(repository, hold, digest, body, headers));
   }
 
   /**
@@ -169,94 +148,161 @@ export class UploadService {
    * completed at once, so a failure leaves nothing visible.
    */
   async monolithic(repository: string, digestParam: string, body: Readable, createdBy: string | undefined, contentLength?: number): Promise<CompletedBlob> {
-    parseDigest(digestParam, 'digest query parameter');
-    const session = await this.start(repository, createdBy);
+    const digest = parseDigest(digestParam, 'digest query parameter');
+    const id = this.ids.issue();
+    await this.store.createUpload(id);
+    let hold: SessionHold | undefined;
     try {
-      return await this.complete(repository, session.id, digestParam, body, contentLength === undefined ? {} : { contentLength });
+      // Opened already held: nobody else knows the id, and no other statement is needed to take it.
+      hold = await SessionHold.open(this.meta.uploads, id, repository, createdBy ?? null, null, this.lease, this.meta.changes.shared);
+      return await this.finish(repository, hold, digest, body, contentLength === undefined ? {} : { contentLength });
     } catch (err) {
-      await this.discard(session.id);
+      hold?.drop();
+      await this.discard(id);
       throw err;
     }
   }
 
   /** Cancels a session (DELETE); `BLOB_UPLOAD_UNKNOWN` if there is none. */
   async cancel(repository: string, id: string): Promise<void> {
-    await this.locked(id, async () => {
-      const session = await this.meta.uploads.find(id);
-      if (!session || session.repository !== repository) throw this.unknown(id);
+    await this.held(repository, id, async (hold) => {
+      hold.drop();
       await this.discard(id);
     });
   }
 
-  /** Removes sessions idle for longer than `ttlSeconds` and their bytes. Returns how many. */
+  /** Removes sessions idle for longer than `ttlSeconds` and their bytes, except those a request holds. Returns how many. */
   async expire(ttlSeconds: number): Promise<number> {
-    const ids = await this.meta.uploads.idleSince(Date.now() - ttlSeconds * 1000);
-    for (const id of ids) await this.locked(id, () => this.discard(id));
-    return ids.length;
+    let removed = 0;
+    for (const id of await this.meta.uploads.idleSince(Date.now() - ttlSeconds * 1000)) {
+      await this.locked(id, async () => {
+        const row = await this.meta.uploads.find(id);
+        const hold = row && (await SessionHold.take(this.meta.uploads, id, row.repository, this.lease, { wait: false, shared: this.meta.changes.shared }).catch(() => undefined));
+        if (!hold) return;
+        hold.drop();
+        await this.discard(id);
+        removed++;
+      });
+    }
+    return removed;
+  }
+
+  /**
+   * Verifies and commits a held session (the end of `complete` and `monolithic`): appends `body`
+   * when given, compares the upload's digest with `digest`, charges the project, commits the blob
+   * and ends the session in one durable commit.
+   */
+  private async finish(repository: string, hold: SessionHold, digest: Digest, body: Readable | undefined, headers: ChunkHeaders): Promise<CompletedBlob> {
+    const id = hold.id;
+    let size = await this.storedSize(id);
+    let hash: RunningHash | undefined;
+    if (body) {
+      const range = parseContentRange(headers.contentRange, size);
+      // A body that is the whole blob needs no hash that outlives the request: the fastest one.
+      if (digest.algorithm === 'sha256') hash = size === 0 ? this.hashing.whole() : await this.hashing.resume(id, size, hold.saved);
+      size = await this.write(hold, size, body, hash);
+      if (range && size !== range.end + 1) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { field: 'Content-Range', declaredEnd: range.end, size });
+    }
+    const actual = digest.algorithm === 'sha256' ? (hash ?? (await this.hashing.resume(id, size, hold.saved))).digest() : await this.readDigest(id, digest);
+    if (actual !== digest.value) {
+      hold.drop();
+      await this.discard(id);
+      throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
+    }
+    try {
+      await this.quota.check(repository, digest.value, size);
+    } catch (err) {
+      hold.drop();
+      await this.discard(id);
+      throw err;
+    }
+    await this.store.commitUpload(id, digest.value);
+    const repositoryId = await this.meta.repositories.ensure(repository);
+    const projectId = await this.quota.projectOf(repository);
+    // Charge, link and end of session in one durable commit: on disk when this resolves, so the
+    // caller's 201 follows it (and concurrent uploads share the flush).
+    await this.meta.uploads.complete(id, { repositoryId, projectId, digest: digest.value, size });
+    hold.drop();
+    this.hashing.forget(id);
+    return { digest: digest.value, size };
   }
 
   private async discard(id: string): Promise<void> {
-    this.hashes.delete(id);
+    this.hashing.forget(id);
     await this.store.deleteUpload(id);
     await this.meta.uploads.delete(id);
   }
 
   /**
-   * Streams `body` into the upload at `offset`, hashing each chunk as it arrives (one pass, never
-   * re-read); the store writes in batches with backpressure. Returns the new size.
+   * Runs `task` holding session `id` of `repository`: after any other request on it in this
+   * process (queued), and while no request on another replica writes to it (waited for briefly,
+   * then BLOB_UPLOAD_INVALID; replicas exist when the database is shared, see ChangeFeed.shared). `BLOB_UPLOAD_UNKNOWN` when there is no such session. The hold ends
+   * with the task, saving the hash it leaves.
    */
-  private async write(id: string, offset: number, body: Readable): Promise<number> {
-    const state = await this.hashAt(id, offset);
-    let seen = 0;
-    const onChunk = (chunk: Buffer) => {
-      state.hash.update(chunk);
-      seen += chunk.length;
-    };
+  private held<T>(repository: string, id: string, task: (hold: SessionHold) => Promise<T>): Promise<T> {
+    return this.locked(id, async () => {
+      const hold = await SessionHold.take(this.meta.uploads, id, repository, this.lease, { readRow: this.hashing.resumable, shared: this.meta.changes.shared });
+      if (!hold) throw this.unknown(id);
+      let result: T;
+      try {
+        result = await task(hold);
+      } catch (err) {
+        // The task's error is what the client needs; a failed release only lets the hold lapse.
+        await hold.release().catch(() => undefined);
+        throw err;
+      }
+      await hold.release();
+      return result;
+    });
+  }
+
+  /** The upload's stored size; `BLOB_UPLOAD_UNKNOWN` when its bytes are gone. */
+  private async storedSize(id: string): Promise<number> {
+    const size = await this.store.uploadSize(id);
+    if (size === undefined) throw lostBytes(id);
+    return size;
+  }
+
+  /**
+   * Streams `body` into the upload at `offset`, feeding each chunk to `hash` (which covers the
+   * first `offset` bytes) as it arrives: one pass, never re-read; the store writes in batches with
+   * backpressure. Returns the new size. The hold keeps `hash` for the next request when it matches
+   * the stored bytes afterwards, even when the append failed.
+   */
+  private async write(hold: SessionHold, offset: number, body: Readable, hash: RunningHash | undefined): Promise<number> {
+    const id = hold.id;
+    const onChunk = hash ? (chunk: Buffer) => hash.update(chunk) : undefined;
     try {
-      const size = await this.store.appendUpload(id, offset, body, { onChunk });
-      state.offset = size;
+      const signal = hold.signal;
+      const size = await this.store.appendUpload(id, offset, body, signal ? { onChunk, signal } : { onChunk });
+      this.keep(hold, hash, size);
       return size;
     } catch (err) {
       if (err instanceof StorageError && err.kind === 'offset_mismatch') {
-        this.hashes.delete(id);
+        this.hashing.forget(id);
         throw rangeError(err.message, offset);
       }
       // A client gone mid-chunk: the store still wrote every byte the hash saw, so the hash matches
       // the upload and the session continues without re-reading it. Otherwise rebuild it next time.
-      const kept = await this.store.uploadSize(id).catch(() => undefined);
-      if (kept === offset + seen) state.offset = kept;
-      else this.hashes.delete(id);
+      this.keep(hold, hash, await this.store.uploadSize(id).catch(() => undefined));
       throw err;
     }
   }
 
-  /** The SHA-256 state after the first `offset` bytes, rebuilt from storage when not in memory. */
-  private async hashAt(id: string, offset: number): Promise<HashState> {
-    const known = this.hashes.get(id);
-    if (known && known.offset === offset) return known;
-    const state = { hash: newHash('sha256'), offset: 0 };
-    if (offset > 0) {
-      const stream = await this.store.readUpload(id);
-      for await (const chunk of stream) {
-        state.hash.update(chunk as Buffer);
-        state.offset += (chunk as Buffer).length;
-      }
-    }
-    this.hashes.set(id, state);
-    return state;
+  /** Keeps `hash` for the session's next request if it covers exactly the `size` bytes stored. */
+  private keep(hold: SessionHold, hash: RunningHash | undefined, size: number | undefined): void {
+    if (hash && hash.offset === size) hold.checkpoint = this.hashing.keep(hold.id, hash);
+    else this.hashing.forget(hold.id);
   }
 
-  private async digestOf(id: string, size: number, wanted: Digest): Promise<string> {
-    if (wanted.algorithm === 'sha256') {
-      const state = await this.hashAt(id, size);
-      return `sha256:${state.hash.copy().digest('hex')}`;
-    }
+  /** The digest of an upload's stored bytes with an algorithm other than SHA-256 (read back whole). */
+  private async readDigest(id: string, wanted: Digest): Promise<string> {
     const hash = newHash(wanted.algorithm);
     for await (const chunk of await this.store.readUpload(id)) hash.update(chunk as Buffer);
     return `${wanted.algorithm}:${hash.digest('hex')}`;
   }
 
-  /** Runs `task` with no other task of the same session in flight (chunks must not interleave). */
+  /** Runs `task` with no other task of the same session in flight in this process (queued, in order). */
   private async locked<T>(id: string, task: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(id) ?? Promise.resolve();
     const run = previous.catch(() => undefined).then(task);
@@ -286,6 +332,13 @@ export class UploadService {
       { diagnosis: 'upload-session-ended', uploadId: id, issuedAt: new Date(issuedAt).toISOString() },
     );
   }
+}
+
+function lostBytes(id: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', 'upload session lost: it is recorded but its bytes are gone from storage (a replica with storage of its own, or storage wiped)', {
+    diagnosis: 'upload-bytes-lost',
+    uploadId: id,
+  });
 }
 
 function rangeError(reason: string, size: number): RegistryError {

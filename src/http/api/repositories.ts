@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { isDigest } from '../../domain/digest.ts';
 import { manifestKind } from '../../domain/media-types.ts';
 import { MAX_NAME_LENGTH, assertRepositoryName, isTag, projectOf } from '../../domain/names.ts';
-import type { Identity } from '../../auth/identity.ts';
+import { identityName, type Identity } from '../../auth/identity.ts';
 import type { Permission } from '../../auth/roles.ts';
 import type { ManifestRow } from '../../metadata/schema.ts';
 import type { Context } from '../context.ts';
@@ -47,7 +47,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
   /** The repository's id, if the caller has `needed` in its project (404 for invisible projects). */
   async function repositoryFor(identity: Identity, name: string, needed: Permission): Promise<number> {
     await projectAccess(services, identity, projectOf(name), needed);
-    const id = await meta.repositories.id(name);
+    const id = await meta.repositories.currentId(name);
     if (id === undefined) throw notFound(`repository "${name}" not found`);
     return id;
   }
@@ -161,7 +161,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
         const digest = params.reference;
         await findArtifact(id, params.name, digest);
         const tags = (await meta.manifests.tagsOf(id, [digest])).get(digest) ?? [];
-        await registry.manifests.delete(params.name, digest);
+        await registry.manifests.delete(params.name, digest, identityName(identity));
         await audit(services, ctx, identity, {
           action: 'delete',
           resourceType: 'artifact',
@@ -184,7 +184,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, params }) => {
         const id = await repositoryFor(identity, params.name, 'repository.delete');
         const row = await meta.manifests.byTag(id, params.tag);
-        if (!row || !(await meta.manifests.deleteTag(id, params.tag))) throw notFound(`tag "${params.tag}" not found in repository "${params.name}"`);
+        if (!row || !(await meta.manifests.deleteTag(id, params.tag, identityName(identity)))) throw notFound(`tag "${params.tag}" not found in repository "${params.name}"`);
         await audit(services, ctx, identity, {
           action: 'delete',
           resourceType: 'tag',

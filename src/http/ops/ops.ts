@@ -6,6 +6,8 @@ export interface OpsDeps {
   metrics: Metrics;
   /** Resolves when the stores answer; rejects otherwise. */
   ready: () => Promise<void>;
+  /** Start-up has finished (the first admin exists, background jobs run): until then not ready. */
+  started: () => boolean;
   /** True once shutdown began: readiness fails so load balancers drain this instance. */
   draining: () => boolean;
 }
@@ -20,6 +22,7 @@ export function opsRoutes(deps: OpsDeps): Route[] {
       pattern: /^\/readyz$/,
       handler: async (ctx) => {
         if (deps.draining()) return sendJSON(ctx.res, 503, { status: 'draining' });
+        if (!deps.started()) return sendJSON(ctx.res, 503, { status: 'starting' });
         try {
           await deps.ready();
           sendJSON(ctx.res, 200, { status: 'ready' });

@@ -1,0 +1,78 @@
+// What `berth migrate` does with each metadata table. Every table of the schema must be named here,
+// copied or left out with a reason: a table added later without a decision stops the migration
+// (see checkPlan) instead of being left behind silently.
+
+/** How one table moves. */
+export interface TablePlan {
+  readonly table: string;
+  /**
+   * `copy`: every row, in pages, ids preserved; an insert that meets a row already there (a rerun)
+   * skips it. `replace`: a table without a key to recognise its rows by, so a rerun would duplicate
+   * them: the target's rows are deleted and all copied again in one transaction. `skip`: left out.
+   */
+  readonly action: 'copy' | 'replace' | 'skip';
+  /** The primary key columns, in order: pages are read in this order (keyset pagination). Empty for `replace` and `skip`. */
+  readonly key: readonly string[];
+  /** Why a table is left out, for the summary. */
+  readonly why?: string;
+}
+
+/**
+ * The tables in foreign-key order: a table comes after every table it references, so each row
+ * inserted finds its parents already there.
+ */
+export const TABLE_PLAN: readonly TablePlan[] = [
+  { table: 'users', action: 'copy', key: ['id'] },
+  { table: 'projects', action: 'copy', key: ['id'] },
+  { table: 'repositories', action: 'copy', key: ['id'] },
+  { table: 'repository_blobs', action: 'copy', key: ['repository_id', 'digest'] },
+  { table: 'manifests', action: 'copy', key: ['repository_id', 'digest'] },
+  { table: 'manifest_references', action: 'copy', key: ['repository_id', 'manifest_digest', 'child_digest'] },
+  { table: 'tags', action: 'copy', key: ['repository_id', 'name'] },
+  { table: 'project_members', action: 'copy', key: ['project_id', 'user_id'] },
+  { table: 'project_blobs', action: 'copy', key: ['project_id', 'digest'] },
+  { table: 'project_usage', action: 'copy', key: ['project_id', 'shard'] },
+  { table: 'robots', action: 'copy', key: ['id'] },
+  { table: 'robot_permissions', action: 'replace', key: [] },
+  { table: 'personal_tokens', action: 'copy', key: ['id'] },
+  // Portal logins stay valid: they name users by id, and ids are preserved.
+  { table: 'sessions', action: 'copy', key: ['id_hash'] },
+  { table: 'audit_log', action: 'copy', key: ['id'] },
+  // Empty on SQLite, whose key is a file: the command stores that key in the target itself.
+  { table: 'signing_keys', action: 'copy', key: ['name'] },
+  // Schedules as an administrator may have changed them; the outbox with its ids, so each
+  // consumer's cursor still points where it stopped.
+  { table: 'schedules', action: 'copy', key: ['name'] },
+  { table: 'events', action: 'copy', key: ['id'] },
+  { table: 'event_cursors', action: 'copy', key: ['consumer'] },
+  {
+    table: 'jobs',
+    action: 'skip',
+    key: [],
+    why: "the old installation's background work and its history: its jobs were about its own storage; the schedules start afresh in the target",
+  },
+  { table: 'job_logs', action: 'skip', key: [], why: 'the logs of the jobs left out' },
+  {
+    table: 'upload_sessions',
+    action: 'skip',
+    key: [],
+    why: 'uploads in progress keep their bytes in the old storage and cannot move; clients start those uploads again',
+  },
+];
+
+/**
+ * Throws when the schema's tables and the plan disagree: a table of the schema with no entry (a
+ * table added to Berth without deciding how it moves) or an entry for a table the schema lacks
+ * (the plan refers to something renamed or dropped). `tables` are the metadata tables of a
+ * migrated database, Kysely's own bookkeeping tables excluded.
+ */
+export function checkPlan(tables: readonly string[]): void {
+  const known = new Set(TABLE_PLAN.map((p) => p.table));
+  const unplanned = tables.filter((t) => !known.has(t)).sort();
+  const gone = [...known].filter((t) => !tables.includes(t)).sort();
+  if (unplanned.length === 0 && gone.length === 0) return;
+  const parts = [];
+  if (unplanned.length > 0) parts.push(`the schema has tables this version of berth migrate does not know how to move (${unplanned.join(', ')})`);
+  if (gone.length > 0) parts.push(`tables it expects are missing (${gone.join(', ')})`);
+  throw new Error(`${parts.join('; ')}: nothing was copied; this is a bug in Berth, please report it`);
+}

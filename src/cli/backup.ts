@@ -58,7 +58,11 @@ async function sourceDir(opts: { dataDir?: string; config?: string }): Promise<s
   if (dir === undefined) {
     // Loaded on use, so other subcommands start without zod.
     const { loadConfig } = await import('../config/load.ts');
-    dir = loadConfig(opts.config === undefined ? {} : { file: opts.config }).dataDir;
+    const config = loadConfig(opts.config === undefined ? {} : { file: opts.config });
+    if (config.database.url || config.storage.s3) {
+      throw new CliError('berth backup copies an embedded installation (SQLite and blobs in the data directory); this configuration keeps metadata in PostgreSQL or blobs in S3: back those up with their own tools (pg_dump or continuous archiving, bucket versioning or replication), see the README, "Scaling out"');
+    }
+    dir = config.dataDir;
   }
   dir = path.resolve(dir);
   const file = path.join(dir, 'berth.db');

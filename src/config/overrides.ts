@@ -40,6 +40,7 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_STORAGE_REDIRECT', path: 'storage.redirect', kind: 'boolean', help: 'redirect blob GETs to pre-signed S3 URLs' },
   { env: 'BERTH_SIGNING_KEY', path: 'auth.signingKey', kind: 'string', help: 'token signing key (PEM file) shared by every replica' },
   { env: 'BERTH_JOBS_CONCURRENCY', path: 'jobs.concurrency', kind: 'number', help: 'background jobs this replica runs at once (0: none)' },
+  { env: 'BERTH_JOBS_LEASE', path: 'jobs.lease', kind: 'string', help: "how long a job's claim lasts unrenewed before another replica takes it over (e.g. 60s)" },
   { env: 'BERTH_MAX_MANIFEST_BYTES', path: 'maxManifestBytes', kind: 'number', help: 'largest manifest accepted' },
 ];
 

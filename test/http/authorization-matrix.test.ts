@@ -2,9 +2,8 @@
 // through the real token service + /v2 and the real management API. The expected table is written
 // out here from Harbor's "User Permissions By Role", independently of src/auth/roles.ts.
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { after, before, describe, test } from 'node:test';
+import { serverQuery } from '../support/backend.ts';
 import { adminBasic, startTestServer, type TestServer } from '../support/server.ts';
 import { jwtPayload, pushImage, randomBlob, digestOf } from '../support/oci.ts';
 
@@ -230,12 +229,7 @@ describe('authorization matrix: roles × actions × public/private', () => {
       const repository = `${prefix}-private/app`;
       assert.equal((await robotToken(robot.name, robot.secret, repository, 'pull')).status, 200);
       // Time travel: its expiry (days at the least through the API) set into the past in the database.
-      const db = new Database(join(server.dataDir, 'berth.db'));
-      try {
-        db.prepare('UPDATE robots SET expires_at = ? WHERE name = ?').run(Date.now() - 1000, robot.name);
-      } finally {
-        db.close();
-      }
+      await serverQuery(server.dataDir, 'UPDATE robots SET expires_at = ? WHERE name = ?', [Date.now() - 1000, robot.name]);
       assert.equal((await robotToken(robot.name, robot.secret, repository, 'pull')).status, 401);
     });
 

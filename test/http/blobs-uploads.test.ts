@@ -2,8 +2,7 @@
 // repository isolation, cross-repository mounts and deduplication.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { storedUploads, uploadSessionIds } from '../support/backend.ts';
 import { startTestServer, adminBasic, adminToken, type TestServer } from '../support/server.ts';
 import {
   digestOf,
@@ -270,25 +269,30 @@ describe('blobs and uploads', () => {
 
   test('a client that disconnects mid-way through a monolithic push leaves no upload behind', async () => {
     const name = uniqueName('abort-mono');
-    const uploadsDir = join(server.dataDir, 'storage', 'uploads');
-    const before = new Set(readdirSync(uploadsDir));
+    // No upload behind: no session in the database, no upload bytes in storage (a file, or objects in the bucket).
+    const [sessionsBefore, storedBefore] = await Promise.all([uploadSessionIds(server.dataDir), storedUploads(server.dataDir)]);
+    const newSince = async () => ({
+      sessions: (await uploadSessionIds(server.dataDir)).filter((id) => !sessionsBefore.includes(id)),
+      stored: (await storedUploads(server.dataDir)).filter((f) => !storedBefore.includes(f)),
+    });
     const blob = randomBlob(1_000_000);
     const conn = await RawConnection.open(url);
     conn.write(`POST /v2/${name}/blobs/uploads/?digest=${digestOf(blob)} HTTP/1.1\r\nHost: berth.test\r\nAuthorization: ${adminBasic()}\r\nContent-Length: ${blob.length}\r\n\r\n`);
     conn.write(blob.subarray(0, 300_000));
-    let during: string[] = [];
-    for (let i = 0; i < 40 && during.length === 0; i++) {
+    let during = await newSince();
+    for (let i = 0; i < 40 && (during.sessions.length === 0 || during.stored.length === 0); i++) {
       await new Promise((r) => setTimeout(r, 25));
-      during = readdirSync(uploadsDir).filter((f) => !before.has(f));
+      during = await newSince();
     }
-    assert.equal(during.length, 1, 'the push is being written to an upload file');
+    assert.equal(during.sessions.length, 1, 'the push has a session');
+    assert.equal(during.stored.length, 1, 'the push is being written to an upload');
     conn.close();
     let left = during;
-    for (let i = 0; i < 80 && left.length > 0; i++) {
+    for (let i = 0; i < 80 && (left.sessions.length > 0 || left.stored.length > 0); i++) {
       await new Promise((r) => setTimeout(r, 25));
-      left = readdirSync(uploadsDir).filter((f) => !before.has(f));
+      left = await newSince();
     }
-    assert.deepEqual(left, [], 'the partial upload was removed');
+    assert.deepEqual(left, { sessions: [], stored: [] }, 'the partial upload was removed');
     assert.equal((await head(name, digestOf(blob))).status, 404);
   });
 

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { adminBasic, api, basic, expectStatus } from '../support/api.ts';
+import { testBackend } from '../support/backend.ts';
 import { expectError, pushImage, uniqueName } from '../support/oci.ts';
 import { rememberSecret } from '../support/secrets.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
@@ -61,7 +62,10 @@ describe('expiry on a moved clock', () => {
   });
 });
 
-test('berth user passwd on the data directory makes every earlier refresh token fail at once', async () => {
+// The CLI's --data-dir mode opens the embedded database only; on PostgreSQL it has no data directory to act on.
+const cliOnDataDir = testBackend() === 'sqlite-fs' ? {} : { skip: 'berth user passwd --data-dir works on the embedded SQLite database only' };
+
+test('berth user passwd on the data directory makes every earlier refresh token fail at once', cliOnDataDir, async () => {
   const server = await startTestServer();
   try {
     const issued = await fetch(`${server.url}/service/token?service=berth&offline_token=true`, { headers: { Authorization: adminBasic() } });

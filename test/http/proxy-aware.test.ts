@@ -2,8 +2,8 @@
 // and the explanations it gives when a later request of an upload session fails (PROXIES.md).
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadOrCreateSigningKey } from '../../src/auth/keys.ts';
 import { TokenService } from '../../src/auth/tokens.ts';
+import { serverSigningKey } from '../support/backend.ts';
 import { adminBasic, adminToken, startTestServer, type TestServer } from '../support/server.ts';
 import { digestOf, expectError, randomBlob, rawRequest, resolveLocation, uniqueName, withDigest } from '../support/oci.ts';
 
@@ -163,7 +163,7 @@ describe('explanations for failing upload-session requests', () => {
   test('an expired token mid-upload says "expired" and names the lifetime (M9)', async () => {
     const name = uniqueName('expired');
     const { url } = await openSession(name, 'hub.example.com');
-    const stale = new TokenService(loadOrCreateSigningKey(server.dataDir), { issuer: 'berth', service: 'berth', ttl: -120, refreshTTL: 60 });
+    const stale = new TokenService(await serverSigningKey(server.dataDir), { issuer: 'berth', service: 'berth', ttl: -120, refreshTTL: 60 });
     const { token } = await stale.issueAccess('admin', [{ type: 'repository', name, actions: ['pull', 'push'] }]);
     const res = await fetch(url, { method: 'PATCH', headers: { Authorization: `Bearer ${token}` }, body: randomBlob(10) });
     const body = await expectError(res, 401, 'UNAUTHORIZED');

@@ -4,8 +4,7 @@
 // an index takes its unheld children with it; a push that did not fit before fits afterwards.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { serverQuery } from '../support/backend.ts';
 import { startTestServer, adminBasic, type TestServer } from '../support/server.ts';
 import {
   descriptorOf,
@@ -70,29 +69,23 @@ describe('quota usage falls when artifacts and repositories are deleted', () => 
     return res.status;
   }
   /** Checks, in the database, that every manifest and every blob it lists is counted, and usage is their sum. */
-  function assertAccountingConsistent(): void {
-    const db = new Database(join(server.dataDir, 'berth.db'), { readonly: true });
-    try {
-      const uncounted = db
-        .prepare(
-          `SELECT r.name, x.digest FROM (
-             SELECT repository_id, digest FROM manifests
-             UNION SELECT repository_id, child_digest AS digest FROM manifest_references WHERE kind = 'blob'
-           ) x JOIN repositories r ON r.id = x.repository_id
-           WHERE NOT EXISTS (SELECT 1 FROM project_blobs pb WHERE pb.project_id = r.project_id AND pb.digest = x.digest)`,
-        )
-        .all();
-      assert.deepEqual(uncounted, [], 'every manifest and every blob a manifest lists is counted in its project');
-      const sums = db
-        .prepare(
-          `SELECT p.id, (SELECT COALESCE(SUM(size), 0) FROM project_blobs WHERE project_id = p.id) AS counted,
-                  (SELECT COALESCE(SUM(bytes), 0) FROM project_usage WHERE project_id = p.id) AS used FROM projects p`,
-        )
-        .all() as { id: number; counted: number; used: number }[];
-      for (const row of sums) assert.equal(row.used, row.counted, `usage of project ${row.id} is the sum of what it counts`);
-    } finally {
-      db.close();
-    }
+  async function assertAccountingConsistent(): Promise<void> {
+    const uncounted = await serverQuery(
+      server.dataDir,
+      `SELECT r.name, x.digest FROM (
+         SELECT repository_id, digest FROM manifests
+         UNION SELECT repository_id, child_digest AS digest FROM manifest_references WHERE kind = 'blob'
+       ) x JOIN repositories r ON r.id = x.repository_id
+       WHERE NOT EXISTS (SELECT 1 FROM project_blobs pb WHERE pb.project_id = r.project_id AND pb.digest = x.digest)`,
+    );
+    assert.deepEqual(uncounted, [], 'every manifest and every blob a manifest lists is counted in its project');
+    const sums = await serverQuery(
+      server.dataDir,
+      `SELECT p.id, (SELECT COALESCE(SUM(size), 0) FROM project_blobs WHERE project_id = p.id) AS counted,
+              (SELECT COALESCE(SUM(bytes), 0) FROM project_usage WHERE project_id = p.id) AS used FROM projects p`,
+    );
+    // PostgreSQL returns bigint sums as strings.
+    for (const row of sums) assert.equal(Number(row.used), Number(row.counted), `usage of project ${String(row.id)} is the sum of what it counts`);
   }
 
   test('API: deleting an artifact frees exactly its unique bytes; deleting the repositories frees the rest; a refused push then fits', async () => {
@@ -144,7 +137,7 @@ describe('quota usage falls when artifacts and repositories are deleted', () => 
     // The push refused before now fits.
     assert.equal(await pushBlob(url, 'p/new', big), digestOf(big));
     assert.equal(await usage('p'), big.length);
-    assertAccountingConsistent();
+    await assertAccountingConsistent();
   });
 
   test('/v2: DELETE of a manifest by digest frees its unique bytes; by tag it frees nothing; pushed again it counts again, within the quota', async () => {
@@ -165,7 +158,7 @@ describe('quota usage falls when artifacts and repositories are deleted', () => 
     assert.equal(byDigest.status, 202);
     const unique = a.bytes.length + a.config.length + 1000;
     assert.equal(await usage('v2del'), full - unique);
-    assertAccountingConsistent();
+    await assertAccountingConsistent();
 
     // Pushed again (the repository kept the links, as Distribution does until GC): counted again.
     await pushManifest(url, 'v2del/app', 'a', a.bytes, MEDIA.ociManifest);
@@ -180,7 +173,7 @@ describe('quota usage falls when artifacts and repositories are deleted', () => 
     assert.match(denied.errors[0]!.message, /quota exceeded: project "v2del"/);
     assert.equal(await usage('v2del'), full - unique, 'nothing of the refused push is counted');
     assert.equal(await manifestStatus('v2del/app', 'a'), 404);
-    assertAccountingConsistent();
+    await assertAccountingConsistent();
   });
 
   test('an index takes its unheld children with it; a tagged child stays; pending uploads stay counted; a blob delete frees an unreferenced blob', async () => {
@@ -210,7 +203,7 @@ describe('quota usage falls when artifacts and repositories are deleted', () => 
     const blobDel = await fetch(`${url}/v2/multi/app/blobs/${digestOf(pending)}`, { method: 'DELETE', headers: { Authorization: admin } });
     assert.equal(blobDel.status, 202);
     assert.equal(await usage('multi'), size(kept));
-    assertAccountingConsistent();
+    await assertAccountingConsistent();
   });
 
   test('pushes racing deletes end with every manifest fully counted, or a clean MANIFEST_BLOB_UNKNOWN', async () => {
@@ -234,14 +227,14 @@ describe('quota usage falls when artifacts and repositories are deleted', () => 
       // The manifest is stored (and then fully counted) or refused cleanly because a blob it lists was deleted.
       assert.ok(results[1][0] === 201 || (results[1][0] === 404 && results[1][1].includes('MANIFEST_BLOB_UNKNOWN')), `${results[1][0]} ${results[1][1]}`);
       assert.ok(results[2][0] === 202 || results[2][0] === 404, `${results[2][0]} ${results[2][1]}`);
-      assertAccountingConsistent();
+      await assertAccountingConsistent();
       if (results[1][0] === 201) {
         // Unless the blob itself was deleted from the repository (allowed, as in Distribution), it is served.
         if (round % 2 === 1) assert.equal(await blobStatus('race/app', digestOf(shared)), 200, 'a stored manifest\'s blobs are served');
         await fetch(`${url}/v2/race/app/manifests/${b.digest}`, { method: 'DELETE', headers: { Authorization: admin } });
       }
     }
-    assertAccountingConsistent();
+    await assertAccountingConsistent();
     assert.equal((await api(url, 'DELETE', '/repositories/race/app', { auth: admin })).status, 204);
     assert.equal(await usage('race'), 0);
   });

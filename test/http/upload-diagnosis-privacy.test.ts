@@ -5,8 +5,8 @@
 // keeps all of it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { loadOrCreateSigningKey } from '../../src/auth/keys.ts';
 import { TokenService } from '../../src/auth/tokens.ts';
+import { serverSigningKey } from '../support/backend.ts';
 import { api, basic, expectStatus } from '../support/api.ts';
 import { adminBasic, startTestServer, type TestServer } from '../support/server.ts';
 import { digestOf, rawRequest, uniqueName, type RawResponse } from '../support/oci.ts';
@@ -114,7 +114,7 @@ describe('upload-session explanations show session details only to its owner or 
 
   test('another user: a token that expired says so, without the opener; the session itself shows nothing of its origin', async () => {
     const { path, name } = await openSession();
-    const stale = new TokenService(loadOrCreateSigningKey(server.dataDir), { issuer: 'berth', service: 'berth', ttl: -120, refreshTTL: 60 });
+    const stale = new TokenService(await serverSigningKey(server.dataDir), { issuer: 'berth', service: 'berth', ttl: -120, refreshTTL: 60 });
     const { token } = await stale.issueAccess(OTHER, [{ type: 'repository', name, actions: ['pull', 'push'] }]);
     for (const method of ['GET', 'PATCH', 'PUT']) {
       const target = method === 'PUT' ? `${path}?digest=${digestOf(Buffer.alloc(0))}` : path;
@@ -130,7 +130,7 @@ describe('upload-session explanations show session details only to its owner or 
     }
 
     // A token of the other user that lacks the scope: a plain challenge, nothing about the session.
-    const unscoped = await new TokenService(loadOrCreateSigningKey(server.dataDir), { issuer: 'berth', service: 'berth', ttl: 600, refreshTTL: 60 }).issueAccess(OTHER, []);
+    const unscoped = await new TokenService(await serverSigningKey(server.dataDir), { issuer: 'berth', service: 'berth', ttl: 600, refreshTTL: 60 }).issueAccess(OTHER, []);
     const challenged = await rawRequest(server.url, { method: 'GET', path, headers: { ...REFUSED, Authorization: `Bearer ${unscoped.token}` } });
     assert.equal(challenged.status, 401);
     assertNoLeak(challenged, 'GET with a token lacking the scope');

@@ -2,6 +2,7 @@
 // batches with writes in flight, upload files kept open across the PATCHes of a session.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { testBackend } from '../support/backend.ts';
 import { startTestServer, adminBasic, type TestServer } from '../support/server.ts';
 import { digestOf, randomBlob, RawConnection, startUpload, uniqueName, withDigest } from '../support/oci.ts';
 import { openFilesUnder } from '../support/system.ts';
@@ -11,6 +12,8 @@ import { UploadService } from '../../src/registry/uploads.ts';
 
 const AUTH = { Authorization: adminBasic() };
 const MiB = 1 << 20;
+/** Upload files held open are the filesystem driver's own (S3 has no open files to look at). */
+const FILES = testBackend() === 'sqlite-fs';
 
 describe('streaming uploads', () => {
   let server: TestServer;
@@ -66,7 +69,7 @@ describe('streaming uploads', () => {
     });
     assert.equal(put.status, 201, await put.text());
     assert.ok((await pull(name, digestOf(blob))).equals(blob));
-    assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'completing closed the upload file');
+    if (FILES) assert.deepEqual(openFilesUnder(server.dataDir + '/storage'), [], 'completing closed the upload file');
   });
 
   test('a client gone mid-PATCH with writes in flight: every byte that arrived is kept and the session continues', async () => {
@@ -77,7 +80,7 @@ describe('streaming uploads', () => {
     const patch1 = await fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `0-${first - 1}` }, body: blob.subarray(0, first) });
     assert.equal(patch1.status, 202);
     const storage = server.dataDir + '/storage';
-    assert.equal(openFilesUnder(storage).length, 1, 'the session keeps its upload file open between PATCHes');
+    if (FILES) assert.equal(openFilesUnder(storage).length, 1, 'the session keeps its upload file open between PATCHes');
     // The second PATCH declares the rest but stops after 9 MiB and a bit: batches are being written when it goes.
     const sentUpTo = first + 9 * MiB + 12_345;
     const conn = await Wire.open(url);
@@ -86,8 +89,11 @@ describe('streaming uploads', () => {
     // Every byte sent has reached the server (it read them all) before the client goes.
     await until(() => peerHasReadAll(conn.socket), 'the server has read all 9 MiB and a bit of the second PATCH');
     conn.destroy();
-    // The failed request is over once it has closed the upload file (it flushes what it has first).
-    await until(() => openFilesUnder(storage).length === 0, 'the failed PATCH has closed the upload file');
+    // The failed request is over once it has closed the upload file (it flushes what it has first);
+    // on S3, once the state it writes last records every byte that arrived (a size S3 reports
+    // mid-append is a whole number of parts, never this one).
+    if (FILES) await until(() => openFilesUnder(storage).length === 0, 'the failed PATCH has closed the upload file');
+    else await until(async () => (await uploadSize(location)) === sentUpTo, 'the failed PATCH has stored every byte that arrived');
     assert.equal(await uploadSize(location), sentUpTo, 'nothing that arrived was lost when the client went, not even a batch still gathering');
     const rest = await fetch(location, { method: 'PATCH', headers: { ...AUTH, 'Content-Range': `${sentUpTo}-${blob.length - 1}` }, body: blob.subarray(sentUpTo) });
     assert.equal(rest.status, 202, await rest.text());

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import { startBerth, type RunningBerth } from '../../src/main.ts';
+import { backendConfig, postgresRows, testBackend } from './backend.ts';
 import { LeakScanner, rememberSecret } from './secrets.ts';
 
 rememberSecret('test-admin-password', 'admin');
@@ -18,7 +19,10 @@ export interface TestServer {
   close(keepData?: boolean): Promise<void>;
 }
 
-/** Starts Berth in-process. `overrides` are raw config values (validated like a YAML file). */
+/**
+ * Starts Berth in-process on this process's backend (support/backend.ts). `overrides` are raw
+ * config values (validated like a YAML file).
+ */
 export async function startTestServer(overrides: Record<string, unknown> = {}, dataDir?: string, logLines?: Record<string, unknown>[]): Promise<TestServer> {
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), 'berth-test-'));
   const config: Config = configSchema.parse({
@@ -26,6 +30,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     dataDir: dir,
     adminPassword: ADMIN_PASSWORD,
     log: { level: process.env.BERTH_TEST_LOG ?? 'info', format: 'json' },
+    ...(await backendConfig(dir)),
     ...overrides,
   });
   // Every log line is scanned for the suite's secrets (support/secrets.ts); with `logLines`, each
@@ -45,7 +50,8 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     berth,
     async close(keepData = false) {
       await berth.close();
-      scanner.scanAudit(dir);
+      if (testBackend() === 'postgres-s3') for (const row of await postgresRows(dir, 'audit_log')) scanner.scan(JSON.stringify(row), 'audit row');
+      else scanner.scanAudit(dir);
       if (!keepData) rmSync(dir, { recursive: true, force: true });
       scanner.assertClean();
     },

@@ -1,0 +1,3 @@
+// test/http/blobs-uploads.test.ts on PostgreSQL + S3.
+import '../support/postgres-s3.ts';
+import '../http/blobs-uploads.test.ts';

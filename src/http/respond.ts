@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { RegistryError, ERROR_CODES } from '../domain/errors.ts';
+import { StorageError } from '../storage/blob-store.ts';
 import type { Context } from './context.ts';
 import { discardBody, type DiscardLimits } from './body.ts';
 
@@ -102,7 +103,8 @@ export async function sendError(ctx: Context, err: unknown): Promise<void> {
  * response; undefined for anything but a registry error (a 500, logged here). Throws when the
  * envelope cannot be serialised.
  */
-function prepare(ctx: Context, err: unknown): Prepared | undefined {
+function prepare(ctx: Context, thrown: unknown): Prepared | undefined {
+  const err = thrown instanceof StorageError && thrown.kind === 'unavailable' ? unavailable(ctx, thrown) : thrown;
   if (!(err instanceof RegistryError)) {
     ctx.errorCode = 'INTERNAL';
     logFailure(ctx, err, 'unexpected error');
@@ -117,6 +119,12 @@ function prepare(ctx: Context, err: unknown): Prepared | undefined {
   // Serialised before anything is written, so a detail that cannot be still leaves room for a 500.
   const data = ctx.req.method === 'HEAD' ? undefined : Buffer.from(JSON.stringify({ errors: [entry] }));
   return { status: err.status, headers: { 'Content-Type': 'application/json', 'Content-Length': data?.length ?? 0, ...err.headers }, ...(data ? { data } : {}) };
+}
+
+/** Storage that stayed unavailable through the driver's retries: a 503 the client may retry, logged with its cause. */
+function unavailable(ctx: Context, err: StorageError): RegistryError {
+  logFailure(ctx, err, 'storage unavailable');
+  return new RegistryError('UNAVAILABLE', 'storage is temporarily unavailable; try again later', undefined, { headers: { 'Retry-After': '10' } });
 }
 
 /**

@@ -1,6 +1,6 @@
 import { RegistryError } from '../domain/errors.ts';
 import { parseDigest } from '../domain/digest.ts';
-import type { BlobStore, BlobStream, ByteRange } from '../storage/blob-store.ts';
+import { StorageError, type BlobStore, type BlobStream, type ByteRange } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { QuotaService } from './quota.ts';
 
@@ -27,7 +27,10 @@ export class BlobService {
     try {
       return { info, stream: await this.store.read(info.digest, range) };
     } catch (err) {
-      throw new RegistryError('BLOB_UNKNOWN', 'blob is recorded but its content is missing from storage', { digest: info.digest, cause: (err as Error).message });
+      // Only a blob the store does not have is unknown; anything else (storage unavailable, an I/O
+      // error) is the store's failure, answered as such, with its cause in the log, not the reply.
+      if (err instanceof StorageError && err.kind === 'not_found') throw new RegistryError('BLOB_UNKNOWN', 'blob is recorded but its content is missing from storage', { digest: info.digest });
+      throw err;
     }
   }
 

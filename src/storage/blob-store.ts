@@ -106,13 +106,17 @@ export interface BlobStore {
   signedURL?(digest: string, expiresInSeconds: number): Promise<string>;
 }
 
-export type StorageErrorKind = 'not_found' | 'offset_mismatch' | 'invalid';
+/**
+ * `unavailable`: the storage service could not be reached, or kept failing or throttling, after the
+ * driver's retries; nothing is known to have changed, and the same call may succeed later.
+ */
+export type StorageErrorKind = 'not_found' | 'offset_mismatch' | 'invalid' | 'unavailable';
 
 /** A storage failure the registry layer maps to a registry error. */
 export class StorageError extends Error {
   readonly kind: StorageErrorKind;
-  constructor(kind: StorageErrorKind, message: string) {
-    super(message);
+  constructor(kind: StorageErrorKind, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.name = 'StorageError';
     this.kind = kind;
   }

@@ -6,6 +6,7 @@ import { HeadObjectCommand, ListPartsCommand, UploadPartCommand, CreateMultipart
 import { configSchema } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/config/overrides.ts';
 import { openBlobStore } from '../../src/storage/index.ts';
+import { StorageError } from '../../src/storage/blob-store.ts';
 import { createS3Client, type RetryTiming } from '../../src/storage/s3/client.ts';
 import { Bucket } from '../../src/storage/s3/bucket.ts';
 import { S3BlobStore, type S3StoreOptions } from '../../src/storage/s3/s3-store.ts';
@@ -240,6 +241,11 @@ test('s3: a throttled S3 (SlowDown, 500) slows appends, commits and reads down b
   }
 });
 
+/** The driver's rejection once retries ran out: StorageError('unavailable') over the last S3 error. */
+function unavailableFrom(err: Error, name: string): boolean {
+  return err instanceof StorageError && err.kind === 'unavailable' && (err.cause as Error | undefined)?.name === name;
+}
+
 test('s3: when retries run out the call rejects cleanly; the upload stays as recorded and goes on once S3 recovers', async () => {
   const { store, prefix } = makeStore({ via: 'proxy', maxAttempts: 3 });
   try {
@@ -247,7 +253,7 @@ test('s3: when retries run out the call rejects cleanly; the upload stays as rec
     await store.createUpload(id);
     const first = await appendAll(store, id, [randomBytes(PART + 5)]);
     proxy.decide = (r) => (r.op === 'UploadPart' ? 'slowdown' : 'pass');
-    await assert.rejects(store.appendUpload(id, first.length, Readable.from([randomBytes(3 * PART)])), (err: Error) => err.name === 'SlowDown');
+    await assert.rejects(store.appendUpload(id, first.length, Readable.from([randomBytes(3 * PART)])), (err: Error) => unavailableFrom(err, 'SlowDown'));
     assert.equal(await store.uploadSize(id), first.length, 'nothing that failed is counted');
     proxy.decide = () => 'pass';
     const second = await appendAll(store, id, [randomBytes(3 * PART)], first.length);
@@ -255,7 +261,7 @@ test('s3: when retries run out the call rejects cleanly; the upload stays as rec
     const d = digest(expected);
 
     proxy.decide = (r) => (r.op === 'CompleteMultipartUpload' ? 'internal' : 'pass');
-    await assert.rejects(store.commitUpload(id, d), (err: Error) => err.name === 'InternalError');
+    await assert.rejects(store.commitUpload(id, d), (err: Error) => unavailableFrom(err, 'InternalError'));
     assert.equal(await store.stat(d), undefined, 'no blob, not even a partial one');
     assert.equal(await raw.head(blobKey(prefix, d)), undefined);
     proxy.decide = () => 'pass';
@@ -263,8 +269,8 @@ test('s3: when retries run out the call rejects cleanly; the upload stays as rec
     assert.ok((await store.readAll(d)).equals(expected));
 
     proxy.decide = (r) => (r.op === 'GetObject' ? 'internal' : 'pass');
-    await assert.rejects(store.read(d), (err: Error) => err.name === 'InternalError');
-    await assert.rejects(store.readAll(d), (err: Error) => err.name === 'InternalError');
+    await assert.rejects(store.read(d), (err: Error) => unavailableFrom(err, 'InternalError'));
+    await assert.rejects(store.readAll(d), (err: Error) => unavailableFrom(err, 'InternalError'));
   } finally {
     proxy.decide = () => 'pass';
     await store.close();

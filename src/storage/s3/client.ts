@@ -1,4 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { StorageError } from '../blob-store.ts';
 import type { RetryErrorInfo, RetryStrategyV2, StandardRetryToken } from '@smithy/types';
 
 /** How to reach the bucket (the `storage.s3` settings, less what only the store uses). */
@@ -88,7 +89,7 @@ export function createS3Client(settings: S3ClientSettings, timing?: RetryTiming)
   // of the operator (an operator can still set the variable to "false" to see it).
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const credentials = settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined;
-  return new S3Client({
+  const client = new S3Client({
     endpoint: settings.endpoint,
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
@@ -104,6 +105,31 @@ export function createS3Client(settings: S3ClientSettings, timing?: RetryTiming)
       httpsAgent: { keepAlive: true, maxSockets: 64 },
     },
   });
+  // Outside the retry loop (the initialize step wraps it): what still fails after every attempt
+  // for a reason a later call may not meet becomes StorageError('unavailable'), which clients get
+  // as 503 UNAVAILABLE rather than a 500.
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      try {
+        return await next(args);
+      } catch (err) {
+        if (exhausted(err)) throw new StorageError('unavailable', `object storage unavailable (${(err as Error).name})`, { cause: err });
+        throw err;
+      }
+    },
+    { step: 'initialize', name: 'berthUnavailable' },
+  );
+  return client;
+}
+
+/** A failure worth trying again later: throttling, a 5xx (but 501), or no answer at all. */
+function exhausted(err: unknown): boolean {
+  const name = (err as Error)?.name;
+  const status = httpStatus(err);
+  if (['SlowDown', 'Throttling', 'ThrottlingException', 'RequestTimeout', 'RequestTimeTooSkewed', 'TimeoutError'].includes(name)) return true;
+  if (status !== undefined) return status >= 500 && status !== 501 || status === 429;
+  // No HTTP answer: a network error (refused, reset, timed out), not a client-side mistake.
+  return typeof (err as NodeJS.ErrnoException)?.code === 'string' || name === 'TimeoutError';
 }
 
 /** The HTTP status of an SDK error, when it got one. */

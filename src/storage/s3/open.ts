@@ -1,6 +1,7 @@
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Config } from '../../config/schema.ts';
 import { ConfigError } from '../../config/overrides.ts';
+import { StorageError } from '../blob-store.ts';
 import { createS3Client, httpStatus } from './client.ts';
 import { S3BlobStore } from './s3-store.ts';
 
@@ -28,7 +29,9 @@ async function probeBucket(client: S3Client, bucket: string, prefix: string, end
   const where = `bucket ${bucket} at ${endpoint ? safeEndpoint(endpoint) : 'AWS'}`;
   try {
     await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, MaxKeys: 1 }));
-  } catch (err) {
+  } catch (caught) {
+    // Unreachable or failing endpoints arrive wrapped (see createS3Client): judge the SDK's error.
+    const err = caught instanceof StorageError && caught.cause !== undefined ? caught.cause : caught;
     const name = (err as Error).name;
     const code = (err as NodeJS.ErrnoException).code;
     const status = httpStatus(err);

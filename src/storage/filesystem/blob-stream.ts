@@ -1,6 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, type Writable } from 'node:stream';
 import type { BlobStream } from '../blob-store.ts';
+import { ignore, writeChunk } from '../sink.ts';
 
 /** Bytes per read: one thread-pool round trip per megabyte. */
 const CHUNK_BYTES = 1 << 20;
@@ -67,7 +68,7 @@ export class FileBlobStream extends Readable implements BlobStream {
         if (bytesRead === 0) throw new Error('blob file ended early');
         this.position += bytesRead;
         await writing;
-        writing = write(sink, buffer.subarray(0, bytesRead));
+        writing = writeChunk(sink, buffer.subarray(0, bytesRead));
         // Awaited on the next turn; until then a failure must not count as unhandled.
         writing.catch(ignore);
       }
@@ -85,19 +86,3 @@ export class FileBlobStream extends Readable implements BlobStream {
   }
 }
 
-/** Writes `chunk` and resolves once `sink` is done with it; rejects if `sink` closes or fails first. */
-function write(sink: Writable, chunk: Buffer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (sink.destroyed || sink.writableEnded) return reject(new Error('the receiver went away'));
-    const onClose = () => done(new Error('the receiver went away'));
-    const done = (err?: Error | null) => {
-      sink.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    sink.once('close', onClose);
-    sink.write(chunk, done);
-  });
-}
-
-function ignore(): void {}

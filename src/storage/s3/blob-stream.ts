@@ -1,5 +1,6 @@
 import { Readable, type Writable } from 'node:stream';
 import type { BlobStream } from '../blob-store.ts';
+import { ignore, writeChunk } from '../sink.ts';
 
 /** Opens bytes `start` to the blob's end (exclusive) of the same object version again. */
 export type Reopen = (start: number) => Promise<Readable>;
@@ -54,7 +55,7 @@ export class S3BlobStream extends Readable implements BlobStream {
     try {
       for await (const chunk of this) {
         await writing;
-        writing = write(sink, chunk as Buffer);
+        writing = writeChunk(sink, chunk as Buffer);
         writing.catch(ignore);
       }
       await writing;
@@ -107,19 +108,3 @@ export class S3BlobStream extends Readable implements BlobStream {
   }
 }
 
-/** Writes `chunk` and resolves once `sink` is done with it; rejects if `sink` closes or fails first. */
-function write(sink: Writable, chunk: Buffer): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (sink.destroyed || sink.writableEnded) return reject(new Error('the receiver went away'));
-    const onClose = () => done(new Error('the receiver went away'));
-    const done = (err?: Error | null) => {
-      sink.off('close', onClose);
-      if (err) reject(err);
-      else resolve();
-    };
-    sink.once('close', onClose);
-    sink.write(chunk, done);
-  });
-}
-
-function ignore(): void {}

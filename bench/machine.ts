@@ -76,3 +76,58 @@ export function median(values: readonly number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+/** What the S3 server of a PostgreSQL + S3 phase delivers by itself, to read Berth's S3 figures against. */
+export interface S3Limit {
+  readonly endpoint: string;
+  readonly bytes: number;
+  /** One PutObject of `bytes` from memory, MB/s (median). */
+  readonly putMBps: number;
+  /** One GetObject of it, read to the end, MB/s (median). */
+  readonly getMBps: number;
+  /** PutObjects of 16 KiB from 16 concurrent clients, objects/s: the request rate small pushes meet. */
+  readonly smallPutsPerSecond: number;
+}
+
+/**
+ * PUT and GET of `bytes` random bytes to a scratch bucket through the AWS SDK (no Berth), `runs`
+ * times, then 200 small PUTs from 16 clients: the S3 server's own throughput and request rate on
+ * this machine (moto is a Python server, slower than a disk). The large objects are deleted.
+ */
+export async function s3Limit(server: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; createBucket(name: string): Promise<void> }, bytes: number, runs: number): Promise<S3Limit> {
+  const { S3Client, PutObjectCommand, GetObjectCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({ endpoint: server.endpoint, region: server.region, forcePathStyle: true, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } });
+  const bucket = `bench-probe-${randomBytes(4).toString('hex')}`;
+  await server.createBucket(bucket);
+  const body = randomBytes(bytes);
+  const put: number[] = [];
+  const get: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const key = `probe-${i}`;
+      let started = process.hrtime.bigint();
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentLength: bytes }));
+      put.push(bytes / 1e6 / (Number(process.hrtime.bigint() - started) / 1e9));
+      started = process.hrtime.bigint();
+      const reply = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+      let read = 0;
+      for await (const chunk of reply.Body as AsyncIterable<Uint8Array>) read += chunk.length;
+      if (read !== bytes) throw new Error(`S3 probe: read back ${read} bytes of ${bytes}`);
+      get.push(bytes / 1e6 / (Number(process.hrtime.bigint() - started) / 1e9));
+      await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+    }
+    const small = randomBytes(16 * 1024);
+    const count = 200;
+    let next = 0;
+    const started = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        for (let i = next++; i < count; i = next++) await client.send(new PutObjectCommand({ Bucket: bucket, Key: `small-${i}`, Body: small, ContentLength: small.length }));
+      }),
+    );
+    const smallPutsPerSecond = count / (Number(process.hrtime.bigint() - started) / 1e9);
+    return { endpoint: server.endpoint, bytes, putMBps: median(put), getMBps: median(get), smallPutsPerSecond };
+  } finally {
+    client.destroy();
+  }
+}

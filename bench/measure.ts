@@ -3,9 +3,21 @@
 import type { BenchServer, RegistryName } from './servers.ts';
 import { cpuSeconds } from './servers.ts';
 import { median } from './machine.ts';
-import type { Scale } from './options.ts';
+import type { Backend, Scale } from './options.ts';
 
 export type StorageKind = 'disk' | 'tmpfs';
+
+/** Where a measurement was taken: storage, auth, Berth's backend and how many replicas. */
+export interface PhaseKey {
+  readonly storage: StorageKind;
+  readonly auth: boolean;
+  readonly backend: Backend;
+  /**
+   * `direct`: one Berth process, clients connect to it (the backend phases). `nginx`: the replicas
+   * phase, Berth behind nginx as registry `berth` (1 replica) and `berth-3` (3 replicas).
+   */
+  readonly topology: 'direct' | 'nginx';
+}
 
 /** One figure for one registry in one phase: every round's value and their median. */
 export interface Measurement {
@@ -16,6 +28,8 @@ export interface Measurement {
   readonly better: 'higher' | 'lower';
   readonly storage: StorageKind;
   readonly auth: boolean;
+  readonly backend: Backend;
+  readonly topology: 'direct' | 'nginx';
   /** `machine`: the storage's own synced write of the same bytes, measured next to each round (push figures). */
   readonly registry: RegistryName | 'machine';
   readonly samples: number[];
@@ -58,7 +72,9 @@ export interface FigureContext {
   readonly scale: Scale;
   readonly storage: StorageKind;
   readonly auth: boolean;
-  /** Berth first, then Distribution. */
+  readonly backend: Backend;
+  readonly topology: 'direct' | 'nginx';
+  /** Berth first (one or two: 1 and 3 replicas in the replicas phase), then Distribution. */
   readonly servers: readonly BenchServer[];
   /** Scratch directory on the normal disk (client-side files: images, pulled copies). */
   readonly scratch: string;
@@ -66,7 +82,7 @@ export interface FigureContext {
   readonly storageRoot: string;
   /** State handed from one figure to the next within a phase (e.g. pushed digests for the pull figure). */
   readonly state: Map<string, unknown>;
-  record(measurement: Omit<Measurement, 'storage' | 'auth'>): void;
+  record(measurement: Omit<Measurement, keyof PhaseKey>): void;
   log(message: string): void;
 }
 
@@ -88,8 +104,9 @@ export interface AlternateOptions {
    */
   readonly machine?: () => Promise<Sample>;
   /**
-   * Untimed rounds per registry first (default 0): a fresh Node process compiles its hot paths
-   * while it serves the first thousand or so requests, a Go binary does not need to.
+   * Untimed rounds per registry first (default 0), times its number of processes: a fresh Node
+   * process compiles its hot paths while it serves the first thousand or so requests, a Go binary
+   * does not need to.
    */
   readonly warmup?: number;
 }
@@ -110,8 +127,12 @@ export async function alternate(
   for (const server of servers) samples.set(server.name, []);
   const log = (name: string, i: number, sample: Sample) =>
     ctx.log(`  ${spec.label} · ${name} · round ${i + 1}: ${format(sample.value)} ${spec.unit}${sample.usage ? ` (server CPU ${pct(sample.usage.serverCpu)}, client CPU ${pct(sample.usage.clientCpu)})` : ''}`);
-  for (let i = 0; i < warmup; i++) {
+  // Each process of a registry warms up as much as a lone one: three replicas share the warm-up
+  // requests between three Node processes, so they get three times the rounds.
+  const warmups = (server: BenchServer) => warmup * (server.processes ?? 1);
+  for (let i = 0; i < Math.max(0, ...servers.map(warmups)); i++) {
     for (const server of servers) {
+      if (i >= warmups(server)) continue;
       const sample = await round(server, -1 - i);
       ctx.log(`  ${spec.label} · ${server.name} · warm-up (not counted): ${format(sample.value)} ${spec.unit}`);
     }

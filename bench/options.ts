@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { StorageKind } from './measure.ts';
 
 /** The figures of issue 5, by name. */
-export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects'] as const;
+export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash'] as const;
 export type FigureId = (typeof FIGURES)[number];
 
 /** The issue's numbering, accepted by `--figures` as well as the names. */
@@ -17,10 +17,21 @@ const BY_NUMBER: Record<string, FigureId[]> = {
   '7': ['token'],
   '8': ['memory'],
   '9': ['catalog', 'projects'],
+  '10': ['hash'],
 };
 
 /** With authentication on, only these run (push, pull, manifest GET), so the matrix stays small. */
 export const AUTH_SUBSET: readonly FigureId[] = ['push', 'pull', 'manifest'];
+
+/** Where Berth keeps its metadata and blobs in a phase. */
+export const BACKENDS = ['sqlite-fs', 'postgres-s3'] as const;
+export type Backend = (typeof BACKENDS)[number];
+
+/**
+ * The figures of the replicas phase (1 vs 3 replicas behind nginx): the request paths a replica
+ * serves. Memory is per process, tokens and the Berth-only figures are the backend phases' business.
+ */
+export const REPLICA_SUBSET: readonly FigureId[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'skopeo'];
 
 const MiB = 1 << 20;
 
@@ -111,6 +122,10 @@ export interface BenchOptions {
   readonly storages: readonly StorageKind[];
   /** `false` = without authentication, `true` = with. */
   readonly auths: readonly boolean[];
+  /** Berth's backends; PostgreSQL + S3 runs on tmpfs only (its data is in RAM: see bench/README.md). */
+  readonly backends: readonly Backend[];
+  /** Replica counts behind nginx on PostgreSQL + S3; [1] alone adds no phase (the backend phases are one replica). */
+  readonly replicas: readonly (1 | 3)[];
   /** Write Berth's V8 CPU profiles (one per phase) next to the results. */
   readonly profile: boolean;
   readonly berthLogLevel: string;
@@ -122,9 +137,14 @@ export const USAGE = `usage: npm run bench -- [options]
 
   --quick                 small sizes (32 MiB blobs, 1,000 repos, 256 MiB stream): a 1–2 minute smoke run
   --figures LIST          comma-separated names or numbers (default all):
-                          ${FIGURES.join(', ')}  (9 = catalog,projects)
+                          ${FIGURES.join(', ')}  (9 = catalog,projects; 10 = hash,
+                          the chunked-upload hash alone: OpenSSL's vs the resumable one, no registry)
   --storage LIST          disk, tmpfs (default both)
   --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
+  --backend B             sqlite-fs, postgres-s3 or both (default both): Berth's metadata and blobs;
+                          postgres-s3 runs on tmpfs (Distribution there too) with PostgreSQL and S3 (moto) in RAM
+  --replicas R            1, 3 or both (default 1): with 3 or both, a phase of Berth on PostgreSQL + S3 behind
+                          nginx, 1 and/or 3 replicas, beside Distribution (figures ${REPLICA_SUBSET.join(', ')})
   --rounds N              rounds per figure (default 5, quick 2)
   --blob-mib N            size of the push/pull blobs (default 256)
   --stream-mib N          size of the blob streamed in for the memory figure (default 2048)
@@ -159,6 +179,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       figures: { type: 'string' },
       storage: { type: 'string' },
       auth: { type: 'string' },
+      backend: { type: 'string' },
+      replicas: { type: 'string' },
       rounds: { type: 'string' },
       'blob-mib': { type: 'string' },
       'stream-mib': { type: 'string' },
@@ -189,11 +211,17 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
   const figures = figureItems ? FIGURES.filter((f) => figureItems.some((i) => i === f || BY_NUMBER[i]?.includes(f))) : [...FIGURES];
   const storages = (list(values.storage, ['disk', 'tmpfs'], 'storage') ?? ['disk', 'tmpfs']) as StorageKind[];
   const auths = (list(values.auth, ['off', 'on'], 'auth') ?? ['off', 'on']).map((a) => a === 'on');
+  const backend = list(values.backend, [...BACKENDS, 'both'], 'backend') ?? ['both'];
+  const backends = BACKENDS.filter((b) => backend.includes(b) || backend.includes('both'));
+  const replica = list(values.replicas, ['1', '3', 'both'], 'replicas') ?? ['1'];
+  const replicas = ([1, 3] as const).filter((n) => replica.includes(String(n)) || replica.includes('both'));
   return {
     scale,
     figures,
     storages,
     auths,
+    backends,
+    replicas,
     profile: values.profile ?? false,
     berthLogLevel: values['berth-log-level'] ?? 'info',
     keep: values.keep ?? false,

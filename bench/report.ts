@@ -1,11 +1,18 @@
 // The printed report: every figure for both registries with the ratio, the machine's limits, the
 // overhead of authentication, and the issue's targets with ✓/✗.
+import type { HashCost } from './figures/hash.ts';
+import type { S3Limit } from './machine.ts';
 import { format, pct, type Measurement, type StorageKind } from './measure.ts';
+import type { Backend } from './options.ts';
 
 /** The machine's limits measured in the same run. */
 export interface MachineLimits {
   readonly sha256MBps: number;
   readonly write: Partial<Record<StorageKind, { readonly dir: string; readonly kind: string; readonly mbps: number; readonly passes: number[] }>>;
+  /** The S3 server of the PostgreSQL + S3 phases by itself (set by the first such phase). */
+  s3?: S3Limit;
+  /** The chunked-upload hash, OpenSSL's against the resumable one (figure 10). */
+  hash?: HashCost[];
 }
 
 /** One target of the issue, evaluated. `ok` is undefined when the figure did not run. */
@@ -26,8 +33,9 @@ function table(header: string[], rows: string[][], right: ReadonlySet<number>): 
   return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
 }
 
-function find(ms: readonly Measurement[], key: string, storage: StorageKind, auth: boolean, registry: string): Measurement | undefined {
-  return ms.find((m) => m.key === key && m.storage === storage && m.auth === auth && m.registry === registry);
+/** A measurement; by default of the embedded backend with Berth alone (the figures of issue 5). */
+function find(ms: readonly Measurement[], key: string, storage: StorageKind, auth: boolean, registry: string, backend: Backend = 'sqlite-fs', topology: 'direct' | 'nginx' = 'direct'): Measurement | undefined {
+  return ms.find((m) => m.key === key && m.storage === storage && m.auth === auth && m.registry === registry && m.backend === backend && m.topology === topology);
 }
 
 /** Berth ÷ Distribution of the medians, as printed (for `lower` figures below 1 is better). */
@@ -43,14 +51,15 @@ function cpu(m: Measurement | undefined): string {
 /** The figures table, one block per phase (storage × auth), rows in the order they were measured. */
 export function figuresTable(ms: readonly Measurement[]): string[] {
   const out: string[] = [];
-  const phases = [...new Set(ms.map((m) => `${m.storage}|${m.auth}`))];
+  const direct = ms.filter((m) => m.topology === 'direct');
+  const phases = [...new Set(direct.map((m) => `${m.storage}|${m.auth}|${m.backend}`))];
   for (const phase of phases) {
-    const [storage, authText] = phase.split('|') as [StorageKind, string];
+    const [storage, authText, backend] = phase.split('|') as [StorageKind, string, Backend];
     const auth = authText === 'true';
-    const keys = [...new Set(ms.filter((m) => m.storage === storage && m.auth === auth && m.registry !== 'machine').map((m) => m.key))];
+    const keys = [...new Set(direct.filter((m) => m.storage === storage && m.auth === auth && m.backend === backend && m.registry !== 'machine').map((m) => m.key))];
     const rows = keys.map((key) => {
-      const b = find(ms, key, storage, auth, 'berth');
-      const d = find(ms, key, storage, auth, 'distribution');
+      const b = find(ms, key, storage, auth, 'berth', backend);
+      const d = find(ms, key, storage, auth, 'distribution', backend);
       const any = (b ?? d)!;
       const clientCell = (m: Measurement | undefined) =>
         m?.clientCpu !== undefined && Number.isFinite(m.clientCpu) ? `${pct(m.clientCpu)}${m.clientCpu >= CLIENT_BUSY ? '!' : ''}` : '';
@@ -69,7 +78,7 @@ export function figuresTable(ms: readonly Measurement[]): string[] {
     });
     out.push(
       '',
-      `== ${storage === 'disk' ? 'disk' : 'tmpfs (RAM)'}, authentication ${auth ? 'ON (Distribution: htpasswd Basic; Berth: token flow)' : 'off (Distribution: none; Berth: anonymous pulls, Basic for pushes)'} ==`,
+      `== ${storage === 'disk' ? 'disk' : 'tmpfs (RAM)'}, authentication ${auth ? 'ON (Distribution: htpasswd Basic; Berth: token flow)' : 'off (Distribution: none; Berth: anonymous pulls, Basic for pushes)'}, Berth on ${backend === 'sqlite-fs' ? 'SQLite + filesystem' : 'PostgreSQL + S3 (both in RAM)'} ==`,
       ...table(['figure', 'unit', 'Berth', 'Distribution', 'B/D', 'CPU Berth', 'CPU Dist', 'client CPU (B/D runs)'], rows, new Set([2, 3, 4, 5, 6])),
     );
   }
@@ -106,7 +115,13 @@ export function limitsTable(limits: MachineLimits, ms: readonly Measurement[]): 
     rows.push([`sequential write + fsync, ${storage} (${w.kind}, ${w.dir})`, `${format(w.mbps)} MB/s (passes: ${w.passes.map((p) => format(p)).join(', ')})`]);
   }
   for (const m of ms.filter((m) => m.registry === 'machine')) {
-    rows.push([`same bytes written + fsync after each round of "${m.label}", ${m.storage}${m.auth ? ', auth on' : ''}`, `${format(m.median)} MB/s (rounds: ${m.samples.map((p) => format(p)).join(', ')})`]);
+    rows.push([`same bytes written + fsync after each round of "${m.label}", ${m.storage}${m.auth ? ', auth on' : ''}${m.backend === 'sqlite-fs' ? '' : ` (${m.backend} phase)`}`, `${format(m.median)} MB/s (rounds: ${m.samples.map((p) => format(p)).join(', ')})`]);
+  }
+  if (limits.s3) {
+    const mib = format(limits.s3.bytes / (1 << 20));
+    rows.push([`S3 server alone (moto, ${limits.s3.endpoint}): one PutObject of ${mib} MiB`, `${format(limits.s3.putMBps)} MB/s`]);
+    rows.push([`S3 server alone: one GetObject of ${mib} MiB`, `${format(limits.s3.getMBps)} MB/s`]);
+    rows.push(['S3 server alone: PutObject of 16 KiB, 16 clients', `${format(limits.s3.smallPutsPerSecond)} objects/s (a blob push is several S3 requests)`]);
   }
   return ['', '== machine limits (same run) ==', ...table(['limit', 'value'], rows, new Set())];
 }
@@ -164,7 +179,95 @@ export function evaluateTargets(ms: readonly Measurement[], limits: MachineLimit
     const quotas = one?.note?.startsWith('quotas on') ? ' (quotas on)' : one ? ' (quotas OFF)' : '';
     add(`pushes over 100 projects vs one${quotas}, ${storage}`, '≥ 0.9 ×', one && many ? `${factor.toFixed(2)} × (${format(many.median)} vs ${format(one.median)} images/s)` : undefined, factor >= 0.9);
   }
+  // Issue 13: manifest requests stay ≥ 2 × Distribution with Berth on PostgreSQL, and three
+  // replicas behind nginx cost at most 10 % against one on this two-core machine.
+  const pg = ms.find((m) => m.backend === 'postgres-s3' && m.topology === 'direct');
+  for (const key of ['manifest-head', 'manifest-get']) {
+    const b = pg && find(ms, key, pg.storage, false, 'berth', 'postgres-s3');
+    const d = pg && find(ms, key, pg.storage, false, 'distribution', 'postgres-s3');
+    const factor = b && d ? b.median / d.median : NaN;
+    add(`${key === 'manifest-head' ? 'manifest HEAD' : 'manifest GET'} req/s, Berth on PostgreSQL + S3${pg ? `, ${pg.storage}` : ''}`, '≥ 2.0 × Distribution', b && d ? `${factor.toFixed(2)} × (${format(b.median)} vs ${format(d.median)} req/s)` : undefined, factor >= 2);
+  }
+  for (const row of replicaRatios(ms)) {
+    add(`3 replicas vs 1 behind nginx: ${row.label}`, '≥ 0.90 × (cost ≤ 10 %)', `${row.ratio.toFixed(2)} × (${format(row.three)} vs ${format(row.one)} ${row.unit})`, row.ratio >= 0.9);
+  }
   return results;
+}
+
+/** For each figure of the replicas phase with both sets: 3 replicas relative to 1 (above 1 is better, whatever the unit). */
+function replicaRatios(ms: readonly Measurement[]): { key: string; label: string; unit: string; one: number; three: number; ratio: number }[] {
+  const nginx = ms.filter((m) => m.topology === 'nginx' && m.registry === 'berth');
+  return nginx.flatMap((one) => {
+    const three = ms.find((m) => m.topology === 'nginx' && m.registry === 'berth-3' && m.key === one.key && m.storage === one.storage && m.auth === one.auth);
+    if (!three) return [];
+    const ratio = one.better === 'higher' ? three.median / one.median : one.median / three.median;
+    return [{ key: one.key, label: one.label, unit: one.unit, one: one.median, three: three.median, ratio }];
+  });
+}
+
+/**
+ * Berth on PostgreSQL + S3 beside Berth on SQLite + filesystem, each against the Distribution of
+ * its own phase (same storage, authentication off): what the shared backends cost.
+ */
+export function backendTable(ms: readonly Measurement[]): string[] {
+  const pg = ms.find((m) => m.backend === 'postgres-s3' && m.topology === 'direct' && !m.auth);
+  if (!pg) return [];
+  const keys = [...new Set(ms.filter((m) => m.backend === 'postgres-s3' && m.topology === 'direct' && !m.auth && m.registry === 'berth').map((m) => m.key))];
+  const rows = keys.flatMap((key) => {
+    const onPg = find(ms, key, pg.storage, false, 'berth', 'postgres-s3');
+    const dPg = find(ms, key, pg.storage, false, 'distribution', 'postgres-s3');
+    const onLite = find(ms, key, pg.storage, false, 'berth', 'sqlite-fs');
+    const dLite = find(ms, key, pg.storage, false, 'distribution', 'sqlite-fs');
+    if (!onPg) return [];
+    const rel = (a: Measurement | undefined, b: Measurement | undefined) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : '');
+    return [[onPg.label, `${onPg.unit}${onPg.better === 'lower' ? ' ↓' : ''}`, onLite ? format(onLite.median) : '—', format(onPg.median), rel(onPg, onLite), rel(onLite, dLite), rel(onPg, dPg), cpu(onLite), cpu(onPg)]];
+  });
+  return [
+    '',
+    `== backends, ${pg.storage}, authentication off: Berth on SQLite + filesystem vs on PostgreSQL + S3 (PostgreSQL on /dev/shm, moto S3 in memory); each B/D against the Distribution of its own phase ==`,
+    ...table(['figure', 'unit', 'SQLite+fs', 'PG+S3', 'PG/SQLite', 'B/D SQLite', 'B/D PG', 'CPU SQLite', 'CPU PG'], rows, new Set([2, 3, 4, 5, 6, 7, 8])),
+    'PG+S3 pushes and pulls go through the S3 server, whose own limit is in the machine limits below: read them as a share of it.',
+  ];
+}
+
+/** 1 vs 3 replicas behind nginx (PostgreSQL + S3), with Distribution alone beside them. */
+export function replicasTable(ms: readonly Measurement[]): string[] {
+  const nginx = ms.filter((m) => m.topology === 'nginx');
+  if (nginx.length === 0) return [];
+  const keys = [...new Set(nginx.filter((m) => m.registry !== 'machine').map((m) => m.key))];
+  const rows = keys.map((key) => {
+    const get = (registry: string) => nginx.find((m) => m.key === key && m.registry === registry);
+    const one = get('berth');
+    const three = get('berth-3');
+    const d = get('distribution');
+    const any = (one ?? three ?? d)!;
+    const ratio = (a: Measurement | undefined, b: Measurement | undefined) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : '');
+    return [any.label, `${any.unit}${any.better === 'lower' ? ' ↓' : ''}`, one ? format(one.median) : '—', three ? format(three.median) : '—', ratio(three, one), d ? format(d.median) : '—', ratio(one, d), ratio(three, d), cpu(one), cpu(three)];
+  });
+  return [
+    '',
+    '== replicas: Berth on PostgreSQL + S3 behind nginx round robin, 1 vs 3 replicas; Distribution alone (no proxy) for reference ==',
+    ...table(['figure', 'unit', '1 replica', '3 replicas', '3/1', 'Distribution', '1/D', '3/D', 'CPU 1', 'CPU 3'], rows, new Set([2, 3, 4, 5, 6, 7, 8, 9])),
+    'CPU counts every replica and nginx. Two cores: three replicas cannot be faster than one; the target is what they cost.',
+  ];
+}
+
+/** Figure 10: OpenSSL's SHA-256 kept in memory vs hash-wasm's restored and saved around every request. */
+export function hashTable(limits: MachineLimits): string[] {
+  if (!limits.hash?.length) return [];
+  const rows = limits.hash.map((h) => [
+    `${format(h.chunkBytes / (1 << 20))} MiB requests, ${format(h.totalBytes / (1 << 20))} MiB`,
+    format(h.opensslMBps),
+    format(h.resumableMBps),
+    `${(h.resumableMBps / h.opensslMBps).toFixed(2)}×`,
+    `+${h.extraMsPerRequest.toFixed(2)} ms`,
+  ]);
+  return [
+    '',
+    '== chunked-upload hash, one core, no I/O: OpenSSL (SQLite: kept in memory) vs resumable hash-wasm (PostgreSQL: state restored and saved around each request) ==',
+    ...table(['upload in', 'OpenSSL MB/s', 'resumable MB/s', 'ratio', 'extra per request'], rows, new Set([1, 2, 3, 4])),
+    `Monolithic uploads (one request) use OpenSSL on both backends. For scale: openssl speed gives ${format(limits.sha256MBps)} MB/s on one core.`,
+  ];
 }
 
 export function targetsTable(results: readonly TargetResult[]): string[] {
@@ -174,7 +277,7 @@ export function targetsTable(results: readonly TargetResult[]): string[] {
   const skipped = results.length - ran.length;
   return [
     '',
-    '== targets (issue 5; authentication off) ==',
+    '== targets (issues 5 and 13; authentication off) ==',
     ...table(['figure', 'target', 'measured', ''], rows, new Set()),
     `${met} of ${ran.length} met${skipped ? `; ${skipped} not evaluated (figure or phase not run)` : ''}`,
   ];

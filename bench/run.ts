@@ -1,6 +1,7 @@
 // `npm run bench`: Berth against CNCF Distribution on this machine, in the same run — on disk and
-// on tmpfs, without and with authentication — then the table, the machine's limits, the targets of
-// issue 5, and bench/results/<timestamp>.json. See bench/README.md.
+// on tmpfs, without and with authentication, on SQLite + filesystem and on PostgreSQL + S3, and
+// scaled out to 1 and 3 replicas behind nginx — then the tables, the machine's limits, the targets
+// of issues 5 and 13, and bench/results/<timestamp>.json. See bench/README.md.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,14 +13,15 @@ import { listings, projectPushes } from './figures/scale.ts';
 import { manifestRequests, tokenIssuance } from './figures/requests.ts';
 import { peakMemory, pull, pushChunked, pushMonolithic, smallPushes, startMemory, streamMemory } from './figures/blobs.ts';
 import { skopeoCopy } from './figures/skopeo.ts';
-import { ramDir, sha256Limit, syncedWriteLimit, type RamDir } from './machine.ts';
+import { ramDir, type RamDir, s3Limit, sha256Limit, syncedWriteLimit } from './machine.ts';
 import type { FigureContext, Measurement, StorageKind } from './measure.ts';
-import { AUTH_SUBSET, type BenchOptions, type FigureId, parseOptions, USAGE } from './options.ts';
-import { authOverhead, evaluateTargets, figuresTable, limitsTable, type MachineLimits, targetsTable } from './report.ts';
-import { distributionVersion, startBenchBerth, startBenchDistribution } from './servers.ts';
+import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, parseOptions, REPLICA_SUBSET, USAGE } from './options.ts';
+import { authOverhead, backendTable, evaluateTargets, figuresTable, hashTable, limitsTable, type MachineLimits, replicasTable, targetsTable } from './report.ts';
+import { type BenchServer, distributionVersion, startBackendServers, startBenchBerth, startBenchDistribution, startBenchReplicas } from './servers.ts';
+import { uploadHashCost } from './figures/hash.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
-const RUNNERS: Record<FigureId, (ctx: FigureContext) => Promise<void>> = {
+const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise<void>> = {
   push: pushMonolithic,
   chunked: pushChunked,
   pull,
@@ -32,7 +34,7 @@ const RUNNERS: Record<FigureId, (ctx: FigureContext) => Promise<void>> = {
   memory: streamMemory,
 };
 /** Run order within a phase: the stream figure last, after the peak-memory reading. */
-const ORDER: readonly FigureId[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory'];
+const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory'];
 
 /** Cleanup to run however the run ends (also on Ctrl-C): registries by pid, the tmpfs, scratch. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -58,21 +60,33 @@ async function filesystemOf(dir: string): Promise<string> {
   return out.stdout.trim() || 'unknown';
 }
 
-/** Runs one phase (storage × auth): both registries fresh, the selected figures, both stopped. */
-async function runPhase(
-  options: BenchOptions,
-  storage: StorageKind,
-  auth: boolean,
-  root: string,
-  scratch: string,
-  sink: { measurements: Measurement[]; errors: { phase: string; figure: string; message: string }[] },
-  profileDir: string | undefined,
-): Promise<void> {
-  const figures = ORDER.filter((f) => options.figures.includes(f) && (!auth || AUTH_SUBSET.includes(f)));
+/** One phase: where the registries keep their data, authentication, Berth's backend and topology. */
+interface PhaseSpec {
+  readonly storage: StorageKind;
+  readonly auth: boolean;
+  readonly backend: Backend;
+  readonly topology: 'direct' | 'nginx';
+  /** Replica sets of the `nginx` topology. */
+  readonly replicaCounts: readonly (1 | 3)[];
+}
+
+type Sink = { measurements: Measurement[]; errors: { phase: string; figure: string; message: string }[] };
+
+function phaseName(spec: PhaseSpec): string {
+  const where = spec.topology === 'nginx' ? `, ${spec.replicaCounts.join(' and ')} replica(s) behind nginx` : '';
+  return `${spec.storage}, auth ${spec.auth ? 'on' : 'off'}, ${spec.backend}${where}`;
+}
+
+/** Runs one phase: the registries fresh (and PostgreSQL + S3 for that backend), the selected figures, all stopped. */
+async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, scratch: string, sink: Sink, profileDir: string | undefined, limits: MachineLimits): Promise<void> {
+  const { storage, auth } = spec;
+  const figures = ORDER.filter(
+    (f) => options.figures.includes(f) && (!auth || AUTH_SUBSET.includes(f)) && (spec.topology === 'direct' || REPLICA_SUBSET.includes(f)),
+  );
   if (figures.length === 0) return;
-  const phase = `${storage}, auth ${auth ? 'on' : 'off'}`;
+  const phase = phaseName(spec);
   console.log(`\n### phase: ${phase} — ${figures.join(', ')}`);
-  const phaseRoot = path.join(root, auth ? 'auth' : 'open');
+  const phaseRoot = path.join(root, `${spec.backend}-${spec.topology}-${auth ? 'auth' : 'open'}`);
   await mkdir(phaseRoot, { recursive: true });
   const processes = new ProcessRegistry();
   const logDirs: string[] = [];
@@ -83,24 +97,42 @@ async function runPhase(
   };
   cleanups.push(stop);
   try {
-    const common = { root: phaseRoot, auth, processes, berthLogLevel: options.berthLogLevel };
-    const berthProfileDir = profileDir ? path.join(profileDir, `${storage}-auth-${auth ? 'on' : 'off'}`) : undefined;
-    const berth = await startBenchBerth({ ...common, ...(berthProfileDir ? { berthProfileDir } : {}) });
-    logDirs.push(path.dirname(berth.logFile)); // startBerth logs to a temp dir of its own
+    const backend = spec.backend === 'postgres-s3' ? await startBackendServers(processes) : undefined;
+    if (backend && !limits.s3) {
+      limits.s3 = await s3Limit(backend.s3, Math.min(options.scale.blobBytes, 64 << 20), 3);
+      console.log(`  S3 server alone (${backend.s3.endpoint}): PUT ${limits.s3.putMBps.toFixed(0)} MB/s, GET ${limits.s3.getMBps.toFixed(0)} MB/s, ${limits.s3.smallPutsPerSecond.toFixed(0)} small PUTs/s`);
+    }
+    const common = { root: phaseRoot, auth, processes, berthLogLevel: options.berthLogLevel, ...(backend ? { backend } : {}) };
+    const berths: BenchServer[] = [];
+    if (spec.topology === 'direct') {
+      const berthProfileDir = profileDir ? path.join(profileDir, `${storage}-${spec.backend}-auth-${auth ? 'on' : 'off'}`) : undefined;
+      berths.push(await startBenchBerth({ ...common, ...(berthProfileDir ? { berthProfileDir } : {}) }));
+    } else {
+      for (const count of spec.replicaCounts) {
+        const set = await startBenchReplicas({ ...common, backend: backend! }, count);
+        logDirs.push(...set.scratch);
+        berths.push(set);
+      }
+    }
+    for (const berth of berths) logDirs.push(path.dirname(berth.logFile)); // startBerth logs to a temp dir of its own
     const distribution = await startBenchDistribution(common);
-    console.log(`  Berth ${berth.base} (pid ${berth.pid}), Distribution ${distribution.base} (pid ${distribution.pid}), data in ${phaseRoot}`);
+    console.log(`  ${berths.map((b) => `${b.name} ${b.base} (pid ${b.pid})`).join(', ')}, Distribution ${distribution.base} (pid ${distribution.pid}), data in ${phaseRoot}`);
     const ctx: FigureContext = {
       scale: options.scale,
       storage,
       auth,
-      servers: [berth, distribution],
+      backend: spec.backend,
+      topology: spec.topology,
+      servers: [...berths, distribution],
       scratch,
       storageRoot: phaseRoot,
       state: new Map(),
-      record: (m) => sink.measurements.push({ ...m, storage, auth }),
+      record: (m) => sink.measurements.push({ ...m, storage, auth, backend: spec.backend, topology: spec.topology }),
       log: (message) => console.log(message),
     };
-    startMemory(ctx);
+    // Memory is per process: read for a lone Berth only.
+    const memoryFigures = spec.topology === 'direct';
+    if (memoryFigures) startMemory(ctx);
     let peakRead = false;
     for (const figure of figures) {
       if (figure === 'memory') {
@@ -118,7 +150,12 @@ async function runPhase(
       }
       console.log(`  (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     }
-    if (!peakRead) peakMemory(ctx);
+    if (!peakRead && memoryFigures) peakMemory(ctx);
+  } catch (error) {
+    // A phase that cannot start (a server that does not come up) is reported; the others still run.
+    const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+    sink.errors.push({ phase, figure: '(start)', message });
+    console.log(`  PHASE FAILED: ${message}`);
   } finally {
     cleanups.splice(cleanups.indexOf(stop), 1);
     await stop();
@@ -159,6 +196,12 @@ async function main(): Promise<number> {
   const sink = { measurements: [] as Measurement[], errors: [] as { phase: string; figure: string; message: string }[] };
   const limits: MachineLimits = { sha256MBps: await sha256Limit(options.scale.shaSeconds), write: {} };
   console.log(`SHA-256 one core: ${limits.sha256MBps.toFixed(0)} MB/s`);
+  if (options.figures.includes('hash')) {
+    console.log('\n### the chunked-upload hash: OpenSSL (SQLite) vs resumable hash-wasm (PostgreSQL)');
+    limits.hash = await uploadHashCost(options.scale, (line) => console.log(line));
+  }
+  // PostgreSQL + S3 keep their data in RAM here: their phases run where Distribution's is in RAM too.
+  const backendStorage: StorageKind = options.storages.includes('tmpfs') ? 'tmpfs' : 'disk';
   try {
     for (const storage of options.storages) {
       let ram: RamDir | undefined;
@@ -172,7 +215,15 @@ async function main(): Promise<number> {
       const write = syncedWriteLimit(root, options.scale.diskProbeBytes, options.scale.diskProbeRuns);
       limits.write[storage] = { dir: root, kind: ram ? ram.kind : await filesystemOf(root), ...write };
       console.log(`\nsynced sequential write, ${storage} (${root}): ${write.mbps.toFixed(0)} MB/s`);
-      for (const auth of options.auths) await runPhase(options, storage, auth, root, scratch, sink, profileDir);
+      for (const auth of options.auths) {
+        for (const backend of options.backends) {
+          if (backend === 'postgres-s3' && storage !== backendStorage) continue;
+          await runPhase(options, { storage, auth, backend, topology: 'direct', replicaCounts: [] }, root, scratch, sink, profileDir, limits);
+        }
+      }
+      if (storage === backendStorage && options.replicas.includes(3)) {
+        await runPhase(options, { storage, auth: false, backend: 'postgres-s3', topology: 'nginx', replicaCounts: options.replicas }, root, scratch, sink, undefined, limits);
+      }
       if (ram) {
         cleanups.splice(cleanups.indexOf(ram.release), 1);
         await ram.release();
@@ -188,6 +239,9 @@ async function main(): Promise<number> {
   const lines = [
     ...figuresTable(sink.measurements),
     ...authOverhead(sink.measurements),
+    ...backendTable(sink.measurements),
+    ...replicasTable(sink.measurements),
+    ...hashTable(limits),
     ...limitsTable(limits, sink.measurements),
     ...targetsTable(targets),
     '',

@@ -6,19 +6,26 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startBerth } from '../test/support/berth.ts';
+import { type PostgresServer, startPostgres } from '../test/support/postgres.ts';
 import type { ProcessRegistry } from '../test/support/processes.ts';
+import { assertUsesDatabase, startReplicaSet } from '../test/support/replicas.ts';
 import { run } from '../test/support/run.ts';
+import { type S3Server, startS3, uniqueBucket } from '../test/support/s3.ts';
 import { freePort, waitForTcp } from '../test/support/system.ts';
 import type { Endpoint } from './client.ts';
 
-export type RegistryName = 'berth' | 'distribution';
+/** `berth-3`: three replicas behind nginx (the replicas phase, where `berth` is one replica behind nginx). */
+export type RegistryName = 'berth' | 'berth-3' | 'distribution';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 
 /** A running registry under test. */
 export interface BenchServer extends Endpoint {
   readonly name: RegistryName;
+  /** The process to read memory of; with replicas, the first replica (CPU counts them all). */
   readonly pid: number;
+  /** Processes that serve requests (replicas): each needs its own warm-up. Default 1. */
+  readonly processes?: number;
   readonly dataDir: string;
   readonly logFile: string;
   stop(): Promise<void>;
@@ -35,6 +42,42 @@ export interface PhaseServerOptions {
   readonly berthProfileDir?: string;
   /** Berth's log level; `info` writes one access-log line per request, as Distribution's app log does. */
   readonly berthLogLevel: string;
+  /** PostgreSQL and S3 for Berth (a database and a bucket of its own on them); unset: SQLite + filesystem under `root`. */
+  readonly backend?: BackendServers;
+}
+
+/** The PostgreSQL and S3 servers of a PostgreSQL + S3 phase. */
+export interface BackendServers {
+  readonly postgres: PostgresServer;
+  readonly s3: S3Server;
+}
+
+/**
+ * A PostgreSQL server (durable: fsync and synchronous commit on, as Berth's SQLite and
+ * Distribution's files are; its data directory is on /dev/shm) and moto's S3 server (in memory),
+ * registered with `processes` so the phase's end stops them.
+ */
+export async function startBackendServers(processes: ProcessRegistry): Promise<BackendServers> {
+  const [postgres, s3] = await Promise.all([startPostgres({ durable: true }), startS3()]);
+  processes.defer('postgres', () => postgres.stop());
+  processes.defer('moto', () => s3.stop());
+  return { postgres, s3 };
+}
+
+/** A fresh database and bucket on the phase's servers, as BERTH_* variables. */
+async function backendEnv(backend: BackendServers): Promise<Record<string, string>> {
+  const database = `bench_${randomBytes(5).toString('hex')}`;
+  const bucket = uniqueBucket('berth-bench');
+  await Promise.all([backend.postgres.createDatabase(database), backend.s3.createBucket(bucket)]);
+  return {
+    BERTH_DATABASE_URL: backend.postgres.url(database),
+    BERTH_S3_ENDPOINT: backend.s3.endpoint,
+    BERTH_S3_REGION: backend.s3.region,
+    BERTH_S3_BUCKET: bucket,
+    BERTH_S3_ACCESS_KEY_ID: backend.s3.accessKeyId,
+    BERTH_S3_SECRET_ACCESS_KEY: backend.s3.secretAccessKey,
+    BERTH_S3_FORCE_PATH_STYLE: 'true',
+  };
 }
 
 /**
@@ -48,7 +91,9 @@ export async function startBenchBerth(options: PhaseServerOptions): Promise<Benc
     env['NODE_OPTIONS'] = `--import=${pathToFileURL(path.join(BENCH_DIR, 'cpu-profiler.mjs')).href}`;
     env['BERTH_BENCH_PROFILE_DIR'] = options.berthProfileDir;
   }
+  if (options.backend) Object.assign(env, await backendEnv(options.backend));
   const server = await startBerth({ dataDir, logLevel: options.berthLogLevel, env, registry: options.processes });
+  if (env['BERTH_DATABASE_URL']) await assertUsesDatabase(env['BERTH_DATABASE_URL']);
   const pid = server.process?.pid;
   if (pid === undefined) throw new Error('Berth started without a pid');
   return {
@@ -61,6 +106,38 @@ export async function startBenchBerth(options: PhaseServerOptions): Promise<Benc
     dataDir,
     logFile: server.logFile,
     stop: () => server.stop(),
+  };
+}
+
+/**
+ * Berth scaled out as deploy/scale-out/ describes it (test/support/replicas.ts): `count` replicas
+ * on the phase's PostgreSQL and S3, behind nginx round robin on plain HTTP (loopback). Named
+ * `berth` for one replica, `berth-3` for three; its CPU is that of every replica and nginx.
+ */
+export async function startBenchReplicas(options: PhaseServerOptions & { backend: BackendServers }, count: 1 | 3): Promise<BenchServer & { scratch: readonly string[] }> {
+  const set = await startReplicaSet({
+    replicas: count,
+    registry: options.processes,
+    logLevel: options.berthLogLevel,
+    env: { BERTH_ANONYMOUS_PULL: options.auth ? 'false' : 'true' },
+    backend: options.backend,
+  });
+  const pids = () => [...set.replicas.flatMap((r) => (r.process ? [r.process.pid] : [])), ...set.nginxPids()];
+  const pid = set.replicas[0]!.process!.pid;
+  cpuGroups.set(pid, pids);
+  return {
+    name: count === 3 ? 'berth-3' : 'berth',
+    processes: count,
+    base: set.url,
+    authMode: options.auth ? 'token' : 'anonymous-pull',
+    username: 'admin',
+    password: set.adminPassword,
+    pid,
+    dataDir: set.replicas[0]!.dataDir,
+    logFile: set.replicas[0]!.logFile,
+    scratch: set.scratch,
+    // The phase's process registry stops the replicas and nginx.
+    stop: async () => undefined,
   };
 }
 
@@ -119,8 +196,28 @@ export async function startBenchDistribution(options: PhaseServerOptions): Promi
 
 const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)
 
-/** CPU seconds (user + system, all threads) a process has used so far. */
+/** Registries of several processes (replicas and nginx), by the pid a BenchServer names: every member's pid. */
+const cpuGroups = new Map<number, () => readonly number[]>();
+
+/**
+ * CPU seconds (user + system, all threads) a process has used so far; for a replica set's pid,
+ * the sum over its replicas and nginx's processes.
+ */
 export function cpuSeconds(pid: number): number {
+  const group = cpuGroups.get(pid);
+  if (!group) return processCpuSeconds(pid);
+  let sum = 0;
+  for (const member of group()) {
+    try {
+      sum += processCpuSeconds(member);
+    } catch {
+      /* an nginx worker replaced meanwhile: its CPU is lost, a few ticks at most */
+    }
+  }
+  return sum;
+}
+
+function processCpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // After "(comm) ", field 3 (state) is index 0, so utime (14) is index 11 and stime (15) index 12.

@@ -7,6 +7,7 @@ import type { UploadIds } from './upload-ids.ts';
 import type { QuotaService } from './quota.ts';
 import { InMemoryHashing, ResumableHashing, type RunningHash, type UploadHashing } from './upload-hash.ts';
 import { DEFAULT_LEASE, SessionHold, type LeaseOptions } from './upload-lease.ts';
+import { DEFAULT_SMALL_BLOBS, readWhole, SmallBlobBudget, type SmallBlobLimits } from './whole-blobs.ts';
 
 /** How an UploadService keeps sessions between requests. */
 export interface UploadServiceOptions {
@@ -18,6 +19,8 @@ export interface UploadServiceOptions {
   resumableHash?: boolean;
   /** How requests hold a session against requests on other replicas (defaults: DEFAULT_LEASE). */
   lease?: Partial<LeaseOptions>;
+  /** Whole blobs read into memory instead of streamed (see `UploadService`; defaults: DEFAULT_SMALL_BLOBS). */
+  smallBlobs?: Partial<SmallBlobLimits>;
 }
 
 /** What a client declared about a chunk (`Content-Range`, `Content-Length`). */
@@ -68,11 +71,18 @@ export interface CompletedBlob {
  * either way a session survives anything but the loss of its bytes, and continues on any replica.
  * A request that writes to a session holds it (src/registry/upload-lease.ts): chunks never
  * interleave, in this process or across replicas.
+ *
+ * Except a small whole blob in one request (POST `?digest=`, or, where the store's writes are
+ * requests, a PUT with a body on a session that holds nothing), with a Content-Length within
+ * `smallBlobs`: read into memory, verified, and stored with one `putSmall`, without the store's
+ * upload machinery — one request on S3 instead of about ten (an upload's state and segments
+ * written, read back and removed); on the filesystem a file that is never an upload.
  */
 export class UploadService {
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly hashing: UploadHashing;
   private readonly lease: LeaseOptions;
+  private readonly small: SmallBlobBudget;
 
   constructor(
     private readonly store: BlobStore,
@@ -83,6 +93,7 @@ export class UploadService {
   ) {
     this.hashing = options.resumableHash ? new ResumableHashing(store) : new InMemoryHashing(store);
     this.lease = { ...DEFAULT_LEASE, ...options.lease };
+    this.small = new SmallBlobBudget({ ...DEFAULT_SMALL_BLOBS, ...options.smallBlobs });
   }
 
   /** Opens a session for `repository`; `createdBy` is the identity that opened it, `origin` how it arrived. */
@@ -140,15 +151,36 @@ export class UploadService {
   async complete(repository: string, id: string, digestParam: string | undefined, body: Readable | undefined, headers: ChunkHeaders): Promise<CompletedBlob> {
     if (!digestParam) throw new RegistryError('DIGEST_INVALID', 'digest query parameter is required to complete an upload');
     const digest = parseDigest(digestParam, 'digest query parameter');
-    return this.held(repository, id, (hold) => this.finish(repository, hold, digest, body, headers));
+    return this.held(repository, id, async (hold) => {
+      const size = await this.storedSize(id);
+      const length = body && size === 0 && this.store.writesAreRequests ? this.small.reserve(headers.contentLength) : undefined;
+      if (length === undefined) return this.finish(repository, hold, digest, body, headers, size);
+      try {
+        const range = parseContentRange(headers.contentRange, 0);
+        const data = await readWhole(body!, length);
+        if (range && range.end + 1 !== data.length) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { field: 'Content-Range', declaredEnd: range.end, size: data.length });
+        return await this.storeWhole(repository, digest, data, hold);
+      } finally {
+        this.small.release(length);
+      }
+    });
   }
 
   /**
-   * A whole blob in one request (POST with `?digest=`): written to a private session that is
-   * completed at once, so a failure leaves nothing visible.
+   * A whole blob in one request (POST with `?digest=`): read whole if small (see the class
+   * comment), else written to a private session that is completed at once; either way a failure
+   * leaves nothing visible.
    */
   async monolithic(repository: string, digestParam: string, body: Readable, createdBy: string | undefined, contentLength?: number): Promise<CompletedBlob> {
     const digest = parseDigest(digestParam, 'digest query parameter');
+    const length = this.small.reserve(contentLength);
+    if (length !== undefined) {
+      try {
+        return await this.storeWhole(repository, digest, await readWhole(body, length));
+      } finally {
+        this.small.release(length);
+      }
+    }
     const id = this.ids.issue();
     await this.store.createUpload(id);
     let hold: SessionHold | undefined;
@@ -192,9 +224,9 @@ export class UploadService {
    * when given, compares the upload's digest with `digest`, charges the project, commits the blob
    * and ends the session in one durable commit.
    */
-  private async finish(repository: string, hold: SessionHold, digest: Digest, body: Readable | undefined, headers: ChunkHeaders): Promise<CompletedBlob> {
+  private async finish(repository: string, hold: SessionHold, digest: Digest, body: Readable | undefined, headers: ChunkHeaders, stored?: number): Promise<CompletedBlob> {
     const id = hold.id;
-    let size = await this.storedSize(id);
+    let size = stored ?? (await this.storedSize(id));
     let hash: RunningHash | undefined;
     if (body) {
       const range = parseContentRange(headers.contentRange, size);
@@ -204,26 +236,57 @@ export class UploadService {
       if (range && size !== range.end + 1) throw new RegistryError('SIZE_INVALID', 'final chunk does not match its Content-Range', { field: 'Content-Range', declaredEnd: range.end, size });
     }
     const actual = digest.algorithm === 'sha256' ? (hash ?? (await this.hashing.resume(id, size, hold.saved))).digest() : await this.readDigest(id, digest);
-    if (actual !== digest.value) {
-      hold.drop();
-      await this.discard(id);
-      throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
-    }
+    return this.conclude(repository, digest, actual, size, hold, async () => {
+      try {
+        await this.store.commitUpload(id, digest.value, size);
+      } catch (err) {
+        // Only a request elsewhere that took the session over (this one stalled past its hold)
+        // changes the upload between the hash and the commit: the store commits nothing then.
+        if (!(err instanceof StorageError && err.kind === 'offset_mismatch')) throw err;
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'the upload changed while it was being completed: check its status and complete it again', { diagnosis: 'upload-session-busy', uploadId: id });
+      }
+    });
+  }
+
+  /**
+   * Verifies and stores a whole blob held in memory (see the class comment), ending `hold`'s
+   * session, which holds no bytes, if there is one.
+   */
+  private storeWhole(repository: string, digest: Digest, data: Buffer, hold?: SessionHold): Promise<CompletedBlob> {
+    const actual = `${digest.algorithm}:${newHash(digest.algorithm).update(data).digest('hex')}`;
+    return this.conclude(repository, digest, actual, data.length, hold, async () => {
+      await this.store.putSmall(digest.value, data);
+      // A session taken over by another request meanwhile is that request's now: leave it alone.
+      if (hold?.signal?.aborted) throw hold.signal.reason;
+      // Only the session's empty upload is left to remove; sweeping for what a crashed append may
+      // have left would cost every such push two listings on S3 (see DeleteUploadOptions).
+      if (hold) await this.store.deleteUpload(hold.id, { sweep: false });
+    });
+  }
+
+  /**
+   * The end of every push: refuses a digest that is not `actual` or a blob the quota does not
+   * allow (cancelling `hold`'s session), runs `write` to store the blob and drop the upload's
+   * storage, then charges the project, links the blob and ends the session in one durable commit.
+   */
+  private async conclude(repository: string, digest: Digest, actual: string, size: number, hold: SessionHold | undefined, write: () => Promise<void>): Promise<CompletedBlob> {
     try {
+      if (actual !== digest.value) throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', { expected: digest.value, actual, size });
       await this.quota.check(repository, digest.value, size);
     } catch (err) {
-      hold.drop();
-      await this.discard(id);
+      hold?.drop();
+      if (hold) await this.discard(hold.id);
       throw err;
     }
-    await this.store.commitUpload(id, digest.value);
+    await write();
     const repositoryId = await this.meta.repositories.ensure(repository);
     const projectId = await this.quota.projectOf(repository);
-    // Charge, link and end of session in one durable commit: on disk when this resolves, so the
-    // caller's 201 follows it (and concurrent uploads share the flush).
-    await this.meta.uploads.complete(id, { repositoryId, projectId, digest: digest.value, size });
-    hold.drop();
-    this.hashing.forget(id);
+    // On disk when this resolves, so the caller's 201 follows it (concurrent uploads share the
+    // flush). A blob pushed without a session (POST ?digest= read whole) passes a fresh id that
+    // names no row: nothing needed recording before its bytes were verified and stored.
+    await this.meta.uploads.complete(hold?.id ?? this.ids.issue(), { repositoryId, projectId, digest: digest.value, size });
+    hold?.drop();
+    if (hold) this.hashing.forget(hold.id);
     return { digest: digest.value, size };
   }
 

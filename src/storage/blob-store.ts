@@ -27,6 +27,18 @@ export interface AppendOptions {
   onChunk?: (chunk: Buffer) => void;
 }
 
+/** How an upload's storage is removed (see `BlobStore.deleteUpload`). */
+export interface DeleteUploadOptions {
+  /**
+   * Also look for bytes that an append left without recording them because its process died
+   * (default true). A driver that records everything an upload holds ignores it (the filesystem:
+   * one file). On S3 looking costs two listings, so the end of a push that needs no upload storage
+   * any more passes false: what a crashed append left is then removed when an upload abandoned
+   * with it expires, or by the bucket's lifecycle rules.
+   */
+  sweep?: boolean;
+}
+
 /**
  * Where blob and manifest bytes live: content-addressed committed blobs, plus upload sessions that
  * are appended to and then committed under their digest. Drivers know nothing about HTTP, users or
@@ -36,6 +48,16 @@ export interface AppendOptions {
  * replicas). Every driver passes `contract.ts`.
  */
 export interface BlobStore {
+  /**
+   * Set by drivers whose every write is a request to a storage service (S3). There a small whole
+   * blob costs one request with `putSmall`, but several through an upload (its state and segments
+   * written, then read back and removed), so the registry stores a whole blob that arrives on an
+   * upload holding nothing with `putSmall` and drops the upload. Unset (the filesystem), the
+   * upload's open file is the cheaper place: `putSmall` would open, and the upload's removal
+   * unlink, one file more (measured 14 % fewer such pushes per second).
+   */
+  readonly writesAreRequests?: boolean;
+
   /** The size of a committed blob, or `undefined` when it does not exist. */
   stat(digest: string): Promise<number | undefined>;
 
@@ -86,15 +108,19 @@ export interface BlobStore {
 
   /**
    * Makes an upload's bytes the committed blob `digest`, durably (flushed before it resolves), and
-   * removes the upload. If the blob already exists it stays one copy of the same bytes (a driver may
-   * drop the upload or put it in the blob's place atomically). The caller has verified
-   * the digest; the blob becomes visible to `stat`/`read` only once it is complete. Rejects with
-   * `StorageError('not_found')` when the upload does not exist, `offset_mismatch` while it is appended to.
+   * removes the upload (without a sweep, see `DeleteUploadOptions`). If the blob already exists it
+   * stays one copy of the same bytes (a driver may drop the upload or put it in the blob's place
+   * atomically). The caller has verified
+   * the digest; the blob becomes visible to `stat`/`read` only once it is complete. `size`, when
+   * given, is the number of bytes the caller verified: an upload holding another number is not
+   * committed (and a driver may use what it learnt answering `uploadSize` instead of looking again).
+   * Rejects with `StorageError('not_found')` when the upload does not exist, `offset_mismatch` while
+   * it is appended to or when it does not hold `size` bytes.
    */
-  commitUpload(id: string, digest: string): Promise<void>;
+  commitUpload(id: string, digest: string, size?: number): Promise<void>;
 
   /** Removes an upload's storage; a missing upload is a no-op. */
-  deleteUpload(id: string): Promise<void>;
+  deleteUpload(id: string, options?: DeleteUploadOptions): Promise<void>;
 
   /**
    * A URL from which anyone holding it can GET the committed blob `digest` (with a `Range` if they

@@ -105,6 +105,28 @@ export function blobStoreContract(name: string, makeStore: () => Promise<{ store
     assert.deepEqual(await store.readAll(d), Buffer.concat([a, b]));
   });
 
+  withStore('a commit naming another size than the upload holds is refused and changes nothing; a delete without a sweep removes an upload too', async (store) => {
+    const id = uploadId();
+    const data = randomBytes(5000);
+    await store.createUpload(id);
+    assert.equal(await store.appendUpload(id, 0, Readable.from([data])), data.length);
+    const d = digest(data);
+    assert.equal(await store.uploadSize(id), data.length);
+    await assert.rejects(store.commitUpload(id, d, data.length - 1), (err: unknown) => err instanceof StorageError && err.kind === 'offset_mismatch');
+    assert.equal(await store.stat(d), undefined, 'nothing committed');
+    assert.equal(await store.uploadSize(id), data.length, 'the upload is intact');
+    await store.commitUpload(id, d, data.length);
+    assert.deepEqual(await store.readAll(d), data);
+    assert.equal(await store.uploadSize(id), undefined);
+
+    const other = uploadId();
+    await store.createUpload(other);
+    await store.appendUpload(other, 0, Readable.from([randomBytes(700)]));
+    await store.deleteUpload(other, { sweep: false });
+    assert.equal(await store.uploadSize(other), undefined);
+    await assert.rejects(store.appendUpload(other, 0, Readable.from([Buffer.from('x')])), (err: unknown) => err instanceof StorageError && err.kind === 'not_found');
+  });
+
   withStore('committing content that already exists keeps one copy and removes the upload', async (store) => {
     const data = randomBytes(1000);
     const d = digest(data);

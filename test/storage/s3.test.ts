@@ -169,15 +169,77 @@ test('s3: committing a blob that exists drops the upload without writing the blo
   }
 });
 
-test('s3: deleting an upload removes its parts, tail, state and any multipart upload a dead replica left', async () => {
+test('s3: deleting an upload removes its parts, tail, state and any multipart upload or segment a dead replica left', async () => {
   const { store, prefix } = makeStore();
   try {
     const id = uploadId();
     await store.createUpload(id);
     await appendAll(store, id, [randomBytes(2 * PART + 3), randomBytes(9)]);
     await raw.client.send(new CreateMultipartUploadCommand({ Bucket: bucketName, Key: `${prefix}uploads/${id}/data` }));
+    await raw.put(`${prefix}uploads/${id}/tail/${2 * PART + 12}-deadbeef0000`, randomBytes(5));
     await store.deleteUpload(id);
     assert.equal(await store.uploadSize(id), undefined);
+    await assertUploadGone(prefix, id);
+  } finally {
+    await store.close();
+  }
+});
+
+/** The operations a store made through the proxy since `mark`, each with the key it named (below `prefix`). */
+function opsSince(mark: number, prefix: string): string[] {
+  return proxy.seen.slice(mark).map((r) => `${r.op} ${r.path.slice(`/${bucketName}/${prefix}`.length).replace(/^uploads\/[^/]+\//, '')}`);
+}
+
+test('s3: the end of an upload deletes exactly what its state names, without listing; superseded segments go as it runs', async () => {
+  const { store, prefix } = makeStore({ via: 'proxy' });
+  try {
+    const id = uploadId();
+    await store.createUpload(id);
+    const mark = proxy.seen.length;
+    // 100 small appends: the tail is merged every 32 segments, then cut into a part; every
+    // superseded segment is named in the state, and deleted once 64 of them are.
+    const pieces = Array.from({ length: 100 }, () => randomBytes(3000));
+    pieces.push(randomBytes(PART + 17));
+    const data = await appendAll(store, id, pieces);
+    assert.ok(opsSince(mark, prefix).some((o) => o.startsWith('DeleteObjects')), 'superseded segments were deleted during the upload');
+    const d = digest(data);
+    assert.equal(await store.uploadSize(id), data.length);
+    const commit = proxy.seen.length;
+    await store.commitUpload(id, d, data.length);
+    const ops = opsSince(commit, prefix);
+    assert.ok(!ops.some((o) => /^(ListObjectsV2|ListMultipartUploads|GetObject state)/.test(o)), `the commit neither listed nor read the state again: ${ops.join(', ')}`);
+    assert.ok((await store.readAll(d)).equals(data));
+    await assertUploadGone(prefix, id);
+  } finally {
+    await store.close();
+  }
+});
+
+test('s3: an upload whose state does not name everything (an older version wrote it, or an append left a stray) is swept at its end', async () => {
+  const { store, prefix } = makeStore({ via: 'proxy' });
+  try {
+    for (const rewrite of [(state: Record<string, unknown>) => void delete state.dropped, (state: Record<string, unknown>) => void (state.stray = true)]) {
+      const id = uploadId();
+      await store.createUpload(id);
+      const data = await appendAll(store, id, [randomBytes(PART + 5), randomBytes(10)]);
+      const key = `${prefix}uploads/${id}/state`;
+      const state = JSON.parse((await raw.get(key))!.toString('utf8')) as Record<string, unknown>;
+      rewrite(state);
+      await raw.put(key, JSON.stringify(state));
+      await raw.put(`${prefix}uploads/${id}/tail/0-0123456789ab`, randomBytes(7));
+      const mark = proxy.seen.length;
+      await store.commitUpload(id, digest(data));
+      assert.ok(opsSince(mark, prefix).some((o) => o.startsWith('ListObjectsV2')), 'the commit listed the upload');
+      assert.ok((await store.readAll(digest(data))).equals(data));
+      await assertUploadGone(prefix, id);
+    }
+    // Without a sweep, a state that names everything is all that is deleted: no listing.
+    const id = uploadId();
+    await store.createUpload(id);
+    await appendAll(store, id, [randomBytes(100)]);
+    const mark = proxy.seen.length;
+    await store.deleteUpload(id, { sweep: false });
+    assert.deepEqual(opsSince(mark, prefix).map((o) => o.split(' ')[0]), ['DeleteObjects'], 'one request, the state as uploadSize just read it');
     await assertUploadGone(prefix, id);
   } finally {
     await store.close();

@@ -176,7 +176,7 @@ export class FilesystemBlobStore implements BlobStore {
     return createReadStream('', { fd: handle, start, highWaterMark: 1024 * 1024 });
   }
 
-  async commitUpload(id: string, digest: string): Promise<void> {
+  async commitUpload(id: string, digest: string, size?: number): Promise<void> {
     const source = uploadPath(this.root, id);
     const target = blobPath(this.root, digest);
     if (this.files.get(id)?.busy) throw new StorageError('offset_mismatch', 'an append to this upload is in progress');
@@ -187,6 +187,7 @@ export class FilesystemBlobStore implements BlobStore {
     // bytes are flushed here, renamed into place and the directory entry flushed (moveIntoPlace).
     const file = (await this.release(id)) ?? (await this.openUpload(source));
     try {
+      if (size !== undefined && file.size !== size) throw new StorageError('offset_mismatch', `upload holds ${file.size} bytes, not ${size}`);
       await file.sync();
     } finally {
       await file.close();

@@ -23,10 +23,12 @@ import { StorageError } from '../blob-store.ts';
  * are read back and sent as that part's start) or the commit sends them as the last part.
  *
  * Committing completes the multipart upload on `data`, then copies it to `blobs/…` server-side (one
- * CopyObject, or UploadPartCopy ranges in parallel beyond CopyObject's 5 GiB), then deletes
- * `uploads/<id>/`. A blob key is only ever written by an atomic PutObject, CopyObject or
- * CompleteMultipartUpload of verified bytes: it is absent or complete, never partial. An upload
- * smaller than one part is copied (one segment) or put (several) straight to its blob key.
+ * CopyObject, or UploadPartCopy ranges in parallel beyond CopyObject's 5 GiB), then deletes the
+ * objects of `uploads/<id>/` that the state names (one DeleteObjects; the prefix is listed only
+ * when the state cannot vouch for the list, see state.ts). A blob key is only ever written by an
+ * atomic PutObject, CopyObject or CompleteMultipartUpload of verified bytes: it is absent or
+ * complete, never partial. An upload smaller than one part is copied (one segment) or put
+ * (several) straight to its blob key.
  */
 
 const DIGEST = /^(sha256|sha512):([a-f0-9]{64}|[a-f0-9]{128})$/;

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { DeleteObjectCommand, GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { StorageError, type AppendOptions, type BlobStore, type BlobStream, type ByteRange } from '../blob-store.ts';
+import { StorageError, type AppendOptions, type BlobStore, type BlobStream, type ByteRange, type DeleteUploadOptions } from '../blob-store.ts';
 import { S3BlobStream } from './blob-stream.ts';
 import { Bucket } from './bucket.ts';
 import { Layout } from './layout.ts';
@@ -39,6 +39,7 @@ const MAX_URL_SECONDS = 7 * 24 * 3600;
  * own between requests: uploads keep theirs in the bucket, so any number of processes share it.
  */
 export class S3BlobStore implements BlobStore {
+  readonly writesAreRequests = true;
   private readonly client: S3Client;
   private readonly bucket: Bucket;
   private readonly layout: Layout;
@@ -115,15 +116,16 @@ export class S3BlobStore implements BlobStore {
   }
 
   /**
-   * S3 completes and copies server-side (layout.ts); a blob already there is kept and the upload
-   * dropped. Durable when it resolves: S3 acknowledges writes once stored redundantly.
+   * S3 completes and copies server-side (layout.ts); a blob of full parts already there is kept and
+   * the upload dropped (a smaller one is copied over it: looking would cost as much). Durable when
+   * it resolves: S3 acknowledges writes once stored redundantly.
    */
-  async commitUpload(id: string, digest: string): Promise<void> {
-    await this.uploads.commit(id, this.layout.blob(digest));
+  async commitUpload(id: string, digest: string, size?: number): Promise<void> {
+    await this.uploads.commit(id, this.layout.blob(digest), size);
   }
 
-  deleteUpload(id: string): Promise<void> {
-    return this.uploads.delete(id);
+  deleteUpload(id: string, options?: DeleteUploadOptions): Promise<void> {
+    return this.uploads.delete(id, options);
   }
 
   async signedURL(digest: string, expiresInSeconds: number): Promise<string> {

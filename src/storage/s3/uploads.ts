@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
-import { StorageError, type AppendOptions } from '../blob-store.ts';
+import { StorageError, type AppendOptions, type DeleteUploadOptions } from '../blob-store.ts';
 import { cutParts } from './append.ts';
 import type { Bucket, KeyRange } from './bucket.ts';
 import { isNoSuchUpload } from './client.ts';
 import type { Layout } from './layout.ts';
+import { RecentStates } from './recent.ts';
 import { emptyState, parseState, serializeState, tailSize, type Segment, type UploadState } from './state.ts';
 
 /** S3's limit on the parts of one multipart upload. */
@@ -15,6 +16,11 @@ const MAX_PARTS = 10_000;
 const MAX_TAIL_SEGMENTS = 32;
 /** Server-side copies (UploadPartCopy) and tail reads running at once. */
 const COPY_CONCURRENCY = 4;
+/**
+ * Dropped segments a state names before an append deletes them (one DeleteObjects): keeps the
+ * state small on long uploads of many chunks, at one request per this many superseded segments.
+ */
+const MAX_DROPPED = 64;
 
 /** How uploads are cut and copied; see `S3StoreOptions` for each. */
 export interface UploadSettings {
@@ -35,6 +41,8 @@ export class S3Uploads {
   private readonly busy = new Set<string>();
   /** Bytes stored so far by an append running in this process (its state is written at its end). */
   private readonly live = new Map<string, number>();
+  /** States `size` and `readUpload` just read, for the caller's next operation (see recent.ts). */
+  private readonly recent = new RecentStates();
 
   constructor(
     private readonly bucket: Bucket,
@@ -47,10 +55,14 @@ export class S3Uploads {
     await this.writeState(id, emptyState(this.settings.partSize));
   }
 
-  /** Bytes the upload holds: as this process's running append has stored them so far, else as its state says. */
+  /** Bytes the upload holds: as this process's running append has stored them so far, else as its state says (read afresh). */
   async size(id: string): Promise<number | undefined> {
     this.layout.upload(id);
-    return this.live.get(id) ?? (await this.readState(id))?.size;
+    const live = this.live.get(id);
+    if (live !== undefined) return live;
+    const state = await this.readState(id);
+    if (state) this.recent.keep(id, state);
+    return state?.size;
   }
 
   /**
@@ -60,7 +72,7 @@ export class S3Uploads {
   async append(id: string, offset: number, source: Readable, options: AppendOptions = {}): Promise<number> {
     this.claim(id);
     try {
-      const state = await this.requireState(id);
+      const state = await this.currentState(id, offset);
       if (state.size !== offset) throw new StorageError('offset_mismatch', `upload holds ${state.size} bytes, not ${offset}`);
       return await this.appendTo(id, state, source, options);
     } finally {
@@ -80,39 +92,47 @@ export class S3Uploads {
     this.claim(id);
     let state: UploadState;
     try {
-      state = await this.requireState(id);
+      state = await this.currentState(id);
       if (state.parts > 0 && state.multipart) {
         await this.completeQuietly(id, state.multipart.uploadId, state.multipart.etags);
         state = { ...state, multipart: undefined };
         await this.writeState(id, state);
       }
+      // Read back to rebuild a hash: the append or commit of the same request goes on from it.
+      this.recent.keep(id, state);
     } finally {
       this.busy.delete(id);
     }
     return Readable.from(this.bytesOf(id, state, start), { objectMode: false });
   }
 
-  /** Makes the upload the object `blobKey` (unless it exists already), then removes the upload. */
-  async commit(id: string, blobKey: string): Promise<void> {
+  /**
+   * Makes the upload the object `blobKey` (an upload of full parts only unless that exists
+   * already), then removes the upload's objects as its state names them.
+   */
+  async commit(id: string, blobKey: string, size?: number): Promise<void> {
     this.claim(id);
     try {
-      const state = await this.requireState(id);
-      let open = state.multipart?.uploadId;
-      if (!(await this.bucket.head(blobKey))) {
-        await this.assemble(id, state, blobKey);
-        open = undefined;
-      }
-      await this.remove(id, open);
+      const state = await this.currentState(id, size);
+      if (size !== undefined && state.size !== size) throw new StorageError('offset_mismatch', `upload holds ${state.size} bytes, not ${size}`);
+      // Less than a part is one server-side copy or put, which costs what looking first would
+      // (and clients look before they push, so the blob is almost never there). Writing the same
+      // verified bytes again is harmless. Full parts are looked for: completing and copying them
+      // in vain would cost far more than a HEAD.
+      const exists = state.parts > 0 && (await this.bucket.head(blobKey)) !== undefined;
+      if (!exists) await this.assemble(id, state, blobKey);
+      // Assembling completes the multipart upload when there are full parts; otherwise it is unused.
+      await this.remove(id, state, exists || state.parts === 0 ? state.multipart?.uploadId : undefined, false);
     } finally {
       this.busy.delete(id);
     }
   }
 
-  /** Removes the upload's objects and multipart uploads; a missing upload is a no-op. */
-  async delete(id: string): Promise<void> {
+  /** Removes the upload's objects and multipart uploads (see `BlobStore.deleteUpload`); a missing upload is a no-op. */
+  async delete(id: string, options: DeleteUploadOptions = {}): Promise<void> {
     this.layout.upload(id);
-    const state = await this.readState(id).catch(() => undefined);
-    await this.remove(id, state?.multipart?.uploadId);
+    const state = this.recent.take(id) ?? (await this.readState(id).catch(() => undefined));
+    await this.remove(id, state, state?.multipart?.uploadId, options.sweep ?? true);
   }
 
   /** Marks the upload as taken by this process's one running operation on it. */
@@ -150,19 +170,23 @@ export class S3Uploads {
     const opened = multipart && (await multipart.catch(() => undefined));
     const n = outcome.partsStored;
     let error = outcome.partError;
+    const dropped = await this.pruneDropped(state);
     // Once a new part holds them, the old tail's bytes are no longer the tail.
     let tail: Segment[] = n > 0 ? [] : state.tail;
+    if (n > 0) dropped.push(...state.tail.map((s) => s.key));
     if (error === undefined && outcome.rest.length > 0) {
       try {
-        tail = await this.addToTail(id, tail, (before + n) * partSize, outcome.rest);
+        tail = await this.addToTail(id, tail, (before + n) * partSize, outcome.rest, dropped);
       } catch (err) {
         error = err;
       }
     }
-    const next: UploadState = { size: 0, partSize, parts: before + n, tail };
+    const next: UploadState = { size: 0, partSize, parts: before + n, tail, dropped };
     next.size = next.parts * partSize + tailSize(next);
     if (opened) next.multipart = { uploadId: opened.uploadId, etags: [...opened.etags, ...etags.slice(0, n)] };
     else if (state.multipart) next.multipart = state.multipart;
+    // A multipart upload that failed to open may exist all the same, under an id nobody learnt.
+    if (state.stray || (multipart && !opened && !state.multipart)) next.stray = true;
     // The commit point: what is not in the state written here is not part of the upload.
     if (serializeState(next) !== serializeState(state)) await this.writeState(id, next);
     const failure = outcome.failure ?? error;
@@ -170,17 +194,40 @@ export class S3Uploads {
     return next.size;
   }
 
-  /** The tail with `rest` (starting at byte `at` of the upload) added as a segment; merged when there are many. */
-  private async addToTail(id: string, tail: Segment[], at: number, rest: Buffer): Promise<Segment[]> {
-    if (tail.length < MAX_TAIL_SEGMENTS) {
-      const key = this.layout.newSegment(id, at + tail.reduce((n, s) => n + s.size, 0));
-      await this.bucket.put(key, rest);
-      return [...tail, { key, size: rest.length }];
+  /**
+   * The tail with `rest` (starting at byte `at` of the upload) added as a segment; merged when there
+   * are many. Keys it no longer needs, or failed to write (the write may have happened anyway), go
+   * to `dropped`.
+   */
+  private async addToTail(id: string, tail: Segment[], at: number, rest: Buffer, dropped: string[]): Promise<Segment[]> {
+    const merge = tail.length >= MAX_TAIL_SEGMENTS;
+    const key = this.layout.newSegment(id, merge ? at : at + tail.reduce((n, s) => n + s.size, 0));
+    const bytes = merge ? Buffer.concat([await this.readTail(tail), rest]) : rest;
+    try {
+      await this.bucket.put(key, bytes);
+    } catch (err) {
+      dropped.push(key);
+      throw err;
     }
-    const merged = Buffer.concat([await this.readTail(tail), rest]);
-    const key = this.layout.newSegment(id, at);
-    await this.bucket.put(key, merged);
-    return [{ key, size: merged.length }];
+    if (!merge) return [...tail, { key, size: rest.length }];
+    dropped.push(...tail.map((s) => s.key));
+    return [{ key, size: bytes.length }];
+  }
+
+  /**
+   * The keys `state` drops, to carry into the next state: deleted first (one request) once there
+   * are many of them. They are in no state's tail, so deleting them early is safe whatever happens
+   * next; if the deletion fails they are kept for later.
+   */
+  private async pruneDropped(state: UploadState): Promise<string[]> {
+    const dropped = state.dropped ?? [];
+    if (dropped.length < MAX_DROPPED) return [...dropped];
+    try {
+      await this.bucket.deleteMany(dropped);
+      return [];
+    } catch {
+      return [...dropped];
+    }
   }
 
   /**
@@ -221,8 +268,11 @@ export class S3Uploads {
   private async completeWhole(id: string, state: UploadState): Promise<void> {
     const key = this.layout.data(id);
     if (!state.multipart && (await this.bucket.head(key))?.size === state.size) return;
+    let opened: string | undefined;
     try {
       const { uploadId, etags } = await this.openMultipart(id, state);
+      // One opened here is in no state: aborted if this commit fails, or nothing would remove it.
+      if (!state.multipart) opened = uploadId;
       const last = state.parts + 1;
       const all = [...etags];
       if (state.tail.length === 1) all.push(await this.bucket.copyPart(key, uploadId, last, { key: state.tail[0]!.key }));
@@ -230,7 +280,10 @@ export class S3Uploads {
       await this.bucket.complete(key, uploadId, all);
     } catch (err) {
       // Gone: completed by an earlier commit of this upload that stopped before removing it.
-      if (!isNoSuchUpload(err)) throw err;
+      if (!isNoSuchUpload(err) || opened) {
+        if (opened) await this.bucket.abort(key, opened).catch(() => undefined);
+        throw err;
+      }
     }
     const done = await this.bucket.head(key);
     if (done?.size !== state.size) throw new Error(`the completed upload holds ${done?.size ?? 'no'} bytes instead of ${state.size}`);
@@ -261,18 +314,30 @@ export class S3Uploads {
     }
   }
 
-  /** Removes every object and multipart upload of the upload; its state goes last. */
-  private async remove(id: string, uploadId: string | undefined): Promise<void> {
+  /**
+   * Removes the upload's objects, aborting `uploadId` first; its state goes last. The objects are
+   * those `state` names (its tail, dropped segments, and `data` once there are parts). With
+   * `sweep`, or when the state cannot vouch for that list (none, written by an older version, or
+   * `stray`), the upload's prefix and multipart uploads are listed too, for what an append left
+   * without recording it (a process that died): two requests more.
+   */
+  private async remove(id: string, state: UploadState | undefined, uploadId: string | undefined, sweep: boolean): Promise<void> {
     const prefix = this.layout.upload(id);
-    if (uploadId) await this.bucket.abort(this.layout.data(id), uploadId);
-    // Multipart uploads an append created but did not get to record (a process that died). Only
-    // those on this upload's key, whatever a server makes of the prefix.
     const data = this.layout.data(id);
-    for (const orphan of await this.bucket.listMultipart(prefix)) {
-      if (orphan.key === data && orphan.uploadId !== uploadId) await this.bucket.abort(data, orphan.uploadId);
-    }
     const stateKey = this.layout.state(id);
-    const keys = (await this.bucket.list(prefix)).filter((k) => k !== stateKey);
+    if (uploadId) await this.bucket.abort(data, uploadId);
+    const keys = new Set<string>();
+    for (const s of state?.tail ?? []) keys.add(s.key);
+    for (const key of state?.dropped ?? []) keys.add(key);
+    if (state && state.parts > 0) keys.add(data);
+    if (sweep || !state || state.dropped === undefined || state.stray) {
+      // Only multipart uploads on this upload's key, whatever a server makes of the prefix.
+      for (const orphan of await this.bucket.listMultipart(prefix)) {
+        if (orphan.key === data && orphan.uploadId !== uploadId) await this.bucket.abort(data, orphan.uploadId);
+      }
+      for (const key of await this.bucket.list(prefix)) keys.add(key);
+    }
+    keys.delete(stateKey);
     await this.bucket.deleteMany([...keys, stateKey]);
   }
 
@@ -309,8 +374,13 @@ export class S3Uploads {
     return parseState(text.toString('utf8'), (key) => this.layout.isSegmentOf(id, key));
   }
 
-  private async requireState(id: string): Promise<UploadState> {
-    const state = await this.readState(id);
+  /**
+   * The upload's state: as just read for the caller when it holds the `size` bytes the caller
+   * expects (see recent.ts), else read afresh.
+   */
+  private async currentState(id: string, size?: number): Promise<UploadState> {
+    const kept = this.recent.take(id);
+    const state = (kept && kept.size === size ? kept : undefined) ?? (await this.readState(id));
     if (!state) throw new StorageError('not_found', 'upload not found');
     return state;
   }

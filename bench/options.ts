@@ -142,9 +142,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --storage LIST          disk, tmpfs (default both)
   --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
   --backend B             sqlite-fs, postgres-s3 or both (default both): Berth's metadata and blobs;
-                          postgres-s3 runs on tmpfs (Distribution there too) with PostgreSQL and S3 (moto) in RAM
+                          postgres-s3 runs on tmpfs with PostgreSQL and S3 (moto) in RAM, Distribution on the same S3
   --replicas R            1, 3 or both (default 1): with 3 or both, a phase of Berth on PostgreSQL + S3 behind
-                          nginx, 1 and/or 3 replicas, beside Distribution (figures ${REPLICA_SUBSET.join(', ')})
+                          nginx, 1 and/or 3 replicas, beside Distribution on S3 (figures ${REPLICA_SUBSET.join(', ')})
   --rounds N              rounds per figure (default 5, quick 2)
   --blob-mib N            size of the push/pull blobs (default 256)
   --stream-mib N          size of the blob streamed in for the memory figure (default 2048)

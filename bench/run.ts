@@ -115,8 +115,9 @@ async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, sc
       }
     }
     for (const berth of berths) logDirs.push(path.dirname(berth.logFile)); // startBerth logs to a temp dir of its own
+    // With PostgreSQL + S3, Distribution stores on the same S3 server (a bucket of its own).
     const distribution = await startBenchDistribution(common);
-    console.log(`  ${berths.map((b) => `${b.name} ${b.base} (pid ${b.pid})`).join(', ')}, Distribution ${distribution.base} (pid ${distribution.pid}), data in ${phaseRoot}`);
+    console.log(`  ${berths.map((b) => `${b.name} ${b.base} (pid ${b.pid})`).join(', ')}, Distribution ${distribution.base} (pid ${distribution.pid}${backend ? ', on S3' : ''}), data in ${phaseRoot}`);
     const ctx: FigureContext = {
       scale: options.scale,
       storage,

@@ -9,7 +9,7 @@ import { startBerth } from '../test/support/berth.ts';
 import { type PostgresServer, startPostgres } from '../test/support/postgres.ts';
 import type { ProcessRegistry } from '../test/support/processes.ts';
 import { assertUsesDatabase, startReplicaSet } from '../test/support/replicas.ts';
-import { run } from '../test/support/run.ts';
+import { cleanEnv, run } from '../test/support/run.ts';
 import { type S3Server, startS3, uniqueBucket } from '../test/support/s3.ts';
 import { freePort, waitForTcp } from '../test/support/system.ts';
 import type { Endpoint } from './client.ts';
@@ -143,14 +143,15 @@ export async function startBenchReplicas(options: PhaseServerOptions & { backend
 
 /**
  * CNCF Distribution (`docker-registry serve`) on loopback: filesystem storage under
- * `root/distribution`, the packaged default in-memory blob-descriptor cache, access log off (its
- * application log still writes one `response completed` line per request, like Berth's), catalog
- * pages of up to 10,000 entries, and htpasswd (bcrypt) Basic auth when `auth` is on.
+ * `root/distribution`, or, when the phase has `backend`, the S3 driver on the phase's S3 server in
+ * a bucket of its own (the same server as Berth's: like for like); the packaged default in-memory
+ * blob-descriptor cache, access log off (its application log still writes one `response completed`
+ * line per request, like Berth's), catalog pages of up to 10,000 entries, and htpasswd (bcrypt)
+ * Basic auth when `auth` is on.
  */
 export async function startBenchDistribution(options: PhaseServerOptions): Promise<BenchServer> {
   const dir = path.join(options.root, 'distribution');
-  const storage = path.join(dir, 'storage');
-  await mkdir(storage, { recursive: true });
+  await mkdir(dir, { recursive: true });
   const port = await freePort();
   const username = 'admin';
   const password = randomBytes(12).toString('base64url');
@@ -161,7 +162,7 @@ export async function startBenchDistribution(options: PhaseServerOptions): Promi
     '  formatter: json',
     '  accesslog: { disabled: true }',
     'storage:',
-    `  filesystem: { rootdirectory: ${JSON.stringify(storage)} }`,
+    ...(options.backend ? await distributionS3(options.backend.s3) : await distributionFilesystem(dir)),
     '  cache: { blobdescriptor: inmemory }',
     '  delete: { enabled: true }',
     '  maintenance: { uploadpurging: { enabled: false } }',
@@ -179,7 +180,7 @@ export async function startBenchDistribution(options: PhaseServerOptions): Promi
   const configFile = path.join(dir, 'config.yml');
   await writeFile(configFile, lines.join('\n') + '\n');
   const logFile = path.join(dir, 'registry.log');
-  const child = await options.processes.start({ name: 'docker-registry', command: 'docker-registry', args: ['serve', configFile], logFile });
+  const child = await options.processes.start({ name: 'docker-registry', command: 'docker-registry', args: ['serve', configFile], env: distributionEnv(), logFile });
   await waitForTcp('127.0.0.1', port, { timeoutMs: 20_000, abortIf: () => child.exitDescription() });
   return {
     name: 'distribution',
@@ -192,6 +193,48 @@ export async function startBenchDistribution(options: PhaseServerOptions): Promi
     logFile,
     stop: () => child.stop(),
   };
+}
+
+/**
+ * The environment without AWS_* variables: Distribution's S3 driver (aws-sdk-go v1) would read them,
+ * and an AWS_CA_BUNDLE makes it panic at start (it cannot add a CA bundle to its own transport).
+ * Its configuration names the endpoint and credentials, so nothing of the machine's is needed.
+ */
+function distributionEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(cleanEnv()).filter(([key]) => !key.startsWith('AWS_')));
+}
+
+/** The `storage` entries of Distribution on the filesystem, under `dir/storage`. */
+async function distributionFilesystem(dir: string): Promise<string[]> {
+  const storage = path.join(dir, 'storage');
+  await mkdir(storage, { recursive: true });
+  return [`  filesystem: { rootdirectory: ${JSON.stringify(storage)} }`];
+}
+
+/**
+ * The `storage` entries of Distribution 2.8 on S3, in a fresh bucket of the phase's server.
+ * 2.8 has no `forcepathstyle` key: a `regionendpoint` alone makes it address buckets by path, as
+ * Berth does. Blob GETs are served by the registry, not redirected to a pre-signed URL (its
+ * default on S3): Berth's `storage.redirect` is off too, and the benchmark's client follows none.
+ * Each keeps its default multipart part size (Distribution 10 MiB, Berth 16 MiB).
+ */
+async function distributionS3(s3: S3Server): Promise<string[]> {
+  const bucket = uniqueBucket('dist-bench');
+  await s3.createBucket(bucket);
+  const settings = {
+    region: s3.region,
+    regionendpoint: s3.endpoint,
+    bucket,
+    accesskey: s3.accessKeyId,
+    secretkey: s3.secretAccessKey,
+    secure: false,
+    v4auth: true,
+    encrypt: false,
+  };
+  return [
+    `  s3: { ${Object.entries(settings).map(([k, v]) => `${k}: ${JSON.stringify(v)}`).join(', ')} }`,
+    '  redirect: { disable: true }',
+  ];
 }
 
 const CLOCK_TICKS = 100; // USER_HZ: 100 on every Linux this runs on (getconf CLK_TCK)

@@ -53,7 +53,12 @@ const LISTING_REQUESTS = 10;
 
 /** Figure 9a: `/_catalog?n=10000` pages and `tags/list?n=10000`, one client; milliseconds per request (mean of LISTING_REQUESTS per round). */
 export async function listings(ctx: FigureContext): Promise<void> {
-  for (const server of ctx.servers) await seed(ctx, server);
+  // Distribution on S3 walks the repository tree with one ListObjects per directory, and moto
+  // scans every key of the bucket for each: a catalog of 1,000 repositories took 11 s and its time
+  // grows with the square of the count. That is moto's cost, not the protocol's; it is left out.
+  const servers = ctx.servers.filter((s) => s.name !== 'distribution' || ctx.backend === 'sqlite-fs');
+  if (servers.length < ctx.servers.length) ctx.log('  Distribution on S3 (moto) left out: its catalog walk lists every directory, and moto scans the whole bucket per list');
+  for (const server of servers) await seed(ctx, server);
   const { catalogRepos: repos, tagCount: tags, listingRounds: rounds } = ctx.scale;
   const listing = (path: string, field: string, expected: number, repository: string | undefined) => async (server: BenchServer): Promise<Sample> => {
     const client = new RegistryClient(server, keepAliveAgent(1));
@@ -71,8 +76,8 @@ export async function listings(ctx: FigureContext): Promise<void> {
     if (bytes !== checked.bytes * LISTING_REQUESTS) throw new Error(`${server.name}: ${path} answered ${bytes} bytes over ${LISTING_REQUESTS} requests, expected ${checked.bytes} each`);
     return { value: (usage.seconds * 1000) / LISTING_REQUESTS, usage };
   };
-  await alternate(ctx, { key: 'catalog', label: `/_catalog page of ${repos.toLocaleString('en-US')} repositories`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/_catalog?n=${repos}`, 'repositories', repos, undefined));
-  await alternate(ctx, { key: 'tags-list', label: `tags list of ${tags.toLocaleString('en-US')} tags`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/${TAGS}/tags/list?n=${tags}`, 'tags', tags, TAGS));
+  await alternate(ctx, { key: 'catalog', label: `/_catalog page of ${repos.toLocaleString('en-US')} repositories`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/_catalog?n=${repos}`, 'repositories', repos, undefined), { servers });
+  await alternate(ctx, { key: 'tags-list', label: `tags list of ${tags.toLocaleString('en-US')} tags`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/${TAGS}/tags/list?n=${tags}`, 'tags', tags, TAGS), { servers });
 }
 
 /**

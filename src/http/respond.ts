@@ -104,7 +104,7 @@ export async function sendError(ctx: Context, err: unknown): Promise<void> {
  * envelope cannot be serialised.
  */
 function prepare(ctx: Context, thrown: unknown): Prepared | undefined {
-  const err = thrown instanceof StorageError && thrown.kind === 'unavailable' ? unavailable(ctx, thrown) : thrown;
+  const err = thrown instanceof StorageError && thrown.kind === 'unavailable' ? unavailable() : thrown;
   if (!(err instanceof RegistryError)) {
     ctx.errorCode = 'INTERNAL';
     logFailure(ctx, err, 'unexpected error');
@@ -113,7 +113,8 @@ function prepare(ctx: Context, thrown: unknown): Prepared | undefined {
   ctx.errorCode = err.code;
   const diagnosis = (err.detail as { diagnosis?: unknown } | undefined)?.diagnosis;
   if (typeof diagnosis === 'string') ctx.diagnosis ??= { code: diagnosis, message: err.message };
-  if (err.status >= 500) ctx.log.error({ err }, 'request failed');
+  // The error as thrown: for storage that stayed unavailable, the driver's error and its cause.
+  if (err.status >= 500) ctx.log.error({ err: thrown }, 'request failed');
   const entry: { code: string; message: string; detail?: unknown } = { code: err.code, message: err.message };
   if (err.detail !== undefined) entry.detail = err.detail;
   // Serialised before anything is written, so a detail that cannot be still leaves room for a 500.
@@ -121,9 +122,8 @@ function prepare(ctx: Context, thrown: unknown): Prepared | undefined {
   return { status: err.status, headers: { 'Content-Type': 'application/json', 'Content-Length': data?.length ?? 0, ...err.headers }, ...(data ? { data } : {}) };
 }
 
-/** Storage that stayed unavailable through the driver's retries: a 503 the client may retry, logged with its cause. */
-function unavailable(ctx: Context, err: StorageError): RegistryError {
-  logFailure(ctx, err, 'storage unavailable');
+/** Storage that stayed unavailable through the driver's retries: a 503 the client may retry. */
+function unavailable(): RegistryError {
   return new RegistryError('UNAVAILABLE', 'storage is temporarily unavailable; try again later', undefined, { headers: { 'Retry-After': '10' } });
 }
 

@@ -55,21 +55,6 @@ export async function backendConfig(dataDir: string): Promise<Record<string, unk
   };
 }
 
-/** Every row of `table` of the server of `dataDir` on PostgreSQL (for checks such as the secret scan). */
-export async function postgresRows(dataDir: string, table: string): Promise<Record<string, unknown>[]> {
-  const postgres = await sharedPostgres();
-  const client = new pg.Client({ connectionString: postgres.url(databaseName(dataDir)) });
-  await client.connect();
-  try {
-    return (await client.query(`select * from ${client.escapeIdentifier(table)}`)).rows as Record<string, unknown>[];
-  } catch (err) {
-    if ((err as { code?: string }).code === '42P01') return []; // no such table
-    throw err;
-  } finally {
-    await client.end();
-  }
-}
-
 /**
  * Runs one SQL statement on the database of the server of `dataDir`, whichever the backend (for
  * tests that set up what no API can, such as an expiry in the past). Parameters are written `?`.

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import { startBerth, type RunningBerth } from '../../src/main.ts';
-import { backendConfig, postgresRows, testBackend } from './backend.ts';
+import { backendConfig, serverQuery, testBackend } from './backend.ts';
 import { LeakScanner, rememberSecret } from './secrets.ts';
 
 rememberSecret('test-admin-password', 'admin');
@@ -50,7 +50,7 @@ export async function startTestServer(overrides: Record<string, unknown> = {}, d
     berth,
     async close(keepData = false) {
       await berth.close();
-      if (testBackend() === 'postgres-s3') for (const row of await postgresRows(dir, 'audit_log')) scanner.scan(JSON.stringify(row), 'audit row');
+      if (testBackend() === 'postgres-s3') for (const row of await serverQuery(dir, 'select * from audit_log')) scanner.scan(JSON.stringify(row), 'audit row');
       else scanner.scanAudit(dir);
       if (!keepData) rmSync(dir, { recursive: true, force: true });
       scanner.assertClean();

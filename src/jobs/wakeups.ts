@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import pg from 'pg';
+// Types only: the driver is loaded on PostgreSQL alone (see connect).
+import type pg from 'pg';
 import { JOBS_CHANNEL } from '../metadata/jobs.ts';
 
 /** After a lost connection, listening starts again this much later. */
@@ -26,7 +27,8 @@ export function listenForDueJobs(config: pg.ClientConfig, onDue: () => void, log
   };
 
   const connect = async () => {
-    const candidate = new pg.Client(config);
+    const { Client } = (await import('pg')).default;
+    const candidate = new Client(config);
     // Messages only: the configuration (with its password) stays out of the log.
     candidate.on('error', (err) => {
       log.warn({ reason: err.message }, 'job wake-up connection failed');

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
-import pg from 'pg';
+// Types only: the driver is loaded when a PostgreSQL feed connects, never on the embedded default.
+import type pg from 'pg';
 import type { DB } from './dialect.ts';
 
 /**
@@ -180,7 +181,8 @@ class PostgresChanges extends Dispatcher {
   /** One attempt to connect and listen; on failure, the next is scheduled. */
   async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ ...this.config, keepAlive: true });
+    const { Client } = (await import('pg')).default;
+    const client = new Client({ ...this.config, keepAlive: true });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client));
     client.on('notification', (message) => {

@@ -4,7 +4,6 @@ import type { ClientConfig } from 'pg';
 import type { Config } from '../config/schema.ts';
 import { openDatabase } from './database.ts';
 import { sqliteDialect, type DB, type OpenedDialect, type SqliteOptions } from './dialect.ts';
-import { postgresClientConfig, postgresDialect } from './postgres.ts';
 import { SigningKeyStore } from './signing-keys.ts';
 import { ManifestStore } from './manifests.ts';
 import { RepositoryStore } from './repositories.ts';
@@ -63,6 +62,8 @@ export interface MetadataOptions {
  */
 export async function openMetadataFor(config: Config, options: MetadataOptions = {}): Promise<Metadata> {
   if (!config.database.url) return openMetadata(config.dataDir);
+  // Loaded only when configured: the embedded default never needs the PostgreSQL driver.
+  const { postgresClientConfig, postgresDialect } = await import('./postgres.ts');
   const opened = await postgresDialect({ url: config.database.url, poolSize: config.database.poolSize, tls: config.database.tls, onConnectionError: options.onConnectionError });
   return assemble(opened, postgresClientConfig(config));
 }

@@ -92,7 +92,11 @@ export function groupSessions(events: LogEvent[]): Session[] {
     // Logs stamped to the second tie often: then prefer the session seen in the same file (one
     // proxy's log), then through the same Host, then the newest (a token request opens a session).
     const affinity = (d: Draft) => (d.events.some((x) => x.file === e.file) ? 2 : 0) + (e.host && d.events.some((x) => x.host === e.host) ? 1 : 0);
-    candidates.sort((a, b) => distance(a, e) - distance(b, e) || affinity(b) - affinity(a) || b.start - a.start);
+    // A line stamped to the second can be up to a second later than its stamp says: distances
+    // under that are no evidence, and compare as whole seconds.
+    const coarse = e.time % 1000 === 0;
+    const near = (d: Draft) => (coarse ? Math.ceil(distance(d, e) / 1000) : distance(d, e));
+    candidates.sort((a, b) => near(a) - near(b) || affinity(b) - affinity(a) || b.start - a.start);
     const best = candidates[0];
     if (best) {
       add(best, e);

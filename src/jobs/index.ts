@@ -54,6 +54,7 @@ export async function startJobs<S>(options: StartJobsOptions<S>): Promise<Runnin
     log,
     reloadMs: pollMs,
     kinds: new Set(kinds.map((k) => k.kind)),
+    exclusiveKey: (kind, payload) => kinds.find((k) => k.kind === kind)?.exclusiveKey?.(payload),
     defaults: kinds.flatMap((k) => (k.schedule ? [{ name: k.kind, kind: k.kind, cron: k.schedule }] : [])),
   });
   await scheduler.start();

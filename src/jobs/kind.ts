@@ -52,5 +52,10 @@ export interface JobKind<S> {
   kind: string;
   /** A cron expression (UTC) for a schedule named like the kind, created on first start; absent: not scheduled. */
   schedule?: string;
+  /**
+   * Jobs of this kind with the same key never run at once: enqueuing one while another is queued
+   * or running adds nothing (a schedule's tick is coalesced into the active job). Absent: no limit.
+   */
+  exclusiveKey?(payload: unknown): string | undefined;
   run(job: Job, ctx: JobContext<S>): Promise<void>;
 }

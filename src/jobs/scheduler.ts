@@ -12,6 +12,8 @@ export interface SchedulerOptions {
   defaults?: readonly ScheduleSpec[];
   /** Kinds this replica can run: only their schedules are fired here (others by replicas that know them). */
   kinds: ReadonlySet<string>;
+  /** The exclusive key of a job of `kind` with `payload` (see JobKind.exclusiveKey): a tick while such a job is active is coalesced into it. */
+  exclusiveKey?: (kind: string, payload: unknown) => string | undefined;
 }
 
 interface Entry {
@@ -115,7 +117,9 @@ export class Scheduler {
       const tick = entry.next;
       const following = entry.cron.nextRun(new Date(Math.max(now, tick)))?.getTime() ?? null;
       try {
-        const { id, created } = await this.queue.enqueue({ kind: entry.row.kind, payload: parse(entry.row.payload), dedupeKey: tickKey(entry.row.name, tick) });
+        const payload = parse(entry.row.payload);
+        const exclusiveKey = this.options.exclusiveKey?.(entry.row.kind, payload);
+        const { id, created } = await this.queue.enqueue({ kind: entry.row.kind, payload, dedupeKey: tickKey(entry.row.name, tick), ...(exclusiveKey !== undefined ? { exclusiveKey } : {}) });
         if (created) {
           this.options.log.info({ schedule: entry.row.name, job: id, tick: new Date(tick).toISOString() }, 'scheduled job enqueued');
           await this.schedules.ticked(entry.row.name, tick, following);

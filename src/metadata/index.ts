@@ -16,6 +16,7 @@ import { TokenStore } from './tokens.ts';
 import { JobStore } from './jobs.ts';
 import { ScheduleStore } from './schedules.ts';
 import { EventStore } from './events.ts';
+import { BlobRecords } from './blobs.ts';
 import { listenForChanges, localChanges, type ChangeFeed } from './changes.ts';
 
 /** Every metadata aggregate over one database connection. */
@@ -30,6 +31,8 @@ export interface Metadata {
   postgres?: ClientConfig;
   users: UserStore;
   repositories: RepositoryStore;
+  /** Every content object storage holds, and the locks that let garbage collection run beside pushes (blobs.ts). */
+  blobs: BlobRecords;
   manifests: ManifestStore;
   uploads: UploadStore;
   projects: ProjectStore;
@@ -80,7 +83,8 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
   const db = await openDatabase(opened);
   const changes = postgres ? await listenForChanges(db, postgres) : localChanges();
   const projects = new ProjectStore(db, changes);
-  const repositories = new RepositoryStore(db, projects, changes);
+  const blobs = new BlobRecords(db, projects);
+  const repositories = new RepositoryStore(db, projects, changes, blobs);
   await repositories.adoptOrphans();
   const audit = new AuditStore(db);
   const events = new EventStore(db, { dialect: opened.name });
@@ -90,8 +94,9 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     postgres,
     users: new UserStore(db),
     repositories,
-    manifests: new ManifestStore(db, projects, events),
-    uploads: new UploadStore(db, projects, repositories),
+    blobs,
+    manifests: new ManifestStore(db, projects, events, blobs),
+    uploads: new UploadStore(db, projects, repositories, blobs),
     projects,
     robots: new RobotStore(db),
     tokens: new TokenStore(db),

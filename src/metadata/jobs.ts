@@ -26,6 +26,11 @@ export interface NewJob {
   runAt?: number;
   /** While a job with this key exists, enqueuing the key again adds nothing (see JobStore.enqueue). */
   dedupeKey?: string;
+  /**
+   * While a job with this key is queued or running, enqueuing the key again adds nothing and returns
+   * that job (`created: false`): at most one such job at a time (one GC; one retention run per project).
+   */
+  exclusiveKey?: string;
 }
 
 /** A page of the job list, newest first. */
@@ -77,12 +82,25 @@ export class JobStore {
       progress: null,
       error: null,
       dedupe_key: job.dedupeKey ?? null,
+      exclusive_key: job.exclusiveKey ?? null,
       cancel_requested: 0,
       created_at: now,
       started_at: null,
       finished_at: null,
     };
     const insert = on.insertInto('jobs').values(row);
+    if (job.exclusiveKey !== undefined) {
+      // The key is released lazily: by the next enqueue once its job has ended.
+      await on.updateTable('jobs').set({ exclusive_key: null }).where('exclusive_key', '=', job.exclusiveKey).where('state', 'in', ['succeeded', 'failed', 'cancelled']).execute();
+      const result = await insert.onConflict((oc) => oc.doNothing()).executeTakeFirst();
+      const existing = await on
+        .selectFrom('jobs')
+        .select('id')
+        .where((eb) => eb.or([eb('exclusive_key', '=', job.exclusiveKey!), ...(job.dedupeKey !== undefined ? [eb('dedupe_key', '=', job.dedupeKey)] : [])]))
+        .orderBy('id', 'desc')
+        .executeTakeFirstOrThrow();
+      return { id: Number(existing.id), created: Number(result.numInsertedOrUpdatedRows ?? 0) > 0 };
+    }
     if (job.dedupeKey === undefined) {
       const id = this.dialect === 'postgres' ? (await insert.returning('id').executeTakeFirstOrThrow()).id : (await insert.executeTakeFirstOrThrow()).insertId;
       return { id: Number(id), created: true };

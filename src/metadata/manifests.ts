@@ -1,6 +1,7 @@
 import type { ExpressionBuilder } from 'kysely';
 import { RegistryError } from '../domain/errors.ts';
 import type { DB } from './dialect.ts';
+import type { BlobRecords } from './blobs.ts';
 import type { EventStore } from './events.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectStore } from './projects.ts';
@@ -39,7 +40,7 @@ export class ManifestStore {
   private readonly recentPulls = new Map<string, number>();
 
   /** `events`: the outbox each change's event is appended to, in the change's transaction. */
-  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly events: EventStore) {
+  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly events: EventStore, private readonly blobs: BlobRecords) {
     this.digestQuery = new PreparedQuery(db, (repositoryId: number, digest: string) =>
       db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest),
     );
@@ -96,8 +97,8 @@ export class ManifestStore {
       if (repository === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository was deleted while the manifest was pushed', { reason: 'deleted-during-push' });
       const projectId = repository.projectId;
       const refs = dedupe(record.references);
-      const charges = [{ digest: record.digest, size: record.size }, ...(await this.referenced(trx, record.repositoryId, refs))];
-      if (projectId !== null) await this.projects.chargeAll(trx, projectId, charges, record.digest);
+      // Garbage collection is kept from what this manifest relies on by locks, taken in the order
+      // every transaction takes them: manifest rows, then blob rows, then project counts (BlobRecords).
       await trx
         .insertInto('manifests')
         .values({
@@ -114,6 +115,12 @@ export class ManifestStore {
         })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
         .execute();
+      const charges = [{ digest: record.digest, size: record.size }, ...(await this.referenced(trx, record.repositoryId, refs))];
+      const gone = await this.blobs.hold(trx, [record.digest, ...refs.filter((r) => r.kind === 'blob').map((r) => r.digest)], now);
+      if (gone.length > 0) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'garbage collection removed content this manifest references while it was pushed; push the blob again', { digest: gone[0], reason: 'collected-during-push' });
+      }
+      if (projectId !== null) await this.projects.chargeAll(trx, projectId, charges, record.digest);
       if (refs.length > 0) {
         await trx
           .insertInto('manifest_references')
@@ -159,7 +166,16 @@ export class ManifestStore {
     }
     const childSizes = new Map<string, number>();
     if (children.length > 0) {
-      for (const row of await on.selectFrom('manifests').select(['digest', 'size']).where('repository_id', '=', repositoryId).where('digest', 'in', children).execute()) childSizes.set(row.digest, Number(row.size));
+      // Locked (a no-op update), so a concurrent deletion of an untagged child either sees this
+      // index's reference once it commits or has removed the child before (then refused here).
+      const rows = await on
+        .updateTable('manifests')
+        .set((eb) => ({ size: eb.ref('size') }))
+        .where('repository_id', '=', repositoryId)
+        .where('digest', 'in', children)
+        .returning(['digest', 'size'])
+        .execute();
+      for (const row of rows) childSizes.set(row.digest, Number(row.size));
     }
     return refs.map((ref) => {
       const size = ref.kind === 'blob' ? sizes.get(ref.digest) : childSizes.get(ref.digest);
@@ -219,6 +235,8 @@ export class ManifestStore {
         await remove(child);
       }
       const repository = await repositoryOf(trx, repositoryId);
+      // What it held may become garbage: its grace period starts now (see BlobRecords).
+      await this.blobs.touch(trx, released);
       if (repository?.projectId != null) await this.projects.release(trx, repository.projectId, released);
       if (removed.some((gone) => gone.tags.length > 0)) await tagsChanged(trx, repositoryId);
       for (const gone of removed) {

@@ -356,6 +356,63 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.alterTable('repositories').addColumn('tags_version', 'integer', (c) => c.notNull().defaultTo(0)).execute();
       },
     },
+    '0010_lifecycle': {
+      async up(db: Kysely<unknown>) {
+        // Every content object storage holds that the metadata knows: garbage collection sweeps
+        // from here, and every push locks the rows of what it references (src/metadata/blobs.ts).
+        await db.schema
+          .createTable('blobs')
+          .addColumn('digest', 'varchar(150)', (c) => c.primaryKey())
+          .addColumn('size', 'bigint', (c) => c.notNull())
+          .addColumn('touched_at', 'bigint', (c) => c.notNull())
+          .addColumn('deleting', 'integer', (c) => c.notNull().defaultTo(0))
+          .execute();
+        const now = Date.now();
+        await sql`insert into blobs (digest, size, touched_at, deleting)
+          select digest, max(size), ${now}, 0 from (
+            select digest, size from repository_blobs
+            union all select digest, size from manifests
+            union all select digest, size from project_blobs
+          ) as known group by digest`.execute(db);
+        // Whether any repository has a manifest of a digest (the sweep's reference check).
+        await db.schema.createIndex('manifests_digest').on('manifests').column('digest').execute();
+        // Jobs that must not run twice at once (one GC, one retention run per project): unique
+        // while the job is queued or running, cleared when it ends.
+        await db.schema.alterTable('jobs').addColumn('exclusive_key', 'varchar(255)').execute();
+        await db.schema.createIndex('jobs_exclusive').on('jobs').column('exclusive_key').unique().execute();
+        // What a job decided or did, item by item (retention: each artifact kept or deleted and why).
+        await db.schema
+          .createTable('job_items')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('job_id', 'integer', (c) => c.notNull().references('jobs.id').onDelete('cascade'))
+          .addColumn('subject', 'varchar(600)', (c) => c.notNull())
+          .addColumn('outcome', 'varchar(32)', (c) => c.notNull())
+          .addColumn('detail', 'text')
+          .execute();
+        await db.schema.createIndex('job_items_job').on('job_items').columns(['job_id', 'id']).execute();
+        await db.schema
+          .createTable('retention_policies')
+          .addColumn('project_id', 'integer', (c) => c.primaryKey().references('projects.id').onDelete('cascade'))
+          .addColumn('rules', 'text', (c) => c.notNull())
+          .addColumn('cron', 'varchar(128)')
+          .addColumn('updated_by', 'varchar(255)')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema
+          .createTable('immutability_rules')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('repository_pattern', 'varchar(255)', (c) => c.notNull())
+          .addColumn('repository_exclude', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('tag_pattern', 'varchar(255)', (c) => c.notNull())
+          .addColumn('tag_exclude', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('disabled', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('immutability_rules_project').on('immutability_rules').column('project_id').execute();
+      },
+    },
   };
 }
 

@@ -312,6 +312,22 @@ export class ProjectStore {
   }
 
   /**
+   * Stops counting `digests` in every project, within transaction `on` (garbage collection took
+   * them: nothing references them), lowering each project's usage by exactly their sizes; returns
+   * the bytes per project.
+   */
+  async forget(on: DB, digests: readonly string[], options: { dryRun?: boolean } = {}): Promise<Map<number, number>> {
+    const released = new Map<number, number>();
+    if (digests.length === 0) return released;
+    const counted = await on.selectFrom('project_blobs').select(['project_id', 'size']).where('digest', 'in', [...digests]).execute();
+    for (const row of counted) released.set(row.project_id, (released.get(row.project_id) ?? 0) + Number(row.size));
+    if (options.dryRun || counted.length === 0) return released;
+    await on.deleteFrom('project_blobs').where('digest', 'in', [...digests]).execute();
+    for (const [projectId, bytes] of released) await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), -bytes);
+    return released;
+  }
+
+  /**
    * Recomputes the project's accounting from what its artifacts reference: every manifest of its
    * repositories and every blob one of them lists (as `release` keeps them), each once. Within `on`.
    */

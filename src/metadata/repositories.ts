@@ -2,6 +2,7 @@ import { projectOf } from '../domain/names.ts';
 import type { ChangeFeed } from './changes.ts';
 import { containing, relaxed, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
+import type { BlobRecords } from './blobs.ts';
 import type { ProjectStore } from './projects.ts';
 
 /**
@@ -22,7 +23,7 @@ export class RepositoryStore {
   private readonly sizeOf;
   private readonly link;
 
-  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly changes: ChangeFeed) {
+  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly changes: ChangeFeed, private readonly blobs: BlobRecords) {
     changes.subscribe('repository', (name) => (name === undefined ? this.ids.clear() : this.ids.delete(name)));
     changes.subscribe('project', () => this.ids.clear());
     this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('repositories').select('id').where('name', '=', name));
@@ -139,10 +140,12 @@ export class RepositoryStore {
   /**
    * Removes a blob's link from a repository; false when it was not linked. In the same transaction
    * the project stops counting the blob if no artifact of the project references it and no other
-   * repository of the project links it.
+   * repository of the project links it, and the blob's grace period before collection starts again.
    */
   async unlinkBlob(repositoryId: number, digest: string): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
+      // Its row before the link, as garbage collection locks them (see BlobRecords).
+      await this.blobs.touch(tx, [digest]);
       const result = await tx.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst();
       if (Number(result.numDeletedRows) === 0) return false;
       const projectId = await this.projectIdOf(tx, repositoryId);
@@ -211,6 +214,8 @@ export class RepositoryStore {
         for (const r of await tx.selectFrom('manifests').select('digest').where('repository_id', '=', repo.id).execute()) held.add(r.digest);
         for (const r of await tx.selectFrom('manifest_references').select('child_digest').where('repository_id', '=', repo.id).where('kind', '=', 'blob').execute()) held.add(r.child_digest);
         await tx.deleteFrom('repositories').where('id', '=', repo.id).execute();
+        // What it held may become garbage: its grace period starts now (see BlobRecords).
+        await this.blobs.touch(tx, held);
         if (repo.project_id !== null) await this.projects.release(tx, repo.project_id, held);
         return true;
       });

@@ -24,6 +24,10 @@ export interface Database {
   schedules: SchedulesTable;
   events: EventsTable;
   event_cursors: EventCursorsTable;
+  blobs: BlobsTable;
+  job_items: JobItemsTable;
+  retention_policies: RetentionPoliciesTable;
+  immutability_rules: ImmutabilityRulesTable;
 }
 
 export interface UsersTable {
@@ -259,6 +263,8 @@ export interface JobsTable {
   created_at: number;
   started_at: number | null;
   finished_at: number | null;
+  /** Unique while the job is queued or running, null once it ended: at most one such job at a time (e.g. `gc`). */
+  exclusive_key: string | null;
 }
 
 /** A job's log lines (the newest few hundred per job are kept). */
@@ -309,6 +315,59 @@ export interface EventCursorsTable {
   updated_at: number;
 }
 
+/**
+ * Every content object (blob or manifest bytes) the metadata knows storage holds, once per digest:
+ * what garbage collection sweeps, and what every push that stores or references content locks
+ * first (see src/metadata/blobs.ts for the protocol that keeps a manifest from ever pointing at
+ * swept content).
+ */
+export interface BlobsTable {
+  digest: string;
+  size: number;
+  /** The last time (ms) its bytes were written, or a reference to it was added or removed: the grace period counts from here. */
+  touched_at: number;
+  /** 1 once garbage collection decided to delete it: its bytes are going; nothing may claim it until the row is gone. */
+  deleting: number;
+}
+
+/** What a job decided or did, one row per item (retention: an artifact kept or deleted, and which rule decided). */
+export interface JobItemsTable {
+  id: Generated<number>;
+  job_id: number;
+  /** What the item is about, e.g. `project/repo@sha256:…`. */
+  subject: string;
+  /** e.g. `retained`, `deleted`, `would-delete`, `failed`. */
+  outcome: string;
+  /** JSON with kind-specific facts (tags, the deciding rule…). */
+  detail: string | null;
+}
+
+/** A project's tag retention policy (src/lifecycle/retention/): its rules as JSON, and an optional schedule. */
+export interface RetentionPoliciesTable {
+  project_id: number;
+  /** JSON array of rules (see RetentionRule). */
+  rules: string;
+  /** Cron expression (UTC) of scheduled runs; null: manual only. */
+  cron: string | null;
+  updated_by: string | null;
+  updated_at: number;
+}
+
+/** A project's tag immutability rule: tags it matches can be pushed once and never moved or deleted. */
+export interface ImmutabilityRulesTable {
+  id: Generated<number>;
+  project_id: number;
+  /** A `**` glob over the repository's path within the project (or the full name: see src/domain/patterns.ts). */
+  repository_pattern: string;
+  /** 1: the rule covers repositories NOT matching the pattern. */
+  repository_exclude: number;
+  tag_pattern: string;
+  tag_exclude: number;
+  disabled: number;
+  created_by: string | null;
+  created_at: number;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type ProjectRow = Selectable<ProjectsTable>;
 export type RobotRow = Selectable<RobotsTable>;
@@ -321,3 +380,7 @@ export type JobRow = Selectable<JobsTable>;
 export type JobLogRow = Selectable<JobLogsTable>;
 export type ScheduleRow = Selectable<SchedulesTable>;
 export type EventRow = Selectable<EventsTable>;
+export type BlobRow = Selectable<BlobsTable>;
+export type JobItemRow = Selectable<JobItemsTable>;
+export type RetentionPolicyRow = Selectable<RetentionPoliciesTable>;
+export type ImmutabilityRuleRow = Selectable<ImmutabilityRulesTable>;

@@ -1,5 +1,7 @@
 import type { DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
+import { RegistryError } from '../domain/errors.ts';
+import type { BlobRecords } from './blobs.ts';
 import type { ProjectStore } from './projects.ts';
 import type { RepositoryStore } from './repositories.ts';
 import type { UploadSessionRow } from './schema.ts';
@@ -47,7 +49,7 @@ export class UploadStore {
   private readonly touchSaving;
   private readonly deleteOne;
 
-  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly repositories: RepositoryStore) {
+  constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly repositories: RepositoryStore, private readonly blobs: BlobRecords) {
     this.byId = new PreparedQuery(db, (id: string) => db.selectFrom('upload_sessions').selectAll().where('id', '=', id));
     this.insert = new PreparedQuery(
       db,
@@ -145,15 +147,20 @@ export class UploadStore {
   }
 
   /**
-   * Records a verified upload in one durable commit: the project is charged for the blob, the blob
-   * is linked into the repository, and the session ends. Resolves once that is on disk, so the
-   * caller may then answer 201.
+   * Records a blob stored (or mounted) into a repository in one durable commit: the project is
+   * charged for it, it is linked into the repository, and session `id` ends, if given. Resolves
+   * once that is on disk, so the caller may then answer 201. The blob's row must have been claimed
+   * before its bytes were written (`BlobRecords.claim`): when garbage collection condemned it
+   * meanwhile, BLOB_UPLOAD_INVALID and nothing is recorded — the client pushes it again.
    */
-  async complete(id: string, blob: CompletedUpload): Promise<void> {
+  async complete(id: string | undefined, blob: CompletedUpload): Promise<void> {
     await this.db.transaction().execute(async (tx) => {
+      if ((await this.blobs.hold(tx, [blob.digest])).length > 0) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', 'garbage collection removed this blob while it was being stored; push it again', { digest: blob.digest, reason: 'collected-during-push' });
+      }
       await this.projects.charge(blob.projectId, blob.digest, blob.size, tx);
       await this.repositories.linkBlob(blob.repositoryId, blob.digest, blob.size, tx);
-      await this.deleteOne.run(tx, id);
+      if (id !== undefined) await this.deleteOne.run(tx, id);
     });
   }
 

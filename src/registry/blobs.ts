@@ -52,9 +52,10 @@ export class BlobService {
     const size = await this.meta.repositories.lookup(from, (fromId) => this.meta.repositories.blobSize(fromId, digest));
     if (size === undefined || (await this.store.stat(digest)) === undefined) return undefined;
     await this.quota.check(repository, digest, size);
-    const repoId = await this.meta.repositories.ensure(repository);
-    await this.quota.charge(repository, digest, size);
-    await this.meta.repositories.linkBlob(repoId, digest, size);
+    const repositoryId = await this.meta.repositories.ensure(repository);
+    const projectId = await this.quota.projectOf(repository);
+    // One transaction that holds the blob's row: garbage collection cannot take it meanwhile (BlobRecords).
+    await this.meta.uploads.complete(undefined, { repositoryId, projectId, digest, size });
     return { digest, size };
   }
 }

@@ -143,6 +143,8 @@ export class ManifestService {
     const repoId = await this.meta.repositories.currentId(repository);
     await this.checkReferences(repoId, manifest);
     await this.quota.check(repository, digest, body.length);
+    // Recorded before the bytes are written, so garbage collection never deletes them under this push (BlobRecords).
+    await this.meta.blobs.claim(digest, body.length);
     await this.store.putSmall(digest, body);
     this.cache.set(digest, body, false);
     const id = repoId ?? (await this.meta.repositories.ensure(repository));

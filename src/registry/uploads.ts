@@ -278,13 +278,15 @@ export class UploadService {
       if (hold) await this.discard(hold.id);
       throw err;
     }
+    // Recorded before the bytes are written, so garbage collection never deletes them under this push (BlobRecords).
+    await this.meta.blobs.claim(digest.value, size);
     await write();
     const repositoryId = await this.meta.repositories.ensure(repository);
     const projectId = await this.quota.projectOf(repository);
     // On disk when this resolves, so the caller's 201 follows it (concurrent uploads share the
-    // flush). A blob pushed without a session (POST ?digest= read whole) passes a fresh id that
-    // names no row: nothing needed recording before its bytes were verified and stored.
-    await this.meta.uploads.complete(hold?.id ?? this.ids.issue(), { repositoryId, projectId, digest: digest.value, size });
+    // flush). A blob pushed without a session (POST ?digest= read whole) has no session to end:
+    // nothing needed recording before its bytes were verified and stored.
+    await this.meta.uploads.complete(hold?.id, { repositoryId, projectId, digest: digest.value, size });
     hold?.drop();
     if (hold) this.hashing.forget(hold.id);
     return { digest: digest.value, size };

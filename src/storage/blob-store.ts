@@ -16,6 +16,21 @@ export interface BlobStream extends Readable {
   sendTo(sink: Writable): Promise<void>;
 }
 
+/** A committed blob as a storage listing shows it. */
+export interface StoredBlob {
+  digest: string;
+  size: number;
+  /** Last modification, ms since the epoch. */
+  modifiedAt: number;
+}
+
+/** An upload's storage as a listing shows it. */
+export interface StoredUpload {
+  id: string;
+  /** The last write to it, ms since the epoch. */
+  modifiedAt: number;
+}
+
 /** How an append runs (see `BlobStore.appendUpload`). */
 export interface AppendOptions {
   /** Stops reading the stream; what had arrived is written, then the append rejects with the reason. */
@@ -78,6 +93,29 @@ export interface BlobStore {
 
   /** Deletes a committed blob; deleting a missing blob is a no-op. Only garbage collection calls it. */
   delete(digest: string): Promise<void>;
+
+  /**
+   * Deletes committed blobs in batches — S3: `DeleteObjects`, 1,000 keys a call; the filesystem:
+   * parallel unlinks — and resolves once all are gone. Missing blobs are no-ops. Rejects if any
+   * deletion failed (the others may have happened: deleting again is safe). Only garbage collection calls it.
+   */
+  deleteBlobs(digests: readonly string[]): Promise<void>;
+
+  /**
+   * Up to `limit` committed blobs whose digest sorts after `after` (from the start when
+   * undefined), in ascending digest order, with their size and last modification (ms): for
+   * garbage collection to find objects no metadata row knows. Objects that are not well-formed
+   * blobs of this store are skipped.
+   */
+  listBlobs(after: string | undefined, limit: number): Promise<StoredBlob[]>;
+
+  /**
+   * Up to `limit` uploads' storage whose id sorts after `after`, in ascending id order, with the
+   * time (ms) it was last written: for garbage collection to find upload storage no session row
+   * knows. On S3 this includes multipart uploads in progress under the upload's keys even when no
+   * object is there. Removing one is `deleteUpload(id)` (which aborts its multipart uploads).
+   */
+  listUploads(after: string | undefined, limit: number): Promise<StoredUpload[]>;
 
   /**
    * Creates an empty upload session's storage. `id` is an opaque URL-safe identifier. A driver may

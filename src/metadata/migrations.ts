@@ -374,8 +374,6 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
             union all select digest, size from manifests
             union all select digest, size from project_blobs
           ) as known group by digest`.execute(db);
-        // Whether any repository has a manifest of a digest (the sweep's reference check).
-        await db.schema.createIndex('manifests_digest').on('manifests').column('digest').execute();
         // Jobs that must not run twice at once (one GC, one retention run per project): unique
         // while the job is queued or running, cleared when it ends.
         await db.schema.alterTable('jobs').addColumn('exclusive_key', 'varchar(255)').execute();

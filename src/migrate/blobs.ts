@@ -31,21 +31,12 @@ export interface BlobCopy {
 }
 
 /**
- * Every digest the metadata references, with its size where a row records one: each manifest,
- * each blob linked to a repository or counted by a project, and each child a manifest lists.
+ * Every content object the metadata says storage holds, with its size: the `blobs` table (see
+ * src/metadata/blobs.ts), without those garbage collection is deleting.
  */
 export async function referencedBlobs(db: AnyDatabase): Promise<Map<string, number | undefined>> {
-  const found = new Map<string, number | undefined>();
-  for (const table of ['manifests', 'repository_blobs', 'project_blobs']) {
-    const rows = await db.selectFrom(table).select(['digest', 'size']).distinct().execute();
-    for (const row of rows) found.set(String(row['digest']), Number(row['size']));
-  }
-  const children = await db.selectFrom('manifest_references').select('child_digest').distinct().execute();
-  for (const row of children) {
-    const digest = String(row['child_digest']);
-    if (!found.has(digest)) found.set(digest, undefined);
-  }
-  return found;
+  const rows = await db.selectFrom('blobs').select(['digest', 'size']).where('deleting', '=', 0).execute();
+  return new Map(rows.map((row) => [String(row['digest']), Number(row['size'])]));
 }
 
 /**

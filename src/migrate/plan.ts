@@ -32,6 +32,10 @@ export const TABLE_PLAN: readonly TablePlan[] = [
   { table: 'project_members', action: 'copy', key: ['project_id', 'user_id'] },
   { table: 'project_blobs', action: 'copy', key: ['project_id', 'digest'] },
   { table: 'project_usage', action: 'copy', key: ['project_id', 'shard'] },
+  // What storage holds: the blobs the command copies are these rows' (see referencedBlobs).
+  { table: 'blobs', action: 'copy', key: ['digest'] },
+  { table: 'retention_policies', action: 'copy', key: ['project_id'] },
+  { table: 'immutability_rules', action: 'copy', key: ['id'] },
   { table: 'robots', action: 'copy', key: ['id'] },
   { table: 'robot_permissions', action: 'replace', key: [] },
   { table: 'personal_tokens', action: 'copy', key: ['id'] },
@@ -52,6 +56,7 @@ export const TABLE_PLAN: readonly TablePlan[] = [
     why: "the old installation's background work and its history: its jobs were about its own storage; the schedules start afresh in the target",
   },
   { table: 'job_logs', action: 'skip', key: [], why: 'the logs of the jobs left out' },
+  { table: 'job_items', action: 'skip', key: [], why: 'what the jobs left out decided, item by item (retention decisions)' },
   {
     table: 'upload_sessions',
     action: 'skip',

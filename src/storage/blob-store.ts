@@ -105,15 +105,19 @@ export interface BlobStore {
    * Up to `limit` committed blobs whose digest sorts after `after` (from the start when
    * undefined), in ascending digest order, with their size and last modification (ms): for
    * garbage collection to find objects no metadata row knows. Objects that are not well-formed
-   * blobs of this store are skipped.
+   * blobs of this store are skipped. A page shorter than `limit` is the last.
    */
   listBlobs(after: string | undefined, limit: number): Promise<StoredBlob[]>;
 
   /**
-   * Up to `limit` uploads' storage whose id sorts after `after`, in ascending id order, with the
-   * time (ms) it was last written: for garbage collection to find upload storage no session row
-   * knows. On S3 this includes multipart uploads in progress under the upload's keys even when no
-   * object is there. Removing one is `deleteUpload(id)` (which aborts its multipart uploads).
+   * Up to `limit` uploads' storage listed after upload `after` (from the start when undefined), with
+   * the time (ms) it was last written: for garbage collection to find upload storage no session row
+   * knows. Ids come in ascending order of `id + "/"` (S3's order of their folders; plain id order
+   * unless an id is another's beginning followed by '-'): continue from the last id a page returned,
+   * and compare ids no other way. A page shorter than `limit` is the last. Only storage that
+   * `deleteUpload(id)` removes is listed: on S3 an upload whose only trace is a multipart upload in
+   * progress (its time: when that was initiated) is listed; on the filesystem `putSmall`'s
+   * temporary files are too (a crash leaves them like an abandoned upload).
    */
   listUploads(after: string | undefined, limit: number): Promise<StoredUpload[]>;
 

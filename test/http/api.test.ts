@@ -1,6 +1,7 @@
 // The management API (/api/v1), part 1: authentication (Basic password / personal token / robot
 // secret, Bearer personal token, the session cookie), system endpoints, users, personal tokens and
 // request validation — against a real in-process server.
+import { testBackend } from '../support/backend.ts';
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/server.ts';
@@ -29,8 +30,8 @@ describe('management API: authentication, system, users, tokens', () => {
     assert.match(String(info.version), /^\d+\.\d+\.\d+/);
     assert.equal(info.projectCreation, 'admins');
     assert.equal(info.auditPulls, false);
-    assert.equal(info.storage, 'filesystem');
-    assert.equal(info.database, 'sqlite');
+    assert.equal(info.storage, testBackend() === 'postgres-s3' ? 's3' : 'filesystem');
+    assert.equal(info.database, testBackend() === 'postgres-s3' ? 'postgres' : 'sqlite');
     assert.deepEqual(info.externalURLs, []);
   });
 

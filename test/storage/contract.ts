@@ -4,9 +4,25 @@ import { createHash, randomBytes } from 'node:crypto';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError, type BlobStore } from '../../src/storage/blob-store.ts';
+import { listingContract } from './contract-listing.ts';
+
+/** Access beneath a store, to plant what its listings must skip or find. */
+export interface RawAccess {
+  /** Writes `data` at `path` (`/`-separated, below the store's directory or key prefix), bypassing the store. */
+  put(path: string, data: Buffer): Promise<void>;
+  /** Starts a multipart upload on `path` and leaves it in progress; drivers without multipart uploads leave it out. */
+  startMultipart?(path: string): Promise<void>;
+}
+
+/** A fresh, empty store of a driver, how to reach beneath it, and how to dispose of it. */
+export interface StoreFixture {
+  store: BlobStore;
+  raw: RawAccess;
+  cleanup: () => Promise<void>;
+}
 
 /** The behaviour every blob-store driver must have. Each driver's test file calls this once. */
-export function blobStoreContract(name: string, makeStore: () => Promise<{ store: BlobStore; cleanup: () => Promise<void> }>): void {
+export function blobStoreContract(name: string, makeStore: () => Promise<StoreFixture>): void {
   const digest = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
   const collect = async (stream: Readable) => {
     const chunks: Buffer[] = [];
@@ -333,4 +349,6 @@ export function blobStoreContract(name: string, makeStore: () => Promise<{ store
       await assert.rejects(store.createUpload(bad), (err: unknown) => err instanceof StorageError && err.kind === 'invalid');
     }
   });
+
+  listingContract(name, makeStore);
 }

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FilesystemBlobStore, type FilesystemStoreOptions } from '../../src/storage/filesystem/filesystem-store.ts';
@@ -16,6 +16,12 @@ blobStoreContract('filesystem', async () => {
   await store.init();
   return {
     store,
+    raw: {
+      async put(path, data) {
+        await mkdir(dirname(join(dir, path)), { recursive: true });
+        await writeFile(join(dir, path), data);
+      },
+    },
     cleanup: async () => {
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -170,5 +176,36 @@ test('filesystem: committing bytes that are already stored swaps them in atomica
     assert.deepEqual(Buffer.concat(received), data, 'the reader opened before the commit got every byte');
     assert.deepEqual(await store.readAll(d), data);
     assert.equal(await store.uploadSize(id), undefined, 'the upload is gone');
+  });
+});
+
+test('filesystem: a temporary file putSmall left behind is listed as an upload and deleteUpload removes it; directories are not uploads', async () => {
+  await withStore({}, async (store, dir) => {
+    const temp = `put-${randomBytes(12).toString('hex')}`;
+    await writeFile(join(dir, 'uploads', temp), randomBytes(100));
+    const folder = uploadId();
+    await mkdir(join(dir, 'uploads', folder));
+    const id = uploadId();
+    await store.createUpload(id);
+    assert.deepEqual((await store.listUploads(undefined, 10)).map((u) => u.id).sort(), [id, temp].sort());
+    await store.deleteUpload(temp);
+    assert.deepEqual((await store.listUploads(undefined, 10)).map((u) => u.id), [id]);
+  });
+});
+
+test('filesystem: deleteBlobs leaves the shard directories, so a commit into the same shard right after succeeds', async () => {
+  await withStore({}, async (store, dir) => {
+    const blob = randomBytes(100);
+    const d = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+    await store.putSmall(d, blob);
+    await store.deleteBlobs([d]);
+    assert.equal(await store.stat(d), undefined);
+    assert.deepEqual(await readdir(join(dir, 'blobs', 'sha256', d.slice(7, 9))), [], 'the empty shard directory stays');
+    // This store made (and holds a handle on) the directory already: it renames into it without looking.
+    const id = uploadId();
+    await store.createUpload(id);
+    await store.appendUpload(id, 0, Readable.from([blob]));
+    await store.commitUpload(id, d);
+    assert.deepEqual(await store.readAll(d), blob);
   });
 });

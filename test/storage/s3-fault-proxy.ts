@@ -31,20 +31,27 @@ export interface SeenRequest {
   /** Same for every attempt of one SDK call (`amz-sdk-invocation-id`). */
   invocation: string;
   headers: IncomingMessage['headers'];
+  /** The query string, without its `?`. */
+  query: string;
+  /** The request body, for DeleteObjects only (a list of keys); set once it has arrived. */
+  body?: string;
 }
 
 /**
  * What to do with a request: pass it, answer an error instead (throttling, a server error, or the
- * refusal of credentials that moto, which checks none, never gives), or pass it but cut the
- * response body after `cutAfter` bytes.
+ * refusal of credentials that moto, which checks none, never gives), pass it but cut the
+ * response body after `cutAfter` bytes, or pass a DeleteObjects and answer that its first
+ * `deleteErrors` keys could not be deleted (as S3 does for keys it refuses, with 200).
  */
-export type Fault = 'pass' | 'slowdown' | 'internal' | 'denied' | { cutAfter: number };
+export type Fault = 'pass' | 'slowdown' | 'internal' | 'denied' | { cutAfter: number } | { deleteErrors: number };
 
 export interface FaultProxy {
   readonly endpoint: string;
   readonly seen: SeenRequest[];
   /** Requests answered with an error or cut, by kind. */
   readonly injected: { slowdown: number; internal: number; denied: number; cut: number };
+  /** The most requests of each operation that were in flight at once. */
+  readonly peak: Partial<Record<S3Operation, number>>;
   /** Decides each request's fate; replace it between steps of a test. */
   decide: (req: SeenRequest) => Fault;
   close(): Promise<void>;
@@ -76,10 +83,12 @@ const ERRORS = {
 /** Starts the proxy in front of `target` (e.g. `http://127.0.0.1:PORT`); every request passes until `decide` says otherwise. */
 export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const upstream = new URL(target);
+  const inFlight = new Map<S3Operation, number>();
   const proxy: FaultProxy = {
     endpoint: '',
     seen: [],
     injected: { slowdown: 0, internal: 0, denied: 0, cut: 0 },
+    peak: {},
     decide: () => 'pass',
     close: async () => {
       server.closeAllConnections();
@@ -89,8 +98,23 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://proxy');
     const attempt = Number(/attempt=(\d+)/.exec(String(req.headers['amz-sdk-request'] ?? ''))?.[1] ?? 1);
-    const seen: SeenRequest = { op: operationOf(req.method ?? 'GET', url, req.headers), path: decodeURIComponent(url.pathname), attempt, invocation: String(req.headers['amz-sdk-invocation-id'] ?? ''), headers: req.headers };
+    const seen: SeenRequest = {
+      op: operationOf(req.method ?? 'GET', url, req.headers),
+      path: decodeURIComponent(url.pathname),
+      attempt,
+      invocation: String(req.headers['amz-sdk-invocation-id'] ?? ''),
+      headers: req.headers,
+      query: url.search.slice(1),
+    };
     proxy.seen.push(seen);
+    inFlight.set(seen.op, (inFlight.get(seen.op) ?? 0) + 1);
+    proxy.peak[seen.op] = Math.max(proxy.peak[seen.op] ?? 0, inFlight.get(seen.op)!);
+    res.on('close', () => inFlight.set(seen.op, inFlight.get(seen.op)! - 1));
+    if (seen.op === 'DeleteObjects') {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => (seen.body = Buffer.concat(chunks).toString('utf8')));
+    }
     const fault = proxy.decide(seen);
     if (fault === 'slowdown' || fault === 'internal' || fault === 'denied') {
       proxy.injected[fault]++;
@@ -107,8 +131,19 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     const forward = request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
       (answer) => {
+        if (typeof fault === 'object' && 'deleteErrors' in fault && answer.statusCode === 200) {
+          answer.resume();
+          answer.on('end', () => {
+            const keys = [...(seen.body ?? '').matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]!).slice(0, fault.deleteErrors);
+            const errors = keys.map((k) => `<Error><Key>${k}</Key><Code>AccessDenied</Code><Message>Access Denied for ${k}</Message></Error>`).join('');
+            const body = `<?xml version="1.0" encoding="UTF-8"?>\n<DeleteResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">${errors}</DeleteResult>`;
+            res.writeHead(200, { 'Content-Type': 'application/xml', 'Content-Length': Buffer.byteLength(body) });
+            res.end(body);
+          });
+          return;
+        }
         res.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (typeof fault === 'object') {
+        if (typeof fault === 'object' && 'cutAfter' in fault) {
           proxy.injected.cut++;
           let sent = 0;
           answer.on('data', (chunk: Buffer) => {

@@ -55,8 +55,15 @@ function makeStore(options: Partial<S3StoreOptions> & { via?: 'proxy'; maxAttemp
 }
 
 blobStoreContract('s3', async () => {
-  const { store } = makeStore();
-  return { store, cleanup: () => store.close() };
+  const { store, prefix } = makeStore();
+  return {
+    store,
+    raw: {
+      put: (path, data) => raw.put(`${prefix}${path}`, data),
+      startMultipart: async (path) => void (await raw.createMultipart(`${prefix}${path}`)),
+    },
+    cleanup: () => store.close(),
+  };
 });
 
 const digest = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;

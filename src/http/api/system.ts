@@ -19,8 +19,8 @@ export function systemOperations(services: ApiServices): Operation[] {
         externalURLs: z.array(z.string()),
         projectCreation: z.enum(['admins', 'everyone']),
         auditPulls: z.boolean(),
-        storage: z.literal('filesystem'),
-        database: z.literal('sqlite'),
+        storage: z.enum(['filesystem', 's3']),
+        database: z.enum(['sqlite', 'postgres']),
       }),
       handler: async () => ({
         body: {
@@ -28,8 +28,8 @@ export function systemOperations(services: ApiServices): Operation[] {
           externalURLs: config.externalURL,
           projectCreation: config.projects.userCreation ? 'everyone' : 'admins',
           auditPulls: config.audit.pulls,
-          storage: 'filesystem',
-          database: 'sqlite',
+          storage: config.storage.s3 ? 's3' : 'filesystem',
+          database: config.database.url ? 'postgres' : 'sqlite',
         },
       }),
     }),

@@ -3,8 +3,9 @@ import { mkdir, open, readFile, rename, rm, stat, unlink, type FileHandle } from
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import { StorageError, type AppendOptions, type BlobStore, type BlobStream, type ByteRange } from '../blob-store.ts';
+import { StorageError, type AppendOptions, type BlobStore, type BlobStream, type ByteRange, type StoredBlob, type StoredUpload } from '../blob-store.ts';
 import { blobPath, uploadPath, uploadsDir } from './paths.ts';
+import { deleteBlobs, listBlobs, listUploads } from './listing.ts';
 import { FileBlobStream } from './blob-stream.ts';
 import { keepFreedMemory } from './heap.ts';
 import { UploadFile } from './upload-file.ts';
@@ -134,6 +135,21 @@ export class FilesystemBlobStore implements BlobStore {
 
   async delete(digest: string): Promise<void> {
     await rm(blobPath(this.root, digest), { force: true });
+  }
+
+  /** Parallel unlinks; see listing.ts (empty shard directories are kept). */
+  deleteBlobs(digests: readonly string[]): Promise<void> {
+    return deleteBlobs(this.root, digests);
+  }
+
+  /** One shard directory read at a time; see listing.ts. */
+  listBlobs(after: string | undefined, limit: number): Promise<StoredBlob[]> {
+    return listBlobs(this.root, after, limit);
+  }
+
+  /** Upload files, `putSmall`'s temporary files among them; see listing.ts. */
+  listUploads(after: string | undefined, limit: number): Promise<StoredUpload[]> {
+    return listUploads(this.root, after, limit);
   }
 
   async createUpload(id: string): Promise<void> {

@@ -15,6 +15,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { isNoSuchUpload, isNotFound } from './client.ts';
+import { mapLimit } from './map-limit.ts';
 
 /** An object's size and ETag. */
 export interface ObjectInfo {
@@ -28,6 +29,31 @@ export interface KeyRange {
   start: number;
   end: number;
 }
+
+/** An object as a listing shows it. */
+export interface ListedObject {
+  key: string;
+  size: number;
+  /** LastModified, ms since the epoch. */
+  modifiedAt: number;
+}
+
+/** A multipart upload in progress as a listing shows it. */
+export interface ListedMultipart {
+  key: string;
+  uploadId: string;
+  /** When it was initiated, ms since the epoch. */
+  initiatedAt: number;
+}
+
+/** Where the next page of a multipart listing starts. */
+export interface MultipartMarkers {
+  KeyMarker?: string;
+  UploadIdMarker?: string;
+}
+
+/** S3's limit on keys per DeleteObjects request (and per listing page). */
+const PAGE = 1000;
 
 /**
  * The S3 operations the store uses, on one bucket: plain calls with Buffer bodies (so the client
@@ -144,30 +170,81 @@ export class Bucket {
     return keys;
   }
 
-  /** Multipart uploads in progress on keys under `prefix` (all pages). */
-  async listMultipart(prefix: string): Promise<{ key: string; uploadId: string }[]> {
-    const found: { key: string; uploadId: string }[] = [];
-    let markers: { KeyMarker?: string; UploadIdMarker?: string } = {};
-    for (;;) {
-      const out = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.name, Prefix: prefix, ...markers }));
-      for (const u of out.Uploads ?? []) if (u.Key && u.UploadId) found.push({ key: u.Key, uploadId: u.UploadId });
-      if (!out.IsTruncated || (!out.NextKeyMarker && !out.NextUploadIdMarker)) return found;
-      markers = { KeyMarker: out.NextKeyMarker, UploadIdMarker: out.NextUploadIdMarker };
-    }
+  /**
+   * One page (up to `maxKeys`, at most 1,000) of the objects under `prefix`, in key order: the first
+   * after `startAfter`, or continuing where `token` (a previous page's `next`) left off. `next` is
+   * unset on the last page.
+   */
+  async listPage(prefix: string, from: { startAfter?: string; token?: string; maxKeys?: number }): Promise<{ objects: ListedObject[]; next?: string }> {
+    const out = await this.client.send(
+      new ListObjectsV2Command({
+        Bucket: this.name,
+        Prefix: prefix,
+        ...(from.token ? { ContinuationToken: from.token } : { StartAfter: from.startAfter }),
+        MaxKeys: Math.min(from.maxKeys ?? PAGE, PAGE),
+      }),
+    );
+    const objects: ListedObject[] = [];
+    for (const o of out.Contents ?? []) if (o.Key) objects.push({ key: o.Key, size: o.Size ?? 0, modifiedAt: o.LastModified?.getTime() ?? 0 });
+    return { objects, next: out.IsTruncated ? out.NextContinuationToken : undefined };
   }
 
-  /** Deletes keys, 1,000 per request (S3's limit); missing ones are no error. */
-  async deleteMany(keys: readonly string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += 1000) {
-      const batch = keys.slice(i, i + 1000);
-      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.name, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
-      const failed = out.Errors?.filter((e) => e.Code !== 'NoSuchKey') ?? [];
-      if (failed.length > 0) throw new Error(`S3 could not delete ${failed.length} object(s): ${failed[0]!.Code ?? 'unknown error'}`);
+  /** Multipart uploads in progress on keys under `prefix` (all pages). */
+  async listMultipart(prefix: string): Promise<{ key: string; uploadId: string }[]> {
+    const found: ListedMultipart[] = [];
+    let markers: MultipartMarkers | undefined = {};
+    while (markers) {
+      const page = await this.listMultipartPage(prefix, markers);
+      found.push(...page.uploads);
+      markers = page.next;
     }
+    return found;
+  }
+
+  /**
+   * One page of the multipart uploads in progress on keys under `prefix`, in key order, from
+   * `markers` (S3 lists keys after `KeyMarker`); `next` is unset on the last page. Some servers
+   * ignore the markers (moto answers everything in one page): callers filter what they were given.
+   */
+  async listMultipartPage(prefix: string, markers: MultipartMarkers): Promise<{ uploads: ListedMultipart[]; next?: MultipartMarkers }> {
+    const out = await this.client.send(new ListMultipartUploadsCommand({ Bucket: this.name, Prefix: prefix, ...markers }));
+    const uploads: ListedMultipart[] = [];
+    for (const u of out.Uploads ?? []) {
+      if (u.Key && u.UploadId) uploads.push({ key: u.Key, uploadId: u.UploadId, initiatedAt: u.Initiated?.getTime() ?? 0 });
+    }
+    const more = out.IsTruncated && (out.NextKeyMarker || out.NextUploadIdMarker);
+    return { uploads, next: more ? { KeyMarker: out.NextKeyMarker, UploadIdMarker: out.NextUploadIdMarker } : undefined };
+  }
+
+  /**
+   * Deletes keys, 1,000 per request (S3's limit), `concurrency` requests at a time; missing ones
+   * are no error. S3 answers 200 with a list of the keys it could not delete: any there make this
+   * reject once every request has run, with their number and the first one's code (never a key
+   * or a message). A request that fails outright stops new ones and rejects with its error.
+   */
+  async deleteMany(keys: readonly string[], concurrency = 1): Promise<void> {
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += PAGE) batches.push(keys.slice(i, i + PAGE));
+    let failed = 0;
+    let code: string | undefined;
+    await mapLimit(batches, concurrency, async (batch) => {
+      const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.name, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      for (const e of out.Errors ?? []) {
+        if (e.Code === 'NoSuchKey') continue;
+        failed++;
+        code ??= e.Code;
+      }
+    });
+    if (failed > 0) throw new Error(`S3 could not delete ${failed} of ${keys.length} object(s): ${safeCode(code)}`);
   }
 
   private copySource(key: string): string {
     // Keys are built from validated digests, ids and prefix segments; encoded all the same.
     return `${this.name}/${key.split('/').map(encodeURIComponent).join('/')}`;
   }
+}
+
+/** An S3 error code as shown in a message: a plain token, or nothing of what the server sent. */
+function safeCode(code: string | undefined): string {
+  return code && /^[A-Za-z0-9.]{1,64}$/.test(code) ? code : 'unknown error';
 }

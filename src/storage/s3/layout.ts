@@ -46,6 +46,68 @@ export class Layout {
     return `${this.prefix}blobs/${m[1]!}/${m[2]!.slice(0, 2)}/${m[2]!}`;
   }
 
+  /** Where committed blobs are (ends in `/`). */
+  get blobs(): string {
+    return `${this.prefix}blobs/`;
+  }
+
+  /** Where uploads are (ends in `/`). */
+  get uploads(): string {
+    return `${this.prefix}uploads/`;
+  }
+
+  /**
+   * The digest whose blob `key` is, or `undefined` when `key` is not exactly a key `blob()` makes
+   * (a stray object of another tool, a folder marker): listings skip those.
+   */
+  digestOf(key: string): string | undefined {
+    if (!key.startsWith(this.blobs)) return undefined;
+    const [algorithm, shard, hex, ...more] = key.slice(this.blobs.length).split('/');
+    if (more.length > 0 || !algorithm || !shard || !hex || !hex.startsWith(shard) || shard.length !== 2) return undefined;
+    const digest = `${algorithm}:${hex}`;
+    return DIGEST.test(digest) ? digest : undefined;
+  }
+
+  /**
+   * The key after which a listing of `blobs/` holds exactly the blobs whose digests sort after
+   * `after`, or a key before that (the caller filters what lies between); `undefined`: from the
+   * start. Digest order is key order: the shard repeats the hex's first two digits, and ':' and '/'
+   * both sort before every digit and letter.
+   */
+  blobsAfter(after: string | undefined): string | undefined {
+    if (after === undefined) return undefined;
+    // At most a digest's length of hex: a shorter prefix is still a bound below, and S3 caps keys.
+    const m = /^(sha256|sha512):([a-f0-9]{0,128})/.exec(after);
+    if (m) return m[2]!.length < 2 ? `${this.blobs}${m[1]!}/${m[2]!}` : `${this.blobs}${m[1]!}/${m[2]!.slice(0, 2)}/${m[2]!}`;
+    // Not a digest's beginning: the nearest bound below it.
+    if (after < 'sha256:') return undefined;
+    return after < 'sha512:' ? `${this.blobs}sha256/` : `${this.blobs}sha512/`;
+  }
+
+  /**
+   * The id of the upload whose folder holds `key`, or `undefined` when `key` is in none (an object
+   * directly under `uploads/`, or a folder whose name `upload()` would refuse).
+   */
+  uploadIdOf(key: string): string | undefined {
+    if (!key.startsWith(this.uploads)) return undefined;
+    const rest = key.slice(this.uploads.length);
+    const slash = rest.indexOf('/');
+    if (slash < 0) return undefined;
+    const id = rest.slice(0, slash);
+    return UPLOAD_ID.test(id) ? id : undefined;
+  }
+
+  /**
+   * The key after which a listing of `uploads/` holds exactly the folders of ids listed after
+   * `after` (ids are listed in the order of `id + "/"`, S3's order of their keys; '0' is the
+   * character after '/'), or a key before that when `after` is no upload id (the caller filters).
+   */
+  uploadsAfter(after: string | undefined): string | undefined {
+    if (after === undefined) return undefined;
+    // Else its longest plain-ASCII beginning (of at most 128 characters): a bound below it.
+    return UPLOAD_ID.test(after) ? `${this.uploads}${after}0` : `${this.uploads}${/^[\x20-\x7e]{0,128}/.exec(after)![0]}`;
+  }
+
   /** The folder of an upload's objects (ends in `/`); rejects ids that are not plain URL-safe tokens. */
   upload(id: string): string {
     if (!UPLOAD_ID.test(id)) throw new StorageError('invalid', 'invalid upload id');

@@ -3,6 +3,7 @@ import { StorageError, type AppendOptions, type DeleteUploadOptions } from '../b
 import { cutParts } from './append.ts';
 import type { Bucket, KeyRange } from './bucket.ts';
 import { isNoSuchUpload } from './client.ts';
+import { mapLimit } from './map-limit.ts';
 import type { Layout } from './layout.ts';
 import { RecentStates } from './recent.ts';
 import { emptyState, parseState, serializeState, tailSize, type Segment, type UploadState } from './state.ts';
@@ -388,27 +389,4 @@ export class S3Uploads {
   private async writeState(id: string, state: UploadState): Promise<void> {
     await this.bucket.put(this.layout.state(id), serializeState(state), 'application/json');
   }
-}
-
-/**
- * Maps `items` through `fn` with at most `limit` calls running; results in order. On a failure no
- * new call starts, and it rejects (with the first error) only once the running ones have settled.
- */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  let failure: { err: unknown } | undefined;
-  const worker = async () => {
-    while (!failure && next < items.length) {
-      const i = next++;
-      try {
-        results[i] = await fn(items[i]!, i);
-      } catch (err) {
-        failure ??= { err };
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  if (failure) throw failure.err;
-  return results;
 }

@@ -9,9 +9,10 @@ import type { DB } from './dialect.ts';
  * - `principal`: a user or robot by name (password, admin flag, personal access token or robot
  *   secret changed, revoked, disabled, deleted);
  * - `project`: a project by name (visibility, quota, created, deleted — with its repositories);
- * - `repository`: a repository by name (deleted).
+ * - `repository`: a repository by name (deleted);
+ * - `immutability`: a project's tag immutability rules, by project id (added, changed, deleted).
  */
-export const CHANGE_TOPICS = ['principal', 'project', 'repository'] as const;
+export const CHANGE_TOPICS = ['principal', 'project', 'repository', 'immutability'] as const;
 export type ChangeTopic = (typeof CHANGE_TOPICS)[number];
 
 /** Told that `key` changed; `undefined`: anything of the topic may have changed (notifications were missed). */

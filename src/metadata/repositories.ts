@@ -3,6 +3,9 @@ import type { ChangeFeed } from './changes.ts';
 import { containing, relaxed, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { BlobRecords } from './blobs.ts';
+import { retryingConflicts } from './conflicts.ts';
+import { ImmutableTagError, firstImmutable, type ImmutableCheck } from './immutability.ts';
+import { sqlDialectOf } from './jobs.ts';
 import type { ProjectStore } from './projects.ts';
 
 /**
@@ -203,12 +206,24 @@ export class RepositoryStore {
    * Deletes a repository with its manifests, tags and blob links; false when unknown. In the same
    * transaction, what it held — its manifests, the blobs they list, the blobs linked into it — leaves
    * its project's accounting unless another artifact of the project still references it.
+   * With `immutable`, a repository holding a tag it covers is not deleted (ImmutableTagError,
+   * DENIED — as in Harbor, where deleting it fails on that tag's artifact), and nothing of it is.
    */
-  async delete(name: string): Promise<boolean> {
+  async delete(name: string, immutable?: ImmutableCheck): Promise<boolean> {
     try {
-      return await this.db.transaction().execute(async (tx) => {
+      // A deadlock victim on PostgreSQL (a push or GC locking the same rows) was rolled back whole: try again.
+      return await retryingConflicts(() => this.db.transaction().execute(async (tx) => {
         const repo = await tx.selectFrom('repositories').select(['id', 'project_id']).where('name', '=', name).executeTakeFirst();
         if (!repo) return false;
+        if (immutable) {
+          // Every push key-share locks the repository's row (ManifestStore.put): with it locked here
+          // (PostgreSQL; SQLite is serial), pushes in flight have committed — their tags are read
+          // next — and later ones wait, then find the repository gone or kept.
+          if (sqlDialectOf(tx) === 'postgres') await tx.selectFrom('repositories').select('id').where('id', '=', repo.id).forUpdate().execute();
+          const tags = await tx.selectFrom('tags').select('name').where('repository_id', '=', repo.id).orderBy('name').execute();
+          const refused = firstImmutable(immutable, tags.map((t) => t.name));
+          if (refused) throw new ImmutableTagError(refused.rule, name, refused.tag, 'delete-repository');
+        }
         const held = new Set<string>();
         for (const r of await tx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', repo.id).execute()) held.add(r.digest);
         for (const r of await tx.selectFrom('manifests').select('digest').where('repository_id', '=', repo.id).execute()) held.add(r.digest);
@@ -218,7 +233,7 @@ export class RepositoryStore {
         await this.blobs.touch(tx, held);
         if (repo.project_id !== null) await this.projects.release(tx, repo.project_id, held);
         return true;
-      });
+      }));
     } finally {
       this.ids.delete(name);
       await this.changes.publish('repository', name);

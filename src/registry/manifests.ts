@@ -7,6 +7,7 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { QuotaService } from './quota.ts';
 import type { ManifestRow } from '../metadata/schema.ts';
+import { ImmutableTagError } from '../metadata/immutability.ts';
 
 /** A manifest reference from a URL: a tag or a digest. */
 export type Reference = { tag: string } | { digest: string };
@@ -141,6 +142,13 @@ export class ManifestService {
     }
     const manifest = parseManifest(body, contentType);
     const repoId = await this.meta.repositories.currentId(repository);
+    const immutable = 'tag' in ref ? await this.meta.immutability.checkFor(repository) : undefined;
+    const rule = 'tag' in ref ? immutable?.(ref.tag) : undefined;
+    if (rule && repoId !== undefined && 'tag' in ref) {
+      // Refused before anything is stored; the transaction recording the push decides for good.
+      const current = await this.meta.manifests.byTag(repoId, ref.tag);
+      if (current && current.digest !== digest) throw new ImmutableTagError(rule, repository, ref.tag, 'move');
+    }
     await this.checkReferences(repoId, manifest);
     await this.quota.check(repository, digest, body.length);
     // Recorded before the bytes are written, so garbage collection never deletes them under this push (BlobRecords).
@@ -162,6 +170,7 @@ export class ManifestService {
         ...manifest.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
       ],
       ...('tag' in ref ? { tag: ref.tag } : {}),
+      ...(immutable ? { immutable } : {}),
       ...(pushedBy ? { pushedBy } : {}),
     });
     return manifest.subject ? { digest, subject: manifest.subject.digest } : { digest };
@@ -169,14 +178,16 @@ export class ManifestService {
 
   /**
    * Deletes by digest (the manifest and every tag on it) or by tag (only the tag; the manifest
-   * stays reachable by digest). `actor` is who asked, for the event the deletion records.
+   * stays reachable by digest). `actor` is who asked, for the event the deletion records. A tag
+   * an immutability rule covers, or an artifact carrying one, is not deleted: DENIED naming the rule.
    */
   async delete(repository: string, reference: string, actor?: string): Promise<void> {
     const ref = lookupReference(reference);
     const repoId = await this.meta.repositories.currentId(repository);
+    const immutable = repoId === undefined ? undefined : await this.meta.immutability.checkFor(repository);
     const deleted =
       repoId !== undefined &&
-      ('tag' in ref ? await this.meta.manifests.deleteTag(repoId, ref.tag, actor) : await this.meta.manifests.delete(repoId, ref.digest, actor));
+      ('tag' in ref ? await this.meta.manifests.deleteTag(repoId, ref.tag, actor, immutable) : await this.meta.manifests.delete(repoId, ref.digest, actor, immutable));
     if (!deleted) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { reference });
   }
 

@@ -152,7 +152,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       method: 'DELETE',
       path: '/repositories/{name+}/artifacts/{reference}',
       tag: 'repositories',
-      summary: 'Delete an artifact and every tag on it (repository.delete)',
+      summary: 'Delete an artifact and every tag on it (repository.delete); 403 when one of its tags is immutable',
       params: z.object({ name: repositoryName, reference: digestOnly }),
       status: 204,
       errors: [403, 404],
@@ -177,14 +177,15 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       method: 'DELETE',
       path: '/repositories/{name+}/tags/{tag}',
       tag: 'repositories',
-      summary: 'Delete a tag; the artifact stays, reachable by digest (repository.delete)',
+      summary: 'Delete a tag; the artifact stays, reachable by digest (repository.delete); 403 when the tag is immutable',
       params: z.object({ name: repositoryName, tag: z.string().refine(isTag, 'a tag: [A-Za-z0-9_][A-Za-z0-9._-]{0,127}') }),
       status: 204,
       errors: [403, 404],
       handler: async ({ ctx, identity, params }) => {
         const id = await repositoryFor(identity, params.name, 'repository.delete');
         const row = await meta.manifests.byTag(id, params.tag);
-        if (!row || !(await meta.manifests.deleteTag(id, params.tag, identityName(identity)))) throw notFound(`tag "${params.tag}" not found in repository "${params.name}"`);
+        const immutable = await meta.immutability.checkFor(params.name);
+        if (!row || !(await meta.manifests.deleteTag(id, params.tag, identityName(identity), immutable))) throw notFound(`tag "${params.tag}" not found in repository "${params.name}"`);
         await audit(services, ctx, identity, {
           action: 'delete',
           resourceType: 'tag',
@@ -200,13 +201,13 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       method: 'DELETE',
       path: '/repositories/{name+}',
       tag: 'repositories',
-      summary: 'Delete a repository with all its artifacts and tags (repository.delete)',
+      summary: 'Delete a repository with all its artifacts and tags (repository.delete); 403 while it holds an immutable tag',
       params: z.object({ name: repositoryName }),
       status: 204,
       errors: [403, 404],
       handler: async ({ ctx, identity, params }) => {
         await repositoryFor(identity, params.name, 'repository.delete');
-        if (!(await meta.repositories.delete(params.name))) throw notFound(`repository "${params.name}" not found`);
+        if (!(await meta.repositories.delete(params.name, await meta.immutability.checkFor(params.name)))) throw notFound(`repository "${params.name}" not found`);
         await audit(services, ctx, identity, { action: 'delete', resourceType: 'repository', resource: params.name, project: projectOf(params.name) });
         return { status: 204 };
       },

@@ -152,6 +152,8 @@ export function projectOperations(services: ApiServices): Operation[] {
         if (repositories > 0) {
           throw conflict(`project "${row.name}" still holds ${repositories} ${repositories === 1 ? 'repository' : 'repositories'}: delete them first`, { repositoryCount: repositories });
         }
+        // Its retention schedule first: the policy goes with the project row, the schedule would not.
+        await meta.retention.projectDeleted(row.name);
         await meta.projects.delete(row.name);
         await audit(services, ctx, identity, { action: 'project.delete', resourceType: 'project', resource: row.name, project: row.name });
         return { status: 204 };

@@ -32,6 +32,7 @@ import { apiRoutes } from './http/api/index.ts';
 import { startJobs } from './jobs/index.ts';
 import { builtinKinds } from './jobs/kinds/index.ts';
 import { blobReferencesOf } from './jobs/kinds/verify-blobs.ts';
+import { createGcMetrics } from './lifecycle/gc/index.ts';
 
 export interface RunningBerth {
   /** The URL Berth listens on (its own address, not the external URL). */
@@ -173,7 +174,19 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   log.info({ addr: `${host}:${bound}`, tls: secure, externalURL: config.externalURL, dataDir: config.dataDir }, 'berth listening');
 
   // Background work (upload expiry and the rest) runs as jobs, shared with the other replicas.
-  const context = { uploads: registry.uploads, uploadTTL: config.uploads.ttl, jobs: meta.jobs, events: meta.events, store, blobReferences: blobReferencesOf(meta.db) };
+  const context = {
+    uploads: registry.uploads,
+    uploadTTL: config.uploads.ttl,
+    jobs: meta.jobs,
+    events: meta.events,
+    store,
+    blobReferences: blobReferencesOf(meta.blobs),
+    meta,
+    // Garbage collection runs in the job worker; its metrics are the server's (GET /metrics).
+    gc: { grace: config.gc.grace, metrics: createGcMetrics(metrics.registry) },
+    // Retention deletes through the API's artifact deletion (quota, events, immutability guard).
+    retention: { meta, deleteArtifact: (repository: string, digest: string, actor: string) => registry.manifests.delete(repository, digest, actor) },
+  };
   const jobs = await startJobs({ meta, log, config, kinds: builtinKinds, context }).catch(async (err: unknown) => {
     server.close();
     server.closeAllConnections();

@@ -15,9 +15,12 @@ import { robotCommand } from './robot.ts';
 import { tokenCommand } from './token.ts';
 import { auditCommand } from './audit.ts';
 import { jobsCommand } from './jobs.ts';
+import { gcCommand } from './gc.ts';
 import { repoCommand } from './repo.ts';
 import { artifactCommand } from './artifact.ts';
 import { tagCommand } from './tag.ts';
+import { retentionCommand } from './retention.ts';
+import { immutabilityCommand } from './immutability.ts';
 
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
@@ -36,9 +39,12 @@ robotCommand(program);
 tokenCommand(program);
 auditCommand(program);
 jobsCommand(program);
+gcCommand(program);
 repoCommand(program);
 artifactCommand(program);
 tagCommand(program);
+retentionCommand(program);
+immutabilityCommand(program);
 
 // Output piped into a reader that stops early (`berth audit | head`): stop quietly, as other tools do.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -41,6 +41,7 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_SIGNING_KEY', path: 'auth.signingKey', kind: 'string', help: 'token signing key (PEM file) shared by every replica' },
   { env: 'BERTH_JOBS_CONCURRENCY', path: 'jobs.concurrency', kind: 'number', help: 'background jobs this replica runs at once (0: none)' },
   { env: 'BERTH_JOBS_LEASE', path: 'jobs.lease', kind: 'string', help: "how long a job's claim lasts unrenewed before another replica takes it over (e.g. 60s)" },
+  { env: 'BERTH_GC_GRACE', path: 'gc.grace', kind: 'string', help: 'garbage collection grace period: younger unreferenced content is kept (e.g. 2h; 0: none)' },
   { env: 'BERTH_MAX_MANIFEST_BYTES', path: 'maxManifestBytes', kind: 'number', help: 'largest manifest accepted' },
 ];
 

@@ -170,6 +170,19 @@ export const configSchema = z
         lease: duration.default(60),
       })
       .prefault({}),
+    gc: z
+      .strictObject({
+        /**
+         * Garbage collection's grace period, seconds or e.g. `2h`: blobs unreferenced for less than
+         * this, upload storage and orphaned objects written less than this ago, and untagged
+         * manifests pushed less than this ago are never deleted. 0 is allowed (tests, emergencies).
+         */
+        grace: z
+          .union([z.number().int().min(0), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 0, 900, 30m or 2h')])
+          .transform((value) => (typeof value === 'number' ? value : parseDuration(value)))
+          .default(7200),
+      })
+      .prefault({}),
     /** Largest manifest accepted, bytes. */
     maxManifestBytes: z.number().int().positive().default(4 * 1024 * 1024),
   })

@@ -60,10 +60,13 @@ export async function startJobs<S>(options: StartJobsOptions<S>): Promise<Runnin
   await scheduler.start();
   worker.start();
   const wakeups = meta.postgres ? listenForDueJobs(meta.postgres, () => worker.wake(), log) : undefined;
+  // Jobs enqueued in this process outside the queue (the API's starts) wake its workers at once.
+  const unsubscribe = meta.jobs.onEnqueued(() => worker.wake());
   return {
     queue,
     async stop() {
       await scheduler.stop();
+      unsubscribe();
       await wakeups?.close();
       await worker.stop();
     },

@@ -17,6 +17,9 @@ import { JobStore } from './jobs.ts';
 import { ScheduleStore } from './schedules.ts';
 import { EventStore } from './events.ts';
 import { BlobRecords } from './blobs.ts';
+import { RetentionStore } from './retention.ts';
+import { JobItemStore } from './job-items.ts';
+import { ImmutabilityStore } from './immutability.ts';
 import { listenForChanges, localChanges, type ChangeFeed } from './changes.ts';
 
 /** Every metadata aggregate over one database connection. */
@@ -42,10 +45,16 @@ export interface Metadata {
   /** The durable job queue (src/jobs/ runs it). */
   jobs: JobStore;
   schedules: ScheduleStore;
+  /** What jobs decided item by item (a retention run's decisions). */
+  jobItems: JobItemStore;
+  /** Each project's tag retention policy and schedule, and the artifacts retention evaluates. */
+  retention: RetentionStore;
   /** The event outbox, written in the transactions of the changes it records. */
   events: EventStore;
   /** Keys shared through the database (the token signing key on PostgreSQL). */
   signingKeys: SigningKeyStore;
+  /** Tag immutability rules per project (cached; consulted by pushes, deletions and retention). */
+  immutability: ImmutabilityStore;
   /** Tells every process sharing the database what changed, so that their caches drop it (changes.ts). */
   changes: ChangeFeed;
   close(): Promise<void>;
@@ -103,8 +112,11 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     audit,
     jobs: new JobStore(db, opened.name),
     schedules: new ScheduleStore(db),
+    jobItems: new JobItemStore(db),
+    retention: new RetentionStore(db),
     events,
     signingKeys: new SigningKeyStore(db),
+    immutability: new ImmutabilityStore(db, changes, projects),
     changes,
     async close() {
       await changes.close();

@@ -59,6 +59,8 @@ export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancel
 export class JobStore {
   readonly dialect: SqlDialect;
 
+  private readonly enqueued = new Set<() => void>();
+
   constructor(private readonly db: DB, dialect?: SqlDialect) {
     this.dialect = dialect ?? sqlDialectOf(db);
   }
@@ -70,6 +72,19 @@ export class JobStore {
    * the same key is waited for, so exactly one of several racing callers creates it.
    */
   async enqueue(job: NewJob, now = Date.now(), on: DB = this.db): Promise<{ id: number; created: boolean }> {
+    const result = await this.insert(job, now, on);
+    // Within a caller's transaction the job is not visible before it commits: no wake-up then.
+    if (result.created && on === this.db) for (const listener of this.enqueued) listener();
+    return result;
+  }
+
+  /** Calls `listener` after each job this process enqueues outside a transaction; returns the unsubscribe. */
+  onEnqueued(listener: () => void): () => void {
+    this.enqueued.add(listener);
+    return () => this.enqueued.delete(listener);
+  }
+
+  private async insert(job: NewJob, now: number, on: DB): Promise<{ id: number; created: boolean }> {
     const row = {
       kind: job.kind,
       payload: JSON.stringify(job.payload ?? {}),

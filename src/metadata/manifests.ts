@@ -2,7 +2,10 @@ import type { ExpressionBuilder } from 'kysely';
 import { RegistryError } from '../domain/errors.ts';
 import type { DB } from './dialect.ts';
 import type { BlobRecords } from './blobs.ts';
+import { retryingConflicts } from './conflicts.ts';
 import type { EventStore } from './events.ts';
+import { ImmutableTagError, firstImmutable, type ImmutableCheck } from './immutability.ts';
+import { sqlDialectOf } from './jobs.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectStore } from './projects.ts';
 import type { Database, ManifestRow } from './schema.ts';
@@ -18,8 +21,24 @@ export interface ManifestRecord {
   annotations?: Record<string, string>;
   references: { digest: string; kind: 'blob' | 'manifest' }[];
   tag?: string;
+  /**
+   * The immutability rule covering `tag` in this repository, if any (`ImmutabilityStore.checkFor`):
+   * an immutable tag is only created, or pushed again with the digest it has; moving it to another
+   * digest is refused with ImmutableTagError (DENIED) and nothing is recorded.
+   */
+  immutable?: ImmutableCheck;
   /** Who pushed it. */
   pushedBy?: string;
+}
+
+/** What deleting a manifest removed (see `ManifestStore.deleteUntagged`). */
+export interface ManifestRemoval {
+  /** The manifests removed (the one asked for first, then children), each with the tags it had. */
+  manifests: { digest: string; tags: string[] }[];
+  /** The repository's project (null before it was adopted). */
+  projectId: number | null;
+  /** Bytes the project stopped counting. */
+  releasedBytes: number;
 }
 
 /** A referrer as the referrers API lists it. */
@@ -38,9 +57,11 @@ export class ManifestStore {
   private readonly pulled;
   private readonly tagsStateQuery;
   private readonly recentPulls = new Map<string, number>();
+  private readonly dialect;
 
   /** `events`: the outbox each change's event is appended to, in the change's transaction. */
   constructor(private readonly db: DB, private readonly projects: ProjectStore, private readonly events: EventStore, private readonly blobs: BlobRecords) {
+    this.dialect = sqlDialectOf(db);
     this.digestQuery = new PreparedQuery(db, (repositoryId: number, digest: string) =>
       db.selectFrom('manifests').selectAll().where('repository_id', '=', repositoryId).where('digest', '=', digest),
     );
@@ -76,7 +97,8 @@ export class ManifestStore {
    */
   async put(record: ManifestRecord): Promise<void> {
     try {
-      await this.record(record);
+      // A deadlock victim on PostgreSQL (a deletion locking the same rows) was rolled back whole: try again.
+      await retryingConflicts(() => this.record(record));
     } catch (err) {
       // The caller may have counted the manifest's bytes before: give them back unless in use.
       await this.db
@@ -93,7 +115,9 @@ export class ManifestStore {
   private async record(record: ManifestRecord): Promise<void> {
     const now = Date.now();
     await this.db.transaction().execute(async (trx) => {
-      const repository = await repositoryOf(trx, record.repositoryId);
+      // Key-share locked (PostgreSQL): a deletion of the repository waits for this push — and sees
+      // its tags — or deleted it first, and this push finds it gone instead of failing on a key.
+      const repository = await repositoryOf(trx, record.repositoryId, this.dialect === 'postgres');
       if (repository === undefined) throw new RegistryError('NAME_UNKNOWN', 'repository was deleted while the manifest was pushed', { reason: 'deleted-during-push' });
       const projectId = repository.projectId;
       const refs = dedupe(record.references);
@@ -113,7 +137,10 @@ export class ManifestStore {
           last_pulled_at: null,
           created_at: now,
         })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        // A manifest already there is locked (a no-op update), so that garbage collection deleting it
+        // as untagged (`deleteUntagged`) either sees this push's tag once it commits, or has removed
+        // it first and this inserts it anew.
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet((eb) => ({ created_at: eb.ref('manifests.created_at') })))
         .execute();
       const charges = [{ digest: record.digest, size: record.size }, ...(await this.referenced(trx, record.repositoryId, refs))];
       const gone = await this.blobs.hold(trx, [record.digest, ...refs.filter((r) => r.kind === 'blob').map((r) => r.digest)], now);
@@ -129,11 +156,19 @@ export class ManifestStore {
           .execute();
       }
       if (record.tag !== undefined) {
-        await trx
+        // An immutable tag's upsert updates only a row that has this digest already. It is decided
+        // on the row itself: on PostgreSQL a concurrent push of the same tag is waited for and its
+        // row re-checked, so of two pushes of different digests to a new immutable tag one wins.
+        const rule = record.immutable?.(record.tag);
+        const tagged = await trx
           .insertInto('tags')
           .values({ repository_id: record.repositoryId, name: record.tag, manifest_digest: record.digest, updated_at: now })
-          .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_digest: record.digest, updated_at: now }))
-          .execute();
+          .onConflict((oc) => {
+            const update = oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_digest: record.digest, updated_at: now });
+            return rule ? update.where('tags.manifest_digest', '=', record.digest) : update;
+          })
+          .executeTakeFirst();
+        if (rule && Number(tagged.numInsertedOrUpdatedRows ?? 0) === 0) throw new ImmutableTagError(rule, repository.name, record.tag, 'move');
         await tagsChanged(trx, record.repositoryId);
       }
       // Last, so that on PostgreSQL the event's id is drawn just before the commit (see EventStore).
@@ -211,39 +246,83 @@ export class ManifestStore {
    * unless another artifact of the project still references them (`ProjectStore.release`). The blob
    * links stay: see `RepositoryStore.blobSize` for what the repository still serves. The
    * transaction appends an `artifact.deleted` event per manifest removed, by `actor` if given.
+   * With `immutable`, a manifest to remove that has a tag it covers refuses the whole deletion
+   * (ImmutableTagError, DENIED), decided on the tags the transaction would remove.
    */
-  async delete(repositoryId: number, digest: string, actor?: string): Promise<boolean> {
+  async delete(repositoryId: number, digest: string, actor?: string, immutable?: ImmutableCheck): Promise<boolean> {
+    return retryingConflicts(() => this.db.transaction().execute(async (trx) => (await this.removeTree(trx, repositoryId, digest, { actor, immutable, touch: true })) !== undefined));
+  }
+
+  /**
+   * Garbage collection's deletion of an untagged manifest: removes it as `delete` does (its children
+   * nothing else holds, the project's accounting, events by `actor`) only if, under the lock of its
+   * row, it still has no tag, no manifest of the repository lists it, it was pushed before `cutoff`
+   * (ms), and it is not a referrer of a manifest of the repository (its subject is gone). Undefined
+   * when it was kept (or is gone); otherwise what was removed. The blobs it held keep their touch
+   * times: pushed before the cutoff and untagged, they are the same run's garbage (the dry run counts
+   * on it), while a blob a push touched meanwhile stays protected by that touch.
+   */
+  async deleteUntagged(repositoryId: number, digest: string, cutoff: number, actor = 'gc'): Promise<ManifestRemoval | undefined> {
     return this.db.transaction().execute(async (trx) => {
-      const released = new Set<string>();
-      const children: string[] = [];
-      const removed: { digest: string; tags: string[] }[] = [];
-      const remove = async (target: string): Promise<boolean> => {
-        const tags = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).orderBy('name').execute();
-        const refs = await trx.selectFrom('manifest_references').select(['child_digest', 'kind']).where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
-        await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
-        await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
-        const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', target).executeTakeFirst();
-        if (Number(result.numDeletedRows) === 0) return false;
-        removed.push({ digest: target, tags: tags.map((t) => t.name) });
-        released.add(target);
-        for (const ref of refs) (ref.kind === 'blob' ? released.add(ref.child_digest) : children.push(ref.child_digest));
-        return true;
-      };
-      if (!(await remove(digest))) return false;
-      for (let child = children.pop(); child !== undefined; child = children.pop()) {
-        if (released.has(child) || (await this.held(trx, repositoryId, child))) continue;
-        await remove(child);
+      // Locked first, as `referenced` locks an index's children and `record` a manifest it pushes
+      // again: a push tagging or listing it meanwhile is waited for and seen by the later
+      // statements; one that comes later waits for this transaction and records the manifest anew.
+      const row = await lockManifest(trx, repositoryId, digest);
+      if (!row || Number(row.created_at) >= cutoff || (await this.held(trx, repositoryId, digest))) return undefined;
+      if (row.subject_digest !== null) {
+        const subject = await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', '=', row.subject_digest).executeTakeFirst();
+        if (subject) return undefined;
       }
-      const repository = await repositoryOf(trx, repositoryId);
-      // What it held may become garbage: its grace period starts now (see BlobRecords).
-      await this.blobs.touch(trx, released);
-      if (repository?.projectId != null) await this.projects.release(trx, repository.projectId, released);
-      if (removed.some((gone) => gone.tags.length > 0)) await tagsChanged(trx, repositoryId);
-      for (const gone of removed) {
-        await this.events.append(trx, { type: 'artifact.deleted', repository: repository?.name, project: repository?.project, digest: gone.digest, actor: actor ?? null, detail: { tags: gone.tags } });
-      }
-      return true;
+      return this.removeTree(trx, repositoryId, digest, { actor, touch: false });
     });
+  }
+
+  /**
+   * The removal `delete` and `deleteUntagged` share, within `trx`: `digest`, its tags, and the
+   * child manifests nothing else holds; releases what the project no longer references; with
+   * `touch`, restarts the grace period of everything it held. Undefined when `digest` did not exist.
+   */
+  private async removeTree(trx: DB, repositoryId: number, digest: string, options: { actor?: string | undefined; immutable?: ImmutableCheck | undefined; touch: boolean }): Promise<ManifestRemoval | undefined> {
+    const { actor, immutable } = options;
+    const released = new Set<string>();
+    const children: string[] = [];
+    const removed: { digest: string; tags: string[] }[] = [];
+    const remove = async (target: string): Promise<boolean> => {
+      // Locked before its tags are read (PostgreSQL): a push tagging it meanwhile holds a key-share
+      // lock until it commits, and is then seen below; one that comes later waits for this one.
+      if (immutable && this.dialect === 'postgres') {
+        await trx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', '=', target).forUpdate().execute();
+      }
+      const tags = await trx.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).orderBy('name').execute();
+      const refused = firstImmutable(immutable, tags.map((t) => t.name));
+      if (refused) throw new ImmutableTagError(refused.rule, (await repositoryOf(trx, repositoryId))?.name ?? '', refused.tag, 'delete-artifact');
+      const refs = await trx.selectFrom('manifest_references').select(['child_digest', 'kind']).where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
+      await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
+      await trx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', '=', target).execute();
+      const result = await trx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', target).executeTakeFirst();
+      if (Number(result.numDeletedRows) === 0) return false;
+      removed.push({ digest: target, tags: tags.map((t) => t.name) });
+      released.add(target);
+      for (const ref of refs) (ref.kind === 'blob' ? released.add(ref.child_digest) : children.push(ref.child_digest));
+      return true;
+    };
+    if (!(await remove(digest))) return undefined;
+    for (let child = children.pop(); child !== undefined; child = children.pop()) {
+      if (released.has(child)) continue;
+      // Locked before it is looked at: an index pushed meanwhile that lists it (`referenced` locks
+      // its children too) is then either seen by `held` or waits, and finds the child gone.
+      if (!(await lockManifest(trx, repositoryId, child)) || (await this.held(trx, repositoryId, child))) continue;
+      await remove(child);
+    }
+    const repository = await repositoryOf(trx, repositoryId);
+    // What it held may become garbage: its grace period starts now (see BlobRecords).
+    if (options.touch) await this.blobs.touch(trx, released);
+    const releasedBytes = repository?.projectId != null ? await this.projects.release(trx, repository.projectId, released) : 0;
+    if (removed.some((gone) => gone.tags.length > 0)) await tagsChanged(trx, repositoryId);
+    for (const gone of removed) {
+      await this.events.append(trx, { type: 'artifact.deleted', repository: repository?.name, project: repository?.project, digest: gone.digest, actor: actor ?? null, detail: { tags: gone.tags } });
+    }
+    return { manifests: removed, projectId: repository?.projectId ?? null, releasedBytes };
   }
 
   /** Whether manifest `digest` of the repository has a tag or is listed by one of its manifests. */
@@ -263,12 +342,15 @@ export class ManifestStore {
 
   /**
    * Removes a tag (the manifest stays); false when there was no such tag. The transaction appends a
-   * `tag.deleted` event (with the digest the tag pointed at), by `actor` if given.
+   * `tag.deleted` event (with the digest the tag pointed at), by `actor` if given. A tag that
+   * `immutable` covers is not removed: ImmutableTagError (DENIED).
    */
-  async deleteTag(repositoryId: number, tag: string, actor?: string): Promise<boolean> {
+  async deleteTag(repositoryId: number, tag: string, actor?: string, immutable?: ImmutableCheck): Promise<boolean> {
     const deleted = await this.db.transaction().execute(async (trx) => {
       const row = await trx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
       if (!row) return false;
+      const rule = immutable?.(tag);
+      if (rule) throw new ImmutableTagError(rule, (await repositoryOf(trx, repositoryId))?.name ?? '', tag, 'delete-tag');
       const result = await trx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
       // A concurrent deletion of the same tag won: it has written the event.
       if (Number(result.numDeletedRows) === 0) return false;
@@ -429,14 +511,29 @@ function isTopLevel(eb: ExpressionBuilder<Database & { m: Database['manifests'] 
  * is gone; the project is null before the repository was adopted. One lookup by key, as the push
  * made before it had events to name.
  */
-async function repositoryOf(on: DB, repositoryId: number): Promise<{ name: string; projectId: number | null; project: string | null } | undefined> {
-  const row = await on
+async function repositoryOf(on: DB, repositoryId: number, keyShare = false): Promise<{ name: string; projectId: number | null; project: string | null } | undefined> {
+  const query = on
     .selectFrom('repositories as r')
     .leftJoin('projects as p', 'p.id', 'r.project_id')
     .select(['r.name', 'r.project_id', 'p.name as project'])
-    .where('r.id', '=', repositoryId)
-    .executeTakeFirst();
+    .where('r.id', '=', repositoryId);
+  const row = await (keyShare ? query.forKeyShare('r') : query).executeTakeFirst();
   return row === undefined ? undefined : { name: row.name, projectId: row.project_id, project: row.project };
+}
+
+/**
+ * Locks a manifest's row within `on` (a no-op update: on PostgreSQL it waits for, and then keeps
+ * out, pushes that lock it to tag or list it); its creation time and subject, or undefined when
+ * there is no such manifest.
+ */
+async function lockManifest(on: DB, repositoryId: number, digest: string): Promise<{ created_at: number; subject_digest: string | null } | undefined> {
+  return on
+    .updateTable('manifests')
+    .set((eb) => ({ size: eb.ref('size') }))
+    .where('repository_id', '=', repositoryId)
+    .where('digest', '=', digest)
+    .returning(['created_at', 'subject_digest'])
+    .executeTakeFirst();
 }
 
 /** Raises the version of the repository's tags, within the transaction `on` that changes them (see `tagsState`). */

@@ -374,6 +374,8 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
             union all select digest, size from manifests
             union all select digest, size from project_blobs
           ) as known group by digest`.execute(db);
+        // The tags of a manifest: every deletion and garbage collection's untagged check look them up.
+        await db.schema.createIndex('tags_manifest').on('tags').columns(['repository_id', 'manifest_digest']).execute();
         // Jobs that must not run twice at once (one GC, one retention run per project): unique
         // while the job is queued or running, cleared when it ends.
         await db.schema.alterTable('jobs').addColumn('exclusive_key', 'varchar(255)').execute();

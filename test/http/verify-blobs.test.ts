@@ -114,6 +114,7 @@ test('an attempt that takes over resumes after the cursor the earlier attempt sa
     for (const blob of blobs) {
       await store.putSmall(digestOf(blob), blob);
       await meta.db.insertInto('repository_blobs').values({ repository_id: repo.id, digest: digestOf(blob), size: blob.length, created_at: 0 }).execute();
+      await meta.db.insertInto('blobs').values({ digest: digestOf(blob), size: blob.length, touched_at: 0, deleting: 0 }).execute();
     }
     // Attempt 1 got as far as the third digest and saved that, then its replica died.
     const { id } = await meta.jobs.enqueue({ kind: 'verify-blobs' });
@@ -124,7 +125,7 @@ test('an attempt that takes over resumes after the cursor the earlier attempt sa
     const read: string[] = [];
     const services: VerifyBlobsServices = {
       store: { read: (digest, range) => (read.push(digest), store.read(digest, range)) },
-      blobReferences: blobReferencesOf(meta.db),
+      blobReferences: blobReferencesOf(meta.blobs),
       jobs: meta.jobs,
     };
     const logs: { level: JobLogLevel; message: string }[] = [];

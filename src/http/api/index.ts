@@ -5,11 +5,14 @@ import { ApiAuthenticator } from './authenticate.ts';
 import { auditOperations } from './audit.ts';
 import { jobOperations } from './jobs.ts';
 import { jobStartOperations } from './job-start.ts';
+import { gcOperations } from './gc.ts';
 import type { ApiDeps, ApiServices } from './common.ts';
+import { immutabilityOperations } from './immutability.ts';
 import { memberOperations } from './members.ts';
 import { openAPIDocument } from './openapi.ts';
 import { projectOperations } from './projects.ts';
 import { repositoryOperations } from './repositories.ts';
+import { retentionOperations } from './retention.ts';
 import { robotOperations } from './robots.ts';
 import { operation, toRoute, type ApiResult, type Operation } from './route.ts';
 import { sessionOperations } from './session.ts';
@@ -30,11 +33,14 @@ export function apiOperations(services: ApiServices): Operation[] {
     ...userOperations(services),
     ...projectOperations(services),
     ...memberOperations(services),
+    ...immutabilityOperations(services),
+    ...retentionOperations(services),
     ...robotOperations(services),
     ...repositoryOperations(services),
     ...auditOperations(services),
     ...jobOperations(services),
     ...jobStartOperations(services),
+    ...gcOperations(services),
   ];
   let document: Record<string, unknown> | undefined;
   const openapi: Operation = operation({

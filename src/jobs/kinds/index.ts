@@ -1,11 +1,13 @@
 // The job kinds Berth runs, and what they need from the composition root.
 import type { JobKind } from '../kind.ts';
+import { gcKind, type GcServices } from './gc.ts';
 import { housekeeping, type HousekeepingServices } from './housekeeping.ts';
 import { uploadExpiry, type UploadExpiryServices } from './upload-expiry.ts';
 import { verifyBlobs, type VerifyBlobsServices } from './verify-blobs.ts';
+import { retention, type RetentionServices } from './retention.ts';
 
 /** Everything the built-in kinds need; the composition root builds it once. */
-export type JobServices = UploadExpiryServices & HousekeepingServices & VerifyBlobsServices;
+export type JobServices = UploadExpiryServices & HousekeepingServices & VerifyBlobsServices & RetentionServices & GcServices;
 
 /** Every built-in kind; each with a `schedule` gets a schedule of its name on first start. */
-export const builtinKinds: readonly JobKind<JobServices>[] = [uploadExpiry, housekeeping, verifyBlobs];
+export const builtinKinds: readonly JobKind<JobServices>[] = [uploadExpiry, housekeeping, verifyBlobs, retention, gcKind];

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import type { DB } from '../../metadata/dialect.ts';
+import type { BlobRecords } from '../../metadata/blobs.ts';
 import { type BlobStore, StorageError } from '../../storage/blob-store.ts';
 import type { JobKind } from '../kind.ts';
 
@@ -59,35 +59,16 @@ const LOGGED_PROBLEMS = 100;
 const ALGORITHMS = new Set(['sha256', 'sha512']);
 
 /**
- * Referenced blobs from the metadata: layers and configs (`repository_blobs`) and manifests, each
- * digest once. One query layer for both databases; both tables are indexed on `digest`.
+ * What storage must hold, from the metadata's one list of it: the rows of the `blobs` table not
+ * being deleted (BlobRecords) — layers, configs and manifests, each digest once.
  */
-export function blobReferencesOf(db: DB): BlobReferences {
-  const union = (after: string) =>
-    db
-      .selectFrom('repository_blobs')
-      .select(['digest', 'size'])
-      .where('digest', '>', after)
-      .union(db.selectFrom('manifests').select(['digest', 'size']).where('digest', '>', after))
-      .as('refs');
+export function blobReferencesOf(blobs: Pick<BlobRecords, 'totals' | 'page'>): BlobReferences {
   return {
     async count() {
-      const row = await db.selectFrom(union('')).select((eb) => eb.fn.count<number>('digest').distinct().as('n')).executeTakeFirstOrThrow();
-      return Number(row.n);
+      return (await blobs.totals()).count;
     },
     async page(after, limit) {
-      const rows = await db
-        .selectFrom(union(after ?? ''))
-        .select((eb) => ['digest', eb.fn.min<number>('size').as('low'), eb.fn.max<number>('size').as('high')])
-        .groupBy('digest')
-        .orderBy('digest')
-        .limit(limit)
-        .execute();
-      return rows.map((r) => {
-        const low = Number(r.low);
-        const high = Number(r.high);
-        return { digest: r.digest, size: high, sizes: low === high ? [low] : [low, high] };
-      });
+      return (await blobs.page(after, limit)).map((b) => ({ digest: b.digest, size: b.size, sizes: [b.size] }));
     },
   };
 }

@@ -181,4 +181,78 @@ describe('lifecycle features with real clients', { timeout: 15 * 60_000 }, () =>
       }),
     );
   });
+
+  // ---- tag retention, then garbage collection ----
+
+  describe('tag retention and garbage collection', () => {
+    interface Item {
+      repository: string;
+      digest: string;
+      outcome: string;
+      tags: string[];
+      basis: string | null;
+      rule: number | null;
+    }
+    const decisions = (items: Item[]) => Object.fromEntries(items.map((i) => [i.tags.join(','), `${i.outcome}:${i.basis}:${i.rule}`]));
+    const pushed: Record<string, string> = {};
+
+    before(async () => {
+      await callApi('POST', '/projects', { name: 'keep' });
+      // Pushed in this order (v1, v2 with docker; dev1 with skopeo): v2 is the most recently pushed v*.
+      for (const tag of ['v1', 'v2']) {
+        const made = await image();
+        const reference = `${host}/keep/app:${tag}`;
+        await docker(['load', '-i', made.archivePath]);
+        await docker(['tag', made.repoTag, reference]);
+        const out = await docker(['push', reference]);
+        pushed[tag] = /digest: (sha256:[0-9a-f]{64})/.exec(out.stdout)![1]!;
+        await docker(['rmi', made.repoTag, reference], true);
+      }
+      const digestFile = path.join(workDir, 'dev1.digest');
+      await skopeo(['copy', '--dest-creds', `admin:${berth.adminPassword}`, '--dest-tls-verify=false', '--digestfile', digestFile, `docker-archive:${(await image()).archivePath}`, `docker://${host}/keep/app:dev1`]);
+      pushed.dev1 = (await readFile(digestFile, 'utf8')).trim();
+    });
+
+    test('berth retention: the dry run shows each artifact kept or deleted with the deciding rule; the real run deletes exactly that; docker and skopeo see it', { timeout: 6 * 60_000 }, () =>
+      withLog('retention', async () => {
+        await cli(['retention', 'set', 'keep', '--keep-last', '1', '--tag', 'v*']);
+        const usageBefore = (await callApi<{ usageBytes: number }>('GET', '/projects/keep')).usageBytes;
+        const dry = await cli.json<{ run: { state: string }; items: Item[] }>(['retention', 'run', 'keep', '--dry-run', '--wait']);
+        assert.equal(dry.run.state, 'succeeded');
+        assert.deepEqual(decisions(dry.items), { v2: 'retained:rule:1', v1: 'would-delete:unretained:null', dev1: 'would-delete:unretained:null' });
+        for (const tag of ['v1', 'v2', 'dev1']) assert.equal(await tagDigest('keep/app', tag), pushed[tag], `${tag} still there after the dry run`);
+        // The table a user reads.
+        const table = (await cli(['retention', 'run', 'keep', '--dry-run', '--wait'])).stdout;
+        assert.match(table, /kept +keep\/app .* v2 +rule 1: retain the 1 most recently pushed/);
+        assert.match(table, /would delete +keep\/app .* v1 +no rule retains it/);
+
+        const real = await cli.json<{ run: { state: string }; items: Item[] }>(['retention', 'run', 'keep', '--wait']);
+        assert.equal(real.run.state, 'succeeded');
+        assert.deepEqual(decisions(real.items), { v2: 'retained:rule:1', v1: 'deleted:unretained:null', dev1: 'deleted:unretained:null' }, 'the real run did what the dry run showed');
+        assert.deepEqual(real.items.map((i) => i.digest).sort(), dry.items.map((i) => i.digest).sort());
+
+        const gone = await docker(['pull', `${host}/keep/app:v1`], true);
+        assert.notEqual(gone.code, 0);
+        assert.match(`${gone.stdout}\n${gone.stderr}`, /manifest unknown|not found/i);
+        await docker(['pull', `${host}/keep/app:v2`]);
+        const inspect = await skopeo(['inspect', '--creds', `admin:${berth.adminPassword}`, '--tls-verify=false', `docker://${host}/keep/app:dev1`], true);
+        assert.notEqual(inspect.code, 0, 'skopeo no longer finds dev1');
+        const usageAfter = (await callApi<{ usageBytes: number }>('GET', '/projects/keep')).usageBytes;
+        assert.ok(usageAfter < usageBefore, `usage fell with the deleted artifacts (${usageBefore} → ${usageAfter})`);
+      }),
+    );
+
+    test('berth gc run --dry-run --wait: the freed content is named as inside the grace period, with when it becomes collectable', { timeout: 3 * 60_000 }, () =>
+      withLog('gc', async () => {
+        const run = await cli.json<{ state: string; dryRun: boolean; figures: { blobsDeleted: number; withinGrace: { blobs: number; bytes: number; collectableAt: string | null } } }>(['gc', 'run', '--dry-run', '--wait']);
+        assert.equal(run.state, 'succeeded');
+        assert.equal(run.dryRun, true);
+        assert.equal(run.figures.blobsDeleted, 0, 'the default grace period (2 h) protects what retention just released');
+        assert.ok(run.figures.withinGrace.blobs >= 4, `the deleted images' layers, configs and manifests are inside the grace period: ${JSON.stringify(run.figures.withinGrace)}`);
+        assert.ok(run.figures.withinGrace.collectableAt, 'and the user is told when they become collectable');
+        const text = (await cli(['gc', 'run', '--dry-run', '--wait'])).stdout;
+        assert.match(text, /grace/i, text);
+      }),
+    );
+  });
 });

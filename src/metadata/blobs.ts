@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RawBuilder } from 'kysely';
 import { RegistryError } from '../domain/errors.ts';
-import type { DB } from './dialect.ts';
+import { oneOf, type DB } from './dialect.ts';
 import { sqlDialectOf, type SqlDialect } from './jobs.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectStore } from './projects.ts';
 
 /** How long a push waits for garbage collection to finish deleting content it wants to store again. */
 const CLAIM_WAIT_MS = 10_000;
-/** Rows locked or changed per statement. */
-const BATCH = 500;
+/** Rows locked or changed per statement (a GC batch is 1,000: one statement each). */
+const BATCH = 1000;
 
 /** A content object and its size. */
 export interface BlobEntry {
@@ -96,7 +97,7 @@ export class BlobRecords {
       const batch = all.slice(i, i + BATCH);
       const locked = await this.lock(on, batch);
       const live = locked.filter((r) => r.deleting === 0).map((r) => r.digest);
-      if (live.length > 0) await on.updateTable('blobs').set({ touched_at: now }).where('digest', 'in', live).execute();
+      if (live.length > 0) await on.updateTable('blobs').set({ touched_at: now }).where(this.among('digest', live)).execute();
       for (const digest of live) held.add(digest);
     }
     return all.filter((d) => !held.has(d));
@@ -107,10 +108,14 @@ export class BlobRecords {
     await this.hold(on, digests, now);
   }
 
+  private among(column: string, digests: readonly string[]): RawBuilder<boolean> {
+    return oneOf(this.dialect, column, digests);
+  }
+
   /** Locks the rows of `digests` (sorted by the caller) within `on`, in digest order; returns them. */
   private async lock(on: DB, digests: string[]): Promise<{ digest: string; size: number; deleting: number }[]> {
     if (digests.length === 0) return [];
-    const query = on.selectFrom('blobs').select(['digest', 'size', 'deleting']).where('digest', 'in', digests).orderBy('digest');
+    const query = on.selectFrom('blobs').select(['digest', 'size', 'deleting']).where(this.among('digest', digests)).orderBy('digest');
     // SQLite has no row locks: its transactions are serial.
     const rows = this.dialect === 'postgres' ? await query.forUpdate().execute() : await query.execute();
     return rows.map((r) => ({ digest: r.digest, size: Number(r.size), deleting: Number(r.deleting) }));
@@ -153,7 +158,7 @@ export class BlobRecords {
         const garbage = await tx
           .selectFrom('blobs as b')
           .select(['b.digest', 'b.size'])
-          .where('b.digest', 'in', batch)
+          .where(this.among('b.digest', batch))
           .where('b.deleting', '=', 0)
           .where('b.touched_at', '<', cutoff)
           .where((eb) => eb.not(eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.digest', '=', 'b.digest'))))
@@ -165,8 +170,8 @@ export class BlobRecords {
         for (const row of garbage) result.blobs.push({ digest: row.digest, size: Number(row.size) });
         for (const [projectId, bytes] of await this.projects.forget(tx, condemned, options)) result.released.set(projectId, (result.released.get(projectId) ?? 0) + bytes);
         if (options.dryRun) continue;
-        await tx.updateTable('blobs').set({ deleting: 1 }).where('digest', 'in', condemned).execute();
-        await tx.deleteFrom('repository_blobs').where('digest', 'in', condemned).execute();
+        await tx.updateTable('blobs').set({ deleting: 1 }).where(this.among('digest', condemned)).execute();
+        await tx.deleteFrom('repository_blobs').where(this.among('digest', condemned)).execute();
       }
     };
     await this.db.transaction().execute(decide);
@@ -182,7 +187,7 @@ export class BlobRecords {
   /** Removes the rows of `digests` that are marked `deleting` (their bytes are gone): claims waiting on them go on. */
   async forget(digests: readonly string[]): Promise<void> {
     for (let i = 0; i < digests.length; i += BATCH) {
-      await this.db.deleteFrom('blobs').where('digest', 'in', digests.slice(i, i + BATCH)).where('deleting', '=', 1).execute();
+      await this.db.deleteFrom('blobs').where(this.among('digest', digests.slice(i, i + BATCH))).where('deleting', '=', 1).execute();
     }
   }
 
@@ -208,7 +213,7 @@ export class BlobRecords {
   async known(digests: readonly string[]): Promise<Set<string>> {
     const found = new Set<string>();
     for (let i = 0; i < digests.length; i += BATCH) {
-      const rows = await this.db.selectFrom('blobs').select('digest').where('digest', 'in', digests.slice(i, i + BATCH)).execute();
+      const rows = await this.db.selectFrom('blobs').select('digest').where(this.among('digest', digests.slice(i, i + BATCH))).execute();
       for (const row of rows) found.add(row.digest);
     }
     return found;

@@ -1,7 +1,7 @@
 import { chmodSync, closeSync, fchmodSync, fstatSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
-import { CompiledQuery, Kysely, SqliteDialect, type DatabaseConnection, type Dialect, type Driver, type QueryResult } from 'kysely';
+import { CompiledQuery, Kysely, sql, SqliteDialect, type RawBuilder, type DatabaseConnection, type Dialect, type Driver, type QueryResult } from 'kysely';
 import { GroupCommit, walFileSync, type LogSync } from './group-commit.ts';
 import type { Database } from './schema.ts';
 
@@ -47,6 +47,15 @@ export function relaxed<R>(query: CompiledQuery<R>): CompiledQuery<R> {
   const queryId = { queryId: query.queryId.queryId };
   relaxedQueries.add(queryId);
   return { ...query, queryId };
+}
+
+/**
+ * `column IN (values)` for long lists (garbage collection's batches of a thousand digests): on
+ * PostgreSQL one array parameter (`= any($1)`), planned alike whatever the count — a list of a
+ * thousand parameters costs more to parse and plan than to run; on SQLite a plain list.
+ */
+export function oneOf(dialect: 'sqlite' | 'postgres', column: string, values: readonly string[]): RawBuilder<boolean> {
+  return dialect === 'postgres' ? sql<boolean>`${sql.ref(column)} = any(${[...values]})` : sql<boolean>`${sql.ref(column)} in (${sql.join([...values])})`;
 }
 
 /**

@@ -2,7 +2,8 @@ import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
 import { RegistryError } from '../domain/errors.ts';
 import type { ChangeFeed } from './changes.ts';
-import { containing, relaxed, type DB } from './dialect.ts';
+import { containing, oneOf, relaxed, type DB } from './dialect.ts';
+import { sqlDialectOf, type SqlDialect } from './jobs.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { ProjectRow } from './schema.ts';
 
@@ -37,7 +38,10 @@ export class ProjectStore {
   private readonly chargeBlob;
   private readonly addUsage;
 
+  private readonly dialect: SqlDialect;
+
   constructor(private readonly db: DB, private readonly changes: ChangeFeed) {
+    this.dialect = sqlDialectOf(db);
     changes.subscribe('project', (name) => (name === undefined ? this.cache.clear() : this.cache.delete(name)));
     this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('projects').selectAll().where('name', '=', name));
     this.role = new PreparedQuery(db, (projectId: number, userId: number) =>
@@ -319,10 +323,10 @@ export class ProjectStore {
   async forget(on: DB, digests: readonly string[], options: { dryRun?: boolean } = {}): Promise<Map<number, number>> {
     const released = new Map<number, number>();
     if (digests.length === 0) return released;
-    const counted = await on.selectFrom('project_blobs').select(['project_id', 'size']).where('digest', 'in', [...digests]).execute();
+    const counted = await on.selectFrom('project_blobs').select(['project_id', 'size']).where(oneOf(this.dialect, 'digest', digests)).execute();
     for (const row of counted) released.set(row.project_id, (released.get(row.project_id) ?? 0) + Number(row.size));
     if (options.dryRun || counted.length === 0) return released;
-    await on.deleteFrom('project_blobs').where('digest', 'in', [...digests]).execute();
+    await on.deleteFrom('project_blobs').where(oneOf(this.dialect, 'digest', digests)).execute();
     for (const [projectId, bytes] of released) await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), -bytes);
     return released;
   }

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { EventStore, type OutboxEvent } from '../../src/metadata/events.ts';
 import type { ManifestRecord } from '../../src/metadata/manifests.ts';
+import { putManifest } from '../support/metadata.ts';
 import { DIALECTS, openTestMetadata, type TestMetadata } from './stores.ts';
 
 const hex = (n: number) => randomBytes(n).toString('hex');
@@ -51,7 +52,7 @@ for (const dialect of DIALECTS) {
 
       const repositoryId = await meta.repositories.ensure('team/app');
       const manifest: ManifestRecord = { repositoryId, digest: digest(), mediaType: MEDIA_TYPE, size: 321, references: [], tag: 'v1', pushedBy: 'alice' };
-      await meta.manifests.put(manifest);
+      await putManifest(meta, manifest);
       const [pushed, ...more] = await newEvents();
       assert.deepEqual(more, []);
       assert.equal(pushed?.type, 'artifact.pushed');
@@ -61,16 +62,16 @@ for (const dialect of DIALECTS) {
       );
 
       // Refused inside the transaction: a referenced blob is not in the repository.
-      await assert.rejects(meta.manifests.put({ ...manifest, digest: digest(), references: [{ digest: digest(), kind: 'blob' }] }), /MANIFEST_BLOB_UNKNOWN|removed from the repository/);
+      await assert.rejects(putManifest(meta, { ...manifest, digest: digest(), references: [{ digest: digest(), kind: 'blob' }] }), /MANIFEST_BLOB_UNKNOWN|removed from the repository/);
       // Refused inside the transaction: the project's quota.
       await meta.projects.update('team', { quotaBytes: 400 });
-      await assert.rejects(meta.manifests.put({ ...manifest, digest: digest(), size: 200, tag: 'v2' }), /quota exceeded/);
+      await assert.rejects(putManifest(meta, { ...manifest, digest: digest(), size: 200, tag: 'v2' }), /quota exceeded/);
       await meta.projects.update('team', { quotaBytes: null });
       assert.deepEqual(await newEvents(), [], 'refused pushes wrote no event');
 
       // The same tag moved to another manifest: the event says where it points now.
       const moved = { ...manifest, digest: digest(), pushedBy: 'robot$team+ci' };
-      await meta.manifests.put(moved);
+      await putManifest(meta, moved);
       const [retagged] = await newEvents();
       assert.equal(retagged?.type, 'artifact.pushed');
       assert.equal(retagged.digest, moved.digest);
@@ -86,7 +87,7 @@ for (const dialect of DIALECTS) {
         'one event, for the deletion that happened',
       );
 
-      await meta.manifests.put({ ...manifest, tag: 'stable' });
+      await putManifest(meta, { ...manifest, tag: 'stable' });
       await newEvents();
       assert.equal(await meta.manifests.delete(repositoryId, manifest.digest, 'carol'), true);
       const deleted = await newEvents();

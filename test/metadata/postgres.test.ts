@@ -15,7 +15,7 @@ import { configSchema } from '../../src/config/schema.ts';
 import { ConfigError } from '../../src/config/overrides.ts';
 import { openMetadataFor } from '../../src/metadata/index.ts';
 import { postgresClientConfig } from '../../src/metadata/postgres.ts';
-import { metadataPlace, withMetadataOn } from '../support/metadata.ts';
+import { completeUpload, metadataPlace, putManifest, withMetadataOn } from '../support/metadata.ts';
 import { sharedPostgres, startPostgres } from '../support/postgres.ts';
 import { freePort } from '../support/system.ts';
 import { createTlsMaterial } from '../support/tls.ts';
@@ -148,7 +148,7 @@ test('a transaction of relaxed writes commits without waiting for its WAL flush;
       const repositoryId = await meta.repositories.ensure('team/app');
       const projectId = (await meta.projects.find('team'))!.id;
       await meta.uploads.create('s1', 'team/app', null, null);
-      await meta.uploads.complete('s1', { repositoryId, projectId, digest: digest('c'), size: 10 });
+      await completeUpload(meta, 's1', { repositoryId, projectId, digest: digest('c'), size: 10 });
       await meta.users.create('bob', 'hash', false);
       assert.equal(relaxedCommits(), 1, 'a durable transaction and single statements commit as usual');
     });
@@ -171,13 +171,10 @@ test('concurrent pushes listing shared blobs in different orders do not deadlock
     const repositoryId = await meta.repositories.ensure('team/app');
     const projectId = (await meta.projects.find('team'))!.id;
     const blobs = Array.from({ length: 20 }, (_, i) => `sha256:${String(i).padStart(64, '0')}`);
-    for (const blob of blobs) {
-      await meta.repositories.linkBlob(repositoryId, blob, 10);
-      await meta.projects.charge(projectId, blob, 10);
-    }
+    for (const blob of blobs) await completeUpload(meta, undefined, { repositoryId, projectId, digest: blob, size: 10 });
     const pushes = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => {
       const references = (i % 2 ? [...blobs].reverse() : blobs).map((d) => ({ digest: d, kind: 'blob' as const }));
-      return meta.manifests.put({ repositoryId, digest: `sha256:f${String(i).padStart(63, '0')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 5, references });
+      return putManifest(meta, { repositoryId, digest: `sha256:f${String(i).padStart(63, '0')}`, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 5, references });
     }));
     assert.deepEqual(pushes.filter((p) => p.status === 'rejected').map((p) => String((p as PromiseRejectedResult).reason)), []);
     assert.equal(await meta.projects.usage(projectId), 20 * 10 + 30 * 5);

@@ -1,5 +1,7 @@
 // Metadata stores on each database Berth runs on, for tests that loop over both: SQLite in a temp
-// dir, or a fresh database of its own on the test file's shared PostgreSQL (support/postgres.ts).
+// dir, or a fresh database of its own on the test file's shared PostgreSQL (support/postgres.ts);
+// and a push's records made the way the registry makes them (a blob's row claimed before it is
+// recorded: see BlobRecords in src/metadata/blobs.ts).
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +11,8 @@ import pg from 'pg';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import type { SqliteOptions } from '../../src/metadata/dialect.ts';
 import { openMetadata, openMetadataFor, type Metadata, type MetadataOptions } from '../../src/metadata/index.ts';
+import type { ManifestRecord } from '../../src/metadata/manifests.ts';
+import type { CompletedUpload } from '../../src/metadata/uploads.ts';
 import { sharedPostgres } from './postgres.ts';
 
 export type DialectName = Metadata['dialect'];
@@ -101,4 +105,26 @@ export async function withMetadataOn(
   } finally {
     await place.remove();
   }
+}
+
+/**
+ * Records `blob` into its repository as the registry's upload path does (src/registry/uploads.ts
+ * `conclude`): its row in `blobs` claimed first — where the registry then writes the bytes — and
+ * then charged, linked and session `id` (if given) ended in one commit by `uploads.complete`.
+ * Rejects as those two do.
+ */
+export async function completeUpload(meta: Metadata, id: string | undefined, blob: CompletedUpload): Promise<void> {
+  await meta.blobs.claim(blob.digest, blob.size);
+  await meta.uploads.complete(id, blob);
+}
+
+/**
+ * Records manifest `record` as the registry's manifest PUT does (src/registry/manifests.ts): the
+ * row of its own bytes claimed first, then `manifests.put`. The blobs it lists are expected to have
+ * been recorded before (`completeUpload`), as a client pushes them first; `manifests.put` refuses
+ * otherwise. Rejects as those two do.
+ */
+export async function putManifest(meta: Metadata, record: ManifestRecord): Promise<void> {
+  await meta.blobs.claim(record.digest, record.size);
+  await meta.manifests.put(record);
 }

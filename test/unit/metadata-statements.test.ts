@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PreparedQuery } from '../../src/metadata/prepared.ts';
-import { DIALECTS, withMetadataOn } from '../support/metadata.ts';
+import { completeUpload, DIALECTS, putManifest, withMetadataOn } from '../support/metadata.ts';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 
@@ -19,7 +19,7 @@ for (const dialect of DIALECTS) {
 
       const repo = await meta.repositories.ensure('team/app');
       const manifest = (d: string, tag?: string) =>
-        meta.manifests.put({ repositoryId: repo, digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, references: [], ...(tag ? { tag } : {}) });
+        putManifest(meta, { repositoryId: repo, digest: d, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, references: [], ...(tag ? { tag } : {}) });
       await manifest(digest('a'), 'v1');
       assert.equal((await meta.manifests.byTag(repo, 'v1'))?.digest, digest('a'));
       await manifest(digest('b'), 'v1');
@@ -46,12 +46,12 @@ for (const dialect of DIALECTS) {
       const repositoryId = await meta.repositories.ensure('team/app');
       const projectId = (await meta.projects.find('team'))!.id;
       await meta.uploads.create('s1', 'team/app', null, null);
-      await meta.uploads.complete('s1', { repositoryId, projectId, digest: digest('c'), size: 1000 });
+      await completeUpload(meta, 's1', { repositoryId, projectId, digest: digest('c'), size: 1000 });
       assert.equal(await meta.uploads.find('s1'), undefined);
       assert.equal(await meta.repositories.blobSize(repositoryId, digest('c')), 1000);
       // The same blob again (another session) is linked already and not charged twice; a new one adds up.
       await meta.uploads.create('s2', 'team/app', null, null);
-      await meta.uploads.complete('s2', { repositoryId, projectId, digest: digest('c'), size: 1000 });
+      await completeUpload(meta, 's2', { repositoryId, projectId, digest: digest('c'), size: 1000 });
       await meta.projects.charge(projectId, digest('d'), 234);
       await meta.projects.charge(projectId, digest('d'), 234);
       assert.equal(await meta.projects.usage(projectId), 1234);
@@ -90,7 +90,7 @@ for (const dialect of DIALECTS) {
   test(`${dialect}: substring searches and an empty project filter answer alike on both databases`, async () => {
     await withMetadataOn(dialect, async (meta) => {
       const repositoryId = await meta.repositories.ensure('team/app_one');
-      await meta.manifests.put({ repositoryId, digest: digest('a'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, references: [] });
+      await putManifest(meta, { repositoryId, digest: digest('a'), mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 10, references: [] });
       // PostgreSQL's LIKE minds case, SQLite's does not; names are lower-case, searches find them either way.
       assert.deepEqual((await meta.repositories.list({ offset: 0, limit: 10, nameLike: 'APP' })).items.map((r) => r.name), ['team/app_one']);
       assert.equal((await meta.repositories.list({ offset: 0, limit: 10, nameLike: 'p%o' })).total, 0, 'a wildcard is taken out, not obeyed');

@@ -39,7 +39,15 @@ export class Worker<S> {
 
   /** Starts polling (at once). */
   start(): void {
-    this.unsubscribe = this.queue.onDue(() => this.wake());
+    const due = this.queue.onDue(() => this.wake());
+    // A cancellation asked in this process reaches its run now, not at the next heartbeat.
+    const cancelled = this.queue.store.onCancelRequested((id) => {
+      for (const claimed of this.running.keys()) if (claimed.job.id === id) claimed.heartbeat().catch(() => undefined);
+    });
+    this.unsubscribe = () => {
+      due();
+      cancelled();
+    };
     this.wake();
   }
 

@@ -60,6 +60,7 @@ export class JobStore {
   readonly dialect: SqlDialect;
 
   private readonly enqueued = new Set<() => void>();
+  private readonly cancelRequested = new Set<(id: number) => void>();
 
   constructor(private readonly db: DB, dialect?: SqlDialect) {
     this.dialect = dialect ?? sqlDialectOf(db);
@@ -76,6 +77,12 @@ export class JobStore {
     // Within a caller's transaction the job is not visible before it commits: no wake-up then.
     if (result.created && on === this.db) for (const listener of this.enqueued) listener();
     return result;
+  }
+
+  /** Calls `listener` with the id of each job whose cancellation this process asked for; returns the unsubscribe. */
+  onCancelRequested(listener: (id: number) => void): () => void {
+    this.cancelRequested.add(listener);
+    return () => this.cancelRequested.delete(listener);
   }
 
   /** Calls `listener` after each job this process enqueues outside a transaction; returns the unsubscribe. */
@@ -279,6 +286,7 @@ export class JobStore {
       .where('id', '=', id)
       .where('state', 'in', ['queued', 'running'])
       .execute();
+    for (const listener of this.cancelRequested) listener(id);
     return this.get(id);
   }
 

@@ -55,6 +55,18 @@ test('every mechanism fixture yields its mechanism(s); healthy ones yield none',
   }
 });
 
+test('health and metrics probes are part of no session: a readiness 503 while a registry starts or drains is no client failure', () => {
+  const healthy = load('healthy-push-berth.log');
+  const first = /"time":(\d+),"service":"berth","reqId"/.exec(healthy.text)!;
+  const at = Number(first[1]) + 500;
+  const probes = ['/readyz', '/healthz', '/metrics', '/debug/health']
+    .map((path, i) => `berth-1  | {"level":30,"time":${at + i},"service":"berth","reqId":"p${i}","method":"GET","path":"${path}","route":"ops","status":503,"bytesIn":0,"bytesOut":20,"durationMs":0.3,"host":"hub.example.com","scheme":"http","client":"10.0.0.9","peer":"10.0.0.9","msg":"request"}`)
+    .join('\n');
+  const report = explainLogs([{ name: healthy.name, text: `${healthy.text.trimEnd()}\n${probes}\n` }]);
+  assert.equal(report.exitCode, 0, renderText(report));
+  assert.ok(report.sessions.every((s) => s.verdict === 'ok' && s.timeline.every((e) => !/^\/(readyz|healthz|metrics|debug)/.test(e.path ?? ''))));
+});
+
 test('the classic case names dropped credentials and the Host rewrite, citing the PUT lines', () => {
   const report = explainLogs([load('m2-hostport-containerd.log')]);
   assert.equal(report.sessions.length, 1);

@@ -98,6 +98,14 @@ export type Step =
 
 const REPO_RE = /^\/v2\/(.+?)\/(blobs|manifests|tags|referrers)(\/|$)/;
 
+/**
+ * Health and metrics probes (Berth's, Distribution's, Harbor's, Kubernetes' conventions): part of
+ * no push or pull — a readiness 503 while a registry starts or drains is no client's failure.
+ */
+export function isProbePath(path: string): boolean {
+  return /^\/(healthz|readyz|livez|metrics|health|debug\/health|api\/v1\/health|api\/v2\.0\/health)\/?(\?.*)?$/.test(path);
+}
+
 /** The repository a path or token scope names, if any. */
 export function repositoryOf(e: LogEvent): string | undefined {
   if (e.path) {

@@ -5,7 +5,7 @@
  * (`GET /v2/`, token requests without scope, nginx error lines) join the nearest matching session.
  */
 import { mergeByTime } from './parse.ts';
-import { clientProduct, isRequest, repositoryOf, scopeOf, stepOf, type LogEvent } from './event.ts';
+import { clientProduct, isProbePath, isRequest, repositoryOf, scopeOf, stepOf, type LogEvent } from './event.ts';
 
 /** A session splits when its requests are further apart than this. */
 const GAP_MS = 10 * 60_000;
@@ -63,6 +63,7 @@ export function groupSessions(events: LogEvent[]): Session[] {
   const drafts: Draft[] = [];
   const later: LogEvent[] = [];
   for (const e of events) {
+    if (isRequest(e) && isProbePath(e.path)) continue;
     const repo = repositoryOf(e);
     const product = clientProduct(e.userAgent);
     if (!isRequest(e) || !repo || product === '?') {

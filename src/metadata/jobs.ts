@@ -158,7 +158,7 @@ export class JobStore {
         .orderBy('id')
         .limit(limit);
     const lease = { state: 'running' as const, lease_owner: owner, lease_until: leaseUntil, started_at: now };
-    const inOrder = (rows: JobRow[]) => rows.map(normalize).sort((a, b) => a.run_at - b.run_at || a.id - b.id);
+    const inOrder = (rows: JobRow[]) => rows.map(normalizeJob).sort((a, b) => a.run_at - b.run_at || a.id - b.id);
     if (this.dialect === 'postgres') {
       // One statement: the materialized CTE picks and locks the rows, skipping those other claims
       // hold (evaluated once, so never more than `limit`), and the update takes exactly those.
@@ -301,7 +301,7 @@ export class JobStore {
   /** A job by id; undefined when there is none. */
   async get(id: number): Promise<JobRow | undefined> {
     const row = await this.db.selectFrom('jobs').selectAll().where('id', '=', id).executeTakeFirst();
-    return row && normalize(row);
+    return row && normalizeJob(row);
   }
 
   /** A page of jobs, newest first, with the total matching the filters. */
@@ -311,7 +311,7 @@ export class JobStore {
     if (q.kind) query = query.where('kind', '=', q.kind);
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.selectAll().orderBy('id', 'desc').offset(q.offset).limit(q.limit).execute();
-    return { items: items.map(normalize), total };
+    return { items: items.map(normalizeJob), total };
   }
 
   /** Adds a line to a job's log (cut to 2000 characters). Call `trimLog` now and then to keep it bounded. */
@@ -344,8 +344,8 @@ export class JobStore {
   }
 }
 
-/** A row with its numbers as numbers (PostgreSQL returns `bigint` columns as strings). */
-function normalize(row: JobRow): JobRow {
+/** A job row with its numbers as numbers (PostgreSQL returns `bigint` columns as strings). */
+export function normalizeJob(row: JobRow): JobRow {
   const n = (v: number | null) => (v === null ? null : Number(v));
   return {
     ...row,

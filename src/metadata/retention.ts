@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { DB } from './dialect.ts';
+import { normalizeJob } from './jobs.ts';
 import type { JobRow } from './schema.ts';
 
 /** A project's tag retention policy as stored (src/lifecycle/retention/rules.ts validates the rules). */
@@ -254,21 +255,4 @@ export class RetentionStore {
     const rows = await select.selectAll().orderBy('id', 'desc').offset(query.offset).limit(query.limit).execute();
     return { items: rows.map(normalizeJob), total };
   }
-}
-
-/** A job row with its numbers as numbers (PostgreSQL returns `bigint` columns as strings). */
-function normalizeJob(row: JobRow): JobRow {
-  const n = (v: number | null) => (v === null ? null : Number(v));
-  return {
-    ...row,
-    id: Number(row.id),
-    attempts: Number(row.attempts),
-    max_attempts: Number(row.max_attempts),
-    run_at: Number(row.run_at),
-    lease_until: n(row.lease_until),
-    cancel_requested: Number(row.cancel_requested),
-    created_at: Number(row.created_at),
-    started_at: n(row.started_at),
-    finished_at: n(row.finished_at),
-  };
 }

@@ -99,6 +99,16 @@ export function paged(ctx: Context, p: PageParams, items: unknown[], total: numb
   return { body: { items, total, page: p.page, pageSize: p.pageSize }, headers };
 }
 
+/** JSON Berth stored itself (a job's payload or progress); what does not parse shows as null. */
+export function storedJSON(text: string | null): unknown {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
 /** A page of an in-memory list. */
 export function slice<T>(all: T[], p: PageParams): T[] {
   const { offset, limit } = window(p);

@@ -1,10 +1,9 @@
-import { Cron } from 'croner';
+import { cronProblem, nextRun } from '../../jobs/cron.ts';
 import { z } from 'zod';
 import { GC_KEY, GC_KIND, gcPayload } from '../../jobs/kinds/gc.ts';
-import { cronProblem } from '../../lifecycle/retention/rules.ts';
 import { JOB_LOG_LINES } from '../../metadata/jobs.ts';
 import type { JobRow } from '../../metadata/schema.ts';
-import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, requireAdmin, window, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, requireAdmin, storedJSON, window, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
 const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
@@ -66,20 +65,10 @@ const idParam = z.object({
     .describe('the run (job) id'),
 });
 
-/** JSON Berth stored itself; what does not parse shows as null. */
-function parsed(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return null;
-  }
-}
-
 function view(row: JobRow) {
-  const payload = gcPayload.safeParse(parsed(row.payload) ?? {});
+  const payload = gcPayload.safeParse(storedJSON(row.payload) ?? {});
   const options = payload.success ? payload.data : { dryRun: false, deleteUntagged: false };
-  const figures = parsed(row.progress);
+  const figures = storedJSON(row.progress);
   return {
     id: row.id,
     state: row.state,
@@ -96,17 +85,6 @@ function view(row: JobRow) {
   };
 }
 
-function nextRun(cron: string): string | null {
-  try {
-    const job = new Cron(cron, { timezone: 'Etc/UTC', paused: true });
-    const next = job.nextRun();
-    job.stop();
-    return next ? next.toISOString() : null;
-  } catch {
-    return null;
-  }
-}
-
 /** `/system/gc`: garbage collection runs, their figures and logs, and its schedule (system administrators). */
 export function gcOperations(services: ApiServices): Operation[] {
   const { meta } = services;
@@ -121,7 +99,7 @@ export function gcOperations(services: ApiServices): Operation[] {
   async function currentSchedule() {
     const row = (await meta.schedules.list()).find((s) => s.name === GC_KIND);
     const enabled = row !== undefined && row.enabled === 1;
-    const payload = gcPayload.safeParse(parsed(row?.payload ?? null) ?? {});
+    const payload = gcPayload.safeParse(storedJSON(row?.payload ?? null) ?? {});
     return {
       cron: enabled ? row.cron : null,
       deleteUntagged: payload.success ? payload.data.deleteUntagged : false,

@@ -1,11 +1,11 @@
-import { Cron } from 'croner';
+import { nextRun } from '../../jobs/cron.ts';
 import { z } from 'zod';
 import type { Identity } from '../../auth/identity.ts';
 import type { Permission } from '../../auth/roles.ts';
 import { policySchema, ruleSchema, ruleText, type RetentionRule } from '../../lifecycle/retention/rules.ts';
 import { RETENTION_KIND, retentionKey, type StoredRetentionPolicy } from '../../metadata/retention.ts';
 import type { JobItemRow, JobRow, ProjectRow } from '../../metadata/schema.ts';
-import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, projectAccess, projectName, window, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, projectAccess, projectName, storedJSON, window, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
 /** Changing the policy and starting runs: project administrators (and system administrators). */
@@ -60,27 +60,6 @@ const itemView = z.object({
   error: z.string().optional(),
 });
 
-function parsed(text: string | null): unknown {
-  if (text === null) return null;
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return null;
-  }
-}
-
-function nextRun(cron: string | null): string | null {
-  if (cron === null) return null;
-  try {
-    const job = new Cron(cron, { timezone: 'Etc/UTC', paused: true });
-    const next = job.nextRun();
-    job.stop();
-    return next ? next.toISOString() : null;
-  } catch {
-    return null;
-  }
-}
-
 function viewPolicy(project: ProjectRow, policy: StoredRetentionPolicy) {
   const rules = z.array(ruleSchema).safeParse(policy.rules);
   const list: RetentionRule[] = rules.success ? rules.data : [];
@@ -96,7 +75,7 @@ function viewPolicy(project: ProjectRow, policy: StoredRetentionPolicy) {
 }
 
 function viewRun(project: string, row: JobRow) {
-  const payload = parsed(row.payload) as { dryRun?: unknown } | null;
+  const payload = storedJSON(row.payload) as { dryRun?: unknown } | null;
   return {
     id: row.id,
     project,
@@ -104,7 +83,7 @@ function viewRun(project: string, row: JobRow) {
     trigger: row.dedupe_key ? ('schedule' as const) : ('manual' as const),
     state: row.state,
     cancelRequested: row.cancel_requested === 1,
-    progress: parsed(row.progress),
+    progress: storedJSON(row.progress),
     error: row.error,
     createdAt: iso(row.created_at)!,
     startedAt: iso(row.started_at),
@@ -114,7 +93,7 @@ function viewRun(project: string, row: JobRow) {
 
 function viewItem(row: JobItemRow) {
   const at = row.subject.lastIndexOf('@');
-  const detail = (parsed(row.detail) ?? {}) as { tags?: unknown; basis?: unknown; rule?: unknown; reason?: unknown; error?: unknown; note?: unknown };
+  const detail = (storedJSON(row.detail) ?? {}) as { tags?: unknown; basis?: unknown; rule?: unknown; reason?: unknown; error?: unknown; note?: unknown };
   return {
     repository: row.subject.slice(0, at),
     digest: row.subject.slice(at + 1),
@@ -141,7 +120,7 @@ export function retentionOperations(services: ApiServices): Operation[] {
   /** Run `id` of the project; 404 for a run of another project or another kind, as for none. */
   async function findRun(project: ProjectRow, id: number): Promise<JobRow> {
     const row = await meta.jobs.get(id);
-    const payload = row && row.kind === RETENTION_KIND ? (parsed(row.payload) as { project?: unknown } | null) : null;
+    const payload = row && row.kind === RETENTION_KIND ? (storedJSON(row.payload) as { project?: unknown } | null) : null;
     if (!row || payload?.project !== project.name) throw notFound(`retention run ${id} not found in project "${project.name}"`);
     return row;
   }

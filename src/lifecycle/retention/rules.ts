@@ -3,9 +3,9 @@
 // them; in a repository that some rule selects, every artifact no rule retains is deleted.
 // Repositories no rule selects are left alone. This module is the policy's one schema and its
 // wording for people; evaluate.ts applies it.
-import { Cron } from 'croner';
 import { z } from 'zod';
 import { patternProblem, type Selector } from '../../domain/patterns.ts';
+import { cronProblem } from '../../jobs/cron.ts';
 
 /** Rules a policy may have (Harbor's limit). */
 export const MAX_RULES = 15;
@@ -15,8 +15,6 @@ export const MAX_COUNT = 32_766;
 export const MAX_DAYS = 36_500;
 /** Longest cron expression (the column's size). */
 export const MAX_CRON_LENGTH = 128;
-/** Scheduled runs closer together than this are refused: a retention run reads the whole project. */
-export const MIN_CRON_INTERVAL_MS = 60 * 60_000;
 
 const pattern = z
   .string()
@@ -102,25 +100,6 @@ export type RetainSpec = z.output<typeof retainSchema>;
 export type RetentionRule = z.output<typeof ruleSchema>;
 export type RetentionPolicyInput = z.input<typeof policySchema>;
 export type RetentionPolicy = z.output<typeof policySchema>;
-
-/** Why `expression` cannot schedule retention runs, or undefined when it can. Never echoes it. */
-export function cronProblem(expression: string): string | undefined {
-  if (expression.trim() === '') return 'must not be empty';
-  if (/[\u0000-\u001f\u007f]/.test(expression)) return 'must not contain control characters';
-  let cron: Cron;
-  try {
-    cron = new Cron(expression, { timezone: 'Etc/UTC', paused: true });
-  } catch {
-    return 'is not a cron expression (5 or 6 space-separated fields, e.g. "0 3 * * *")';
-  }
-  const runs = cron.nextRuns(4).map((d) => d.getTime());
-  cron.stop();
-  if (runs.length === 0) return 'never fires';
-  for (let i = 1; i < runs.length; i++) {
-    if (runs[i]! - runs[i - 1]! < MIN_CRON_INTERVAL_MS) return 'fires more often than once an hour';
-  }
-  return undefined;
-}
 
 /** The rules of a stored policy (JSON written by Berth); rules that no longer validate are an error. */
 export function parseStoredRules(text: string): RetentionRule[] {

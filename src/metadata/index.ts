@@ -6,6 +6,7 @@ import { openDatabase } from './database.ts';
 import { sqliteDialect, type DB, type OpenedDialect, type SqliteOptions } from './dialect.ts';
 import { SigningKeyStore } from './signing-keys.ts';
 import { ManifestStore } from './manifests.ts';
+import { ArtifactStore } from './artifacts.ts';
 import { RepositoryStore } from './repositories.ts';
 import { UploadStore } from './uploads.ts';
 import { UserStore } from './users.ts';
@@ -37,6 +38,8 @@ export interface Metadata {
   /** Every content object storage holds, and the locks that let garbage collection run beside pushes (blobs.ts). */
   blobs: BlobRecords;
   manifests: ManifestStore;
+  /** Reads of artifacts for the management and referrers APIs (pages, tags, sizes, referrers). */
+  artifacts: ArtifactStore;
   uploads: UploadStore;
   projects: ProjectStore;
   robots: RobotStore;
@@ -104,6 +107,7 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     users: new UserStore(db),
     repositories,
     blobs,
+    artifacts: new ArtifactStore(db),
     manifests: new ManifestStore(db, projects, events, blobs),
     uploads: new UploadStore(db, projects, repositories, blobs),
     projects,

@@ -2,7 +2,7 @@ import { RegistryError } from '../domain/errors.ts';
 import { parseDigest } from '../domain/digest.ts';
 import { MEDIA_TYPES } from '../domain/media-types.ts';
 import type { Metadata } from '../metadata/index.ts';
-import type { Referrer } from '../metadata/manifests.ts';
+import type { Referrer } from '../metadata/artifacts.ts';
 
 /** The largest page a client may ask for; larger `n` values are clamped and paginated with `Link`. */
 export const MAX_PAGE = 10_000;
@@ -109,7 +109,7 @@ export class ListingService {
     const digest = parseDigest(digestParam).value;
     // An empty list is a miss: checked against the database when replicas share it (see `lookup`).
     const manifests = (await this.meta.repositories.lookup(repository, async (id) => {
-      const found = await this.meta.manifests.referrers(id, digest, artifactType);
+      const found = await this.meta.artifacts.referrers(id, digest, artifactType);
       return found.length > 0 ? found : undefined;
     })) ?? [];
     return { schemaVersion: 2, mediaType: MEDIA_TYPES.ociIndex, manifests };

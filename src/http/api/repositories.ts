@@ -70,7 +70,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
 
   async function views(ctx: Context, repositoryId: number, rows: ManifestRow[]) {
     const digests = rows.map((r) => r.digest);
-    const [tags, sizes] = await Promise.all([meta.manifests.tagsOf(repositoryId, digests), meta.manifests.totalSizes(repositoryId, digests)]);
+    const [tags, sizes] = await Promise.all([meta.artifacts.tagsOf(repositoryId, digests), meta.artifacts.totalSizes(repositoryId, digests)]);
     return Promise.all(
       rows.map(async (row) => ({
         digest: row.digest,
@@ -110,7 +110,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
           projectIds = visible.all ? undefined : visible.projectIds;
         }
         const found = await meta.repositories.list({ ...(projectIds ? { projectIds } : {}), ...window(query), ...(query.q ? { nameLike: query.q } : {}) });
-        const counts = await meta.manifests.artifactCounts(found.items.map((r) => r.id));
+        const counts = await meta.artifacts.artifactCounts(found.items.map((r) => r.id));
         const items = found.items.map((r) => ({ name: r.name, project: projectOf(r.name), artifactCount: counts.get(r.id) ?? 0, createdAt: iso(r.created_at) }));
         return paged(ctx, query, items, found.total);
       },
@@ -128,7 +128,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, params, query }) => {
         const id = await repositoryFor(identity, params.name, 'repository.list');
         const { offset, limit } = window(query);
-        const found = await meta.manifests.artifacts(id, offset, limit);
+        const found = await meta.artifacts.artifacts(id, offset, limit);
         return paged(ctx, query, await views(ctx, id, found.items), found.total);
       },
     }),
@@ -160,7 +160,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
         const id = await repositoryFor(identity, params.name, 'repository.delete');
         const digest = params.reference;
         await findArtifact(id, params.name, digest);
-        const tags = (await meta.manifests.tagsOf(id, [digest])).get(digest) ?? [];
+        const tags = (await meta.artifacts.tagsOf(id, [digest])).get(digest) ?? [];
         await registry.manifests.delete(params.name, digest, identityName(identity));
         await audit(services, ctx, identity, {
           action: 'delete',

@@ -22,7 +22,7 @@ export const retentionPayload = z.strictObject({
 /** What the kind needs from the composition root. */
 export interface RetentionServices {
   retention: {
-    meta: Pick<Metadata, 'projects' | 'retention' | 'jobItems' | 'immutability' | 'repositories' | 'manifests'>;
+    meta: Pick<Metadata, 'projects' | 'retention' | 'jobItems' | 'immutability' | 'repositories' | 'manifests' | 'artifacts'>;
     /**
      * Deletes an artifact by digest as the API's artifact deletion does, by `actor`. Rejects with
      * MANIFEST_UNKNOWN when it is gone already, DENIED when an immutability rule protects it.
@@ -285,7 +285,7 @@ async function changedSince(meta: RetentionServices['retention']['meta'], artifa
     const id = await meta.repositories.currentId(repository);
     if (id === undefined) continue;
     const digests = members.map((i) => artifacts[i]!.digest);
-    const [present, current] = await Promise.all([meta.manifests.existing(id, digests), meta.manifests.tagsOf(id, digests)]);
+    const [present, current] = await Promise.all([meta.manifests.existing(id, digests), meta.artifacts.tagsOf(id, digests)]);
     for (const i of members) {
       if (!present.has(artifacts[i]!.digest)) continue;
       const now = current.get(artifacts[i]!.digest) ?? [];

@@ -54,8 +54,15 @@ export class BlobService {
     await this.quota.check(repository, digest, size);
     const repositoryId = await this.meta.repositories.ensure(repository);
     const projectId = await this.quota.projectOf(repository);
-    // One transaction that holds the blob's row: garbage collection cannot take it meanwhile (BlobRecords).
-    await this.meta.uploads.complete(undefined, { repositoryId, projectId, digest, size });
+    // One transaction that holds the blob's row: garbage collection cannot take it meanwhile
+    // (BlobRecords). If it took it just before, the mount fails as for a blob `from` lacks: the
+    // client uploads it.
+    try {
+      await this.meta.uploads.complete(undefined, { repositoryId, projectId, digest, size });
+    } catch (err) {
+      if (err instanceof RegistryError && (err.detail as { reason?: string } | undefined)?.reason === 'collected-during-push') return undefined;
+      throw err;
+    }
     return { digest, size };
   }
 }

@@ -9,6 +9,11 @@ import pg from 'pg';
 import { RegistryError } from '../../src/domain/errors.ts';
 import type { Metadata } from '../../src/metadata/index.ts';
 import { DIALECTS, withMetadataOn } from '../support/metadata.ts';
+import { createHash } from 'node:crypto';
+import { join } from 'node:path';
+import { BlobService } from '../../src/registry/blobs.ts';
+import { QuotaService } from '../../src/registry/quota.ts';
+import { FilesystemBlobStore } from '../../src/storage/filesystem/filesystem-store.ts';
 
 const digest = (c: string) => `sha256:${c.repeat(64)}`;
 const LAYER = digest('a');
@@ -152,5 +157,24 @@ test('postgres: a sweep holding a blob row makes a concurrent manifest push wait
     } finally {
       await gc.end();
     }
+  });
+});
+
+test('a cross-repository mount of a blob garbage collection condemns meanwhile falls back to an upload, never an error', async () => {
+  await withMetadataOn('sqlite', async (meta, place) => {
+    const store = new FilesystemBlobStore(join(place.dataDir, 'storage'));
+    await store.init();
+    const blobs = new BlobService(store, meta, new QuotaService(meta));
+    const bytes = Buffer.from('layer bytes');
+    const layer = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    await meta.blobs.claim(layer, bytes.length);
+    await store.putSmall(layer, bytes);
+    await pushBlob(meta, 'team/from', layer, bytes.length);
+    assert.deepEqual(await blobs.mount('team/to', layer, 'team/from'), { digest: layer, size: bytes.length }, 'a live blob mounts');
+    // The sweep's mark lands after the mount's checks (the source still serves it, storage still
+    // has it) and before its record: the mount answers "not mounted", and the client uploads.
+    await place.query('UPDATE blobs SET deleting = 1 WHERE digest = $1', [layer]);
+    assert.equal(await blobs.mount('team/third', layer, 'team/from'), undefined);
+    assert.equal(await meta.repositories.blobSize((await meta.repositories.id('team/third'))!, layer), undefined, 'nothing linked');
   });
 });

@@ -122,12 +122,16 @@ export class BlobRecords {
   }
 
   /**
-   * Up to `limit` blobs that look collectable, after `after` in digest order: not deleting,
-   * untouched since `cutoff`, and neither a manifest of any repository nor listed by one. Only a
+   * The blobs that look collectable among the next `window` rows after `after` in digest order:
+   * not deleting, untouched since `cutoff`, and neither a manifest of any repository nor listed by
+   * one; `next` is where the following window starts (undefined: the table ends here). Each call
+   * reads a bounded number of rows however sparse the garbage — on SQLite, whose queries run on
+   * the event loop, a scan to the end of a large table would stall every request meanwhile. Only a
    * hint (a read without locks): `condemn` decides.
    */
-  async candidates(after: string, cutoff: number, limit: number): Promise<BlobEntry[]> {
-    const rows = await this.db
+  async candidates(after: string, cutoff: number, window: number): Promise<{ entries: BlobEntry[]; next: string | undefined }> {
+    const end = await this.db.selectFrom('blobs').select('digest').where('digest', '>', after).orderBy('digest').limit(1).offset(window - 1).executeTakeFirst();
+    let query = this.db
       .selectFrom('blobs as b')
       .select(['b.digest', 'b.size'])
       .where('b.digest', '>', after)
@@ -135,10 +139,10 @@ export class BlobRecords {
       .where('b.touched_at', '<', cutoff)
       .where((eb) => eb.not(eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.digest', '=', 'b.digest'))))
       .where((eb) => eb.not(eb.exists(eb.selectFrom('manifest_references as r').select('r.child_digest').whereRef('r.child_digest', '=', 'b.digest'))))
-      .orderBy('b.digest')
-      .limit(limit)
-      .execute();
-    return rows.map((r) => ({ digest: r.digest, size: Number(r.size) }));
+      .orderBy('b.digest');
+    if (end) query = query.where('b.digest', '<=', end.digest);
+    const rows = await query.execute();
+    return { entries: rows.map((r) => ({ digest: r.digest, size: Number(r.size) })), next: end?.digest };
   }
 
   /**

@@ -367,6 +367,8 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
           .addColumn('touched_at', 'bigint', (c) => c.notNull())
           .addColumn('deleting', 'integer', (c) => c.notNull().defaultTo(0))
           .execute();
+        // What was touched within the grace period (the figures of what a run must leave for later).
+        await db.schema.createIndex('blobs_touched').on('blobs').column('touched_at').execute();
         const now = Date.now();
         await sql`insert into blobs (digest, size, touched_at, deleting)
           select digest, max(size), ${now}, 0 from (

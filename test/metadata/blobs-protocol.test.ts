@@ -46,7 +46,7 @@ for (const dialect of DIALECTS) {
       await pushBlob(meta, 'team/app', LAYER);
       await pushManifest(meta, 'team/app', MANIFEST, LAYER, 'v1');
       assert.deepEqual((await meta.blobs.condemn([LAYER, MANIFEST], now())).blobs, []);
-      assert.deepEqual(await meta.blobs.candidates('', now(), 10), []);
+      assert.deepEqual((await meta.blobs.candidates('', now(), 1000)).entries, []);
 
       const repositoryId = (await meta.repositories.id('team/app'))!;
       const projectId = (await meta.projects.find('team'))!.id;
@@ -54,8 +54,8 @@ for (const dialect of DIALECTS) {
       await meta.manifests.delete(repositoryId, MANIFEST);
       assert.equal(await meta.projects.usage(projectId), 0, 'the deletion released the counts');
       // The deletion touched both: inside a grace period of a minute they stay.
-      assert.deepEqual(await meta.blobs.candidates('', Date.now() - 60_000, 10), []);
-      const candidates = await meta.blobs.candidates('', now(), 10);
+      assert.deepEqual((await meta.blobs.candidates('', Date.now() - 60_000, 1000)).entries, []);
+      const candidates = (await meta.blobs.candidates('', now(), 1000)).entries;
       assert.deepEqual(candidates.map((c) => c.digest).sort(), [LAYER, MANIFEST].sort());
 
       // A blob uploaded and never referenced is garbage too, with the project count it held.
@@ -70,6 +70,25 @@ for (const dialect of DIALECTS) {
       assert.deepEqual((await meta.blobs.deleting(10)).length, 3);
       await meta.blobs.forget(condemned.blobs.map((b) => b.digest));
       assert.deepEqual(await meta.blobs.known([LAYER, MANIFEST, digest('c')]), new Set());
+    });
+  });
+
+  test(`${dialect}: candidates are found window by window, each window a bounded read however sparse the garbage`, async () => {
+    await withMetadataOn(dialect, async (meta) => {
+      await pushBlob(meta, 'team/app', LAYER);
+      await pushManifest(meta, 'team/app', MANIFEST, LAYER, 'v1');
+      for (const c of ['c', 'd', 'e']) await pushBlob(meta, 'team/app', digest(c), 5);
+      const found: string[] = [];
+      let windows = 0;
+      for (let after = '', done = false; !done; windows++) {
+        const { entries, next } = await meta.blobs.candidates(after, now(), 2);
+        assert.ok(entries.length <= 2);
+        found.push(...entries.map((e) => e.digest));
+        done = next === undefined;
+        after = next ?? after;
+      }
+      assert.deepEqual(found, [digest('c'), digest('d'), digest('e')], 'the referenced layer and manifest are never candidates');
+      assert.equal(windows, 3, '5 rows in windows of 2');
     });
   });
 

@@ -73,7 +73,7 @@ for (const dialect of DIALECTS) {
       );
       assert.equal(await meta.manifests.byDigest(app, digest('m')), undefined);
       assert.equal(await meta.projects.usage(team), 0, "the manifest's own bytes, counted before, are given back");
-      const collectable = await meta.blobs.candidates('', Date.now() + 1000, 10);
+      const collectable = (await meta.blobs.candidates('', Date.now() + 1000, 1000)).entries;
       assert.ok(collectable.some((c) => c.digest === digest('m')), 'what the refused push claimed is left to garbage collection');
 
       // An index whose child was deleted meanwhile.

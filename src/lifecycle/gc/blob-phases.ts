@@ -12,6 +12,8 @@ import type { UntaggedPlan } from './untagged.ts';
 
 /** Rows or objects per batch (S3 DeleteObjects takes 1,000 keys a call). */
 const PAGE = 1000;
+/** Blob rows the sweep looks at per query: its candidates are at most this many (one batch). */
+const WINDOW = 1000;
 
 const named = (batch: readonly BlobEntry[]) => batch.map((b) => ({ name: b.digest, size: b.size }));
 const bytesOf = (batch: readonly BlobEntry[]) => batch.reduce((sum, b) => sum + b.size, 0);
@@ -82,13 +84,18 @@ export async function sweepPhase(run: GcRun, plan: UntaggedPlan | undefined): Pr
   const { blobs, projects, db } = run.deps.meta;
   await pipelined(phase, async (pipeline) => {
     let after = phase.cursor ?? '';
-    for (;;) {
+    for (let done = false; !done; ) {
       run.check();
-      const page = await blobs.candidates(after, run.cutoff, PAGE);
-      if (page.length === 0) break;
-      phase.examined += page.length;
+      const { entries: page, next } = await blobs.candidates(after, run.cutoff, WINDOW);
+      done = next === undefined;
       const digests = page.map((b) => b.digest);
-      after = page.at(-1)!.digest;
+      after = next ?? page.at(-1)?.digest ?? after;
+      if (page.length === 0) {
+        phase.cursor = after;
+        await run.report(keyFraction(after));
+        continue;
+      }
+      phase.examined += page.length;
       if (run.dryRun) {
         tally(run, phase, 'blobsDeleted', page);
         await run.released(await projects.forget(db, digests, { dryRun: true }));

@@ -1,4 +1,4 @@
-import type { DB } from './dialect.ts';
+import { relaxed, type DB } from './dialect.ts';
 import type { JobItemRow } from './schema.ts';
 
 /** One thing a job decided or did (retention: an artifact kept or deleted, and why). */
@@ -42,7 +42,9 @@ export class JobItemStore {
         outcome: item.outcome,
         detail: item.detail === undefined ? null : JSON.stringify(item.detail),
       }));
-      for (const row of await this.db.insertInto('job_items').values(rows).returning(['id', 'subject']).execute()) ids.set(row.subject, Number(row.id));
+      // Relaxed: a job's report, made durable by the job's next durable write (the log is flushed in order).
+      const inserted = await this.db.executeQuery(relaxed(this.db.insertInto('job_items').values(rows).returning(['id', 'subject']).compile()));
+      for (const row of inserted.rows) ids.set(row.subject, Number(row.id));
     }
     return ids;
   }
@@ -50,12 +52,12 @@ export class JobItemStore {
   /** Sets the outcome of items `ids` of job `jobId` (and their detail, when given). */
   async settle(jobId: number, ids: readonly number[], outcome: string, detail?: Record<string, unknown>): Promise<void> {
     for (let i = 0; i < ids.length; i += BATCH) {
-      await this.db
+      const update = this.db
         .updateTable('job_items')
         .set({ outcome, ...(detail !== undefined ? { detail: JSON.stringify(detail) } : {}) })
         .where('job_id', '=', jobId)
-        .where('id', 'in', ids.slice(i, i + BATCH))
-        .execute();
+        .where('id', 'in', ids.slice(i, i + BATCH));
+      await this.db.executeQuery(relaxed(update.compile()));
     }
   }
 

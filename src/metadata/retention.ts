@@ -1,3 +1,4 @@
+import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import { sql } from 'kysely';
 import type { DB } from './dialect.ts';
 import { normalizeJob } from './jobs.ts';
@@ -166,6 +167,8 @@ export class RetentionStore {
         }
         options.onPage?.(result.length);
       };
+      // Between groups: SQLite's reads run on the event loop, and requests must get their turn.
+      await yieldToRequests();
       if (group.length > 1) {
         add(await this.topLevel([...names.keys()]).execute());
         continue;
@@ -179,6 +182,7 @@ export class RetentionStore {
         add(rows);
         if (rows.length < PAGE) break;
         after = rows[rows.length - 1]!.digest;
+        await yieldToRequests();
       }
     }
     return result;

@@ -3,6 +3,7 @@
 // a job item, and — unless it is a dry run — deletes exactly the artifacts the evaluation marked,
 // through the same deletion as the API's (quota, events and the immutability guard apply). A dry
 // run and a real run of the same moment run the same code up to the deletion itself.
+import { setImmediate as yieldToRequests } from 'node:timers/promises';
 import { z } from 'zod';
 import { RegistryError } from '../../domain/errors.ts';
 import { immutableBy } from '../../lifecycle/immutability.ts';
@@ -145,6 +146,8 @@ export const retention: JobKind<RetentionServices> = {
     );
     for (let start = 0; start < plan.artifacts.length; start += BATCH) {
       ctx.signal.throwIfAborted();
+      // Requests get their turn between batches (SQLite's writes run on the event loop).
+      await yieldToRequests();
       const end = Math.min(start + BATCH, plan.artifacts.length);
       let outcomes: RetentionOutcome[];
       if (dryRun) {

@@ -129,6 +129,12 @@ export class RegistryClient {
     expect(reply, 201, `PUT manifest ${repository}:${reference}`);
   }
 
+  /** DELETE a manifest by digest (with its tags); expects 202, as the distribution spec answers. */
+  async deleteManifest(repository: string, digest: string): Promise<void> {
+    const reply = await this.call(repository, true, `/v2/${repository}/manifests/${digest}`, { method: 'DELETE', keepBody: true });
+    expect(reply, 202, `DELETE manifest ${repository}@${digest.slice(0, 19)}`);
+  }
+
   /** HEAD or GET a manifest by tag with docker's Accept header; returns the body length. */
   async fetchManifest(repository: string, reference: string, method: 'HEAD' | 'GET'): Promise<number> {
     const reply = await this.call(repository, false, `/v2/${repository}/manifests/${reference}`, { method, headers: { Accept: MANIFEST_ACCEPT } });

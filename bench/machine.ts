@@ -131,3 +131,81 @@ export async function s3Limit(server: { endpoint: string; region: string; access
     client.destroy();
   }
 }
+
+/** How fast the storage itself deletes what a GC sweep deletes: keys (or files) per minute. */
+export interface DeleteLimit {
+  readonly count: number;
+  readonly seconds: number;
+  readonly perMinute: number;
+}
+
+/** `count` random 64-hex names: stand-ins for SHA-256 digests (only their shape matters to a delete). */
+function probeDigests(count: number): string[] {
+  return Array.from({ length: count }, () => randomBytes(32).toString('hex'));
+}
+
+/** Runs `fn` over `items` with `limit` calls in flight. */
+async function eachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]!);
+  }));
+}
+
+/**
+ * The filesystem's own delete rate under `dir`: `count` files of `bytes` written in Berth's blob
+ * layout (`blobs/sha256/<2 hex>/<64 hex>`) and flushed (`sync`, so no unlink finds its blocks
+ * still unallocated), then unlinked `concurrency` at a time from this process (libuv's thread
+ * pool, as Berth's are). Times the unlinks only; removes the directory.
+ */
+export async function unlinkLimit(dir: string, count: number, bytes: number, concurrency: number): Promise<DeleteLimit> {
+  const { mkdir, unlink, writeFile } = await import('node:fs/promises');
+  const root = await mkdtemp(path.join(dir, 'gc-probe-'));
+  try {
+    const body = randomBytes(bytes);
+    const files = probeDigests(count).map((hex) => path.join(root, 'blobs', 'sha256', hex.slice(0, 2), hex));
+    for (const shard of new Set(files.map((f) => path.dirname(f)))) await mkdir(shard, { recursive: true });
+    await eachLimit(files, 64, (file) => writeFile(file, body));
+    await run('sync', []);
+    const started = process.hrtime.bigint();
+    await eachLimit(files, concurrency, (file) => unlink(file));
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return { count, seconds, perMinute: (count / seconds) * 60 };
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The S3 server's own delete rate: `count` objects of `bytes` put into a bucket of their own in
+ * Berth's key layout (32 clients), then deleted with DeleteObjects of up to 1,000 keys each,
+ * `concurrency` requests in flight (what Berth's S3 driver sends). Times the deletes only and
+ * checks the bucket is empty afterwards.
+ */
+export async function deleteObjectsLimit(server: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string; createBucket(name: string): Promise<void> }, count: number, bytes: number, concurrency: number): Promise<DeleteLimit> {
+  const { S3Client, PutObjectCommand, DeleteObjectsCommand, ListObjectsV2Command } = await import('@aws-sdk/client-s3');
+  const client = new S3Client({ endpoint: server.endpoint, region: server.region, forcePathStyle: true, credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey } });
+  const bucket = `bench-delete-${randomBytes(4).toString('hex')}`;
+  await server.createBucket(bucket);
+  try {
+    const body = randomBytes(bytes);
+    const keys = probeDigests(count).map((hex) => `blobs/sha256/${hex.slice(0, 2)}/${hex}`);
+    await eachLimit(keys, 32, async (Key) => {
+      await client.send(new PutObjectCommand({ Bucket: bucket, Key, Body: body, ContentLength: body.length }));
+    });
+    const batches: string[][] = [];
+    for (let i = 0; i < keys.length; i += 1000) batches.push(keys.slice(i, i + 1000));
+    let failed = 0;
+    const started = process.hrtime.bigint();
+    await eachLimit(batches, concurrency, async (batch) => {
+      const out = await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: batch.map((Key) => ({ Key })), Quiet: true } }));
+      failed += out.Errors?.length ?? 0;
+    });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const left = await client.send(new ListObjectsV2Command({ Bucket: bucket, MaxKeys: 10 }));
+    if (failed > 0 || (left.KeyCount ?? 0) > 0) throw new Error(`S3 delete probe: ${failed} keys failed, ${left.KeyCount ?? 0}+ left in the bucket`);
+    return { count, seconds, perMinute: (count / seconds) * 60 };
+  } finally {
+    client.destroy();
+  }
+}

@@ -1,6 +1,6 @@
 // Measurement plumbing shared by the figures: timing with CPU accounting (client and server),
 // alternating rounds between the registries, and concurrent load loops.
-import type { BenchServer, RegistryName } from './servers.ts';
+import type { BackendServers, BenchServer, BerthStorage, RegistryName } from './servers.ts';
 import { cpuSeconds } from './servers.ts';
 import { median } from './machine.ts';
 import type { Backend, Scale } from './options.ts';
@@ -82,8 +82,24 @@ export interface FigureContext {
   readonly storageRoot: string;
   /** State handed from one figure to the next within a phase (e.g. pushed digests for the pull figure). */
   readonly state: Map<string, unknown>;
+  /** Starts registries of the phase's kind for a figure that needs its own (fresh data, settings); the phase stops them. */
+  readonly launch: Launcher;
   record(measurement: Omit<Measurement, keyof PhaseKey>): void;
   log(message: string): void;
+}
+
+/**
+ * Registries a figure starts for itself, on the phase's storage and backend, each under a
+ * directory `name` of the phase's root: garbage collection must meet no other figure's leftovers,
+ * and Distribution's collector needs its registry stopped.
+ */
+export interface Launcher {
+  /** A fresh Berth: its own data directory (and on PostgreSQL + S3 its own database and bucket). */
+  berth(name: string, options?: { env?: Readonly<Record<string, string>>; prepare?: (where: BerthStorage) => Promise<void> }): Promise<BenchServer>;
+  /** A fresh Distribution; its configuration file is `dataDir/config.yml`. */
+  distribution(name: string): Promise<BenchServer>;
+  /** The phase's PostgreSQL and S3 servers (PostgreSQL + S3 phases only). */
+  readonly backend?: BackendServers;
 }
 
 /** Describes a figure's unit and direction. */
@@ -170,10 +186,15 @@ export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: Re
 /** Runs `op` in `workers` parallel loops until `durationMs` has passed; returns how many completed. */
 export async function loadFor(workers: number, durationMs: number, op: (worker: number) => Promise<void>): Promise<number> {
   const deadline = Date.now() + durationMs;
+  return loadWhile(workers, () => Date.now() < deadline, op);
+}
+
+/** Runs `op` in `workers` parallel loops while `more()` holds (checked before each call); returns how many completed. */
+export async function loadWhile(workers: number, more: () => boolean, op: (worker: number) => Promise<void>): Promise<number> {
   let done = 0;
   await Promise.all(
     Array.from({ length: workers }, async (_, worker) => {
-      while (Date.now() < deadline) {
+      while (more()) {
         await op(worker);
         done++;
       }

@@ -2,11 +2,11 @@
 import { parseArgs } from 'node:util';
 import type { StorageKind } from './measure.ts';
 
-/** The figures of issue 5, by name. */
-export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash'] as const;
+/** The figures of issue 5 (and 13, 14), by name. */
+export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval'] as const;
 export type FigureId = (typeof FIGURES)[number];
 
-/** The issue's numbering, accepted by `--figures` as well as the names. */
+/** The issue's numbering (and the group `gc`), accepted by `--figures` as well as the names. */
 const BY_NUMBER: Record<string, FigureId[]> = {
   '1': ['push'],
   '2': ['chunked'],
@@ -18,7 +18,15 @@ const BY_NUMBER: Record<string, FigureId[]> = {
   '8': ['memory'],
   '9': ['catalog', 'projects'],
   '10': ['hash'],
+  // Issue 14's storage lifecycle figures, as a group.
+  gc: ['gc-sweep', 'gc-mark', 'gc-push', 'retention-eval'],
 };
+
+/**
+ * Issue 14's figures: each starts registries of its own. They run with authentication off, once
+ * per backend: on SQLite + filesystem in the disk phase (tmpfs when disk is not asked for).
+ */
+export const LIFECYCLE_FIGURES: readonly FigureId[] = BY_NUMBER['gc']!;
 
 /** With authentication on, only these run (push, pull, manifest GET), so the matrix stays small. */
 export const AUTH_SUBSET: readonly FigureId[] = ['push', 'pull', 'manifest'];
@@ -67,6 +75,22 @@ export interface Scale {
   readonly diskProbeBytes: number;
   readonly diskProbeRuns: number;
   readonly shaSeconds: number;
+  /** Unreferenced blobs the sweep figure collects on the filesystem; on S3 (moto, ~250 PUTs/s) a fifth. */
+  readonly gcBlobs: number;
+  readonly gcBlobBytes: number;
+  /** Clients pushing the sweep's blobs, and pushing images in the push-during-GC and retention figures. */
+  readonly gcClients: number;
+  /** Berth's `gc.grace` in the sweep and push-during-GC figures: short, so garbage made in the run is collectable. */
+  readonly gcGraceSeconds: number;
+  /** Manifests of the mark figure, each with `markReferencesPerManifest` references (10 × 100,000 = the issue's 1,000,000). */
+  readonly markManifests: number;
+  readonly markReferencesPerManifest: number;
+  /** Artifacts (tagged manifests) in the project the retention figure evaluates. */
+  readonly retentionArtifacts: number;
+  /** Length of each window of the push-during-GC figure. */
+  readonly gcWindowMs: number;
+  /** Rounds of the mark, push-during-GC and retention figures. */
+  readonly gcRounds: number;
 }
 
 const FULL: Scale = {
@@ -95,6 +119,15 @@ const FULL: Scale = {
   diskProbeBytes: 512 * MiB,
   diskProbeRuns: 3,
   shaSeconds: 3,
+  gcBlobs: 50_000,
+  gcBlobBytes: 4096,
+  gcClients: 32,
+  gcGraceSeconds: 5,
+  markManifests: 100_000,
+  markReferencesPerManifest: 10,
+  retentionArtifacts: 100_000,
+  gcWindowMs: 15_000,
+  gcRounds: 3,
 };
 
 const QUICK: Scale = {
@@ -113,6 +146,11 @@ const QUICK: Scale = {
   diskProbeBytes: 128 * MiB,
   diskProbeRuns: 1,
   shaSeconds: 1,
+  gcBlobs: 5_000,
+  markManifests: 10_000,
+  retentionArtifacts: 10_000,
+  gcWindowMs: 5_000,
+  gcRounds: 2,
 };
 
 /** Everything the run was asked to do. */
@@ -135,10 +173,11 @@ export interface BenchOptions {
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --quick                 small sizes (32 MiB blobs, 1,000 repos, 256 MiB stream): a 1–2 minute smoke run
+  --quick                 small sizes (32 MiB blobs, 1,000 repos, 256 MiB stream, a tenth of the GC figures' data)
   --figures LIST          comma-separated names or numbers (default all):
                           ${FIGURES.join(', ')}  (9 = catalog,projects; 10 = hash,
-                          the chunked-upload hash alone: OpenSSL's vs the resumable one, no registry)
+                          the chunked-upload hash alone: OpenSSL's vs the resumable one, no registry;
+                          gc = ${LIFECYCLE_FIGURES.join(',')}: issue 14, auth off, disk (else tmpfs) per backend)
   --storage LIST          disk, tmpfs (default both)
   --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
   --backend B             sqlite-fs, postgres-s3 or both (default both): Berth's metadata and blobs;
@@ -151,6 +190,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --repos N               repositories and tags for the listing figure (default 10000)
   --images N              image pushes of the projects figure (default 1000)
   --window-ms N           length of each request-rate window (default 2500)
+  --gc-blobs N            unreferenced blobs the gc-sweep figure collects on the filesystem (default 50000; S3 a fifth)
   --profile               write V8 CPU profiles of Berth (bench/results/profiles-…; see bench/README.md)
   --berth-log-level L     Berth's log level (default info: one access-log line per request)
   --keep                  keep the registries' data directories and logs
@@ -187,6 +227,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       repos: { type: 'string' },
       images: { type: 'string' },
       'window-ms': { type: 'string' },
+      'gc-blobs': { type: 'string' },
       profile: { type: 'boolean' },
       'berth-log-level': { type: 'string' },
       keep: { type: 'boolean' },
@@ -206,6 +247,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     tagCount: repos ?? base.tagCount,
     projectImages: positive(values.images, '--images') ?? base.projectImages,
     windowMs: positive(values['window-ms'], '--window-ms') ?? base.windowMs,
+    gcBlobs: positive(values['gc-blobs'], '--gc-blobs') ?? base.gcBlobs,
   };
   const figureItems = list(values.figures, [...FIGURES, ...Object.keys(BY_NUMBER)], 'figure');
   const figures = figureItems ? FIGURES.filter((f) => figureItems.some((i) => i === f || BY_NUMBER[i]?.includes(f))) : [...FIGURES];

@@ -1,9 +1,11 @@
 // The printed report: every figure for both registries with the ratio, the machine's limits, the
-// overhead of authentication, and the issue's targets with ✓/✗.
+// overhead of authentication, and the issues' targets with ✓/✗ (issue 14's table and targets: report-lifecycle.ts).
 import type { HashCost } from './figures/hash.ts';
 import type { S3Limit } from './machine.ts';
 import { format, pct, type Measurement, type StorageKind } from './measure.ts';
 import type { Backend } from './options.ts';
+import { lifecycleTargets } from './report-lifecycle.ts';
+import { cpu, table } from './table.ts';
 
 /** The machine's limits measured in the same run. */
 export interface MachineLimits {
@@ -26,13 +28,6 @@ export interface TargetResult {
 /** Client CPU (fraction of its one core) from which the client may be the limit. */
 const CLIENT_BUSY = 0.8;
 
-/** Aligned columns; the columns in `right` (numbers) are right-aligned. */
-function table(header: string[], rows: string[][], right: ReadonlySet<number>): string[] {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)];
-}
-
 /** A measurement; by default of the embedded backend with Berth alone (the figures of issue 5). */
 function find(ms: readonly Measurement[], key: string, storage: StorageKind, auth: boolean, registry: string, backend: Backend = 'sqlite-fs', topology: 'direct' | 'nginx' = 'direct'): Measurement | undefined {
   return ms.find((m) => m.key === key && m.storage === storage && m.auth === auth && m.registry === registry && m.backend === backend && m.topology === topology);
@@ -41,11 +36,6 @@ function find(ms: readonly Measurement[], key: string, storage: StorageKind, aut
 /** Berth ÷ Distribution of the medians, as printed (for `lower` figures below 1 is better). */
 function ratio(b: Measurement | undefined, d: Measurement | undefined): number {
   return b && d ? b.median / d.median : NaN;
-}
-
-function cpu(m: Measurement | undefined): string {
-  if (!m || m.serverCpu === undefined || !Number.isFinite(m.serverCpu)) return '';
-  return pct(m.serverCpu);
 }
 
 /** The figures table, one block per phase (storage × auth), rows in the order they were measured. */
@@ -115,6 +105,11 @@ export function limitsTable(limits: MachineLimits, ms: readonly Measurement[]): 
     rows.push([`sequential write + fsync, ${storage} (${w.kind}, ${w.dir})`, `${format(w.mbps)} MB/s (passes: ${w.passes.map((p) => format(p)).join(', ')})`]);
   }
   for (const m of ms.filter((m) => m.registry === 'machine')) {
+    // The lifecycle figures' probes describe themselves (what was deleted, how).
+    if (m.note) {
+      rows.push([`${m.note}${m.backend === 'sqlite-fs' ? '' : ` (${m.backend} phase)`}`, `${format(m.median)} ${m.unit}`]);
+      continue;
+    }
     rows.push([`same bytes written + fsync after each round of "${m.label}", ${m.storage}${m.auth ? ', auth on' : ''}${m.topology === 'nginx' ? ' (replicas phase)' : m.backend === 'sqlite-fs' ? '' : ` (${m.backend} phase)`}`, `${format(m.median)} MB/s (rounds: ${m.samples.map((p) => format(p)).join(', ')})`]);
   }
   if (limits.s3) {
@@ -192,6 +187,7 @@ export function evaluateTargets(ms: readonly Measurement[], limits: MachineLimit
   for (const row of replicaRatios(ms)) {
     add(`3 replicas vs 1 behind nginx: ${row.label}`, '≥ 0.90 × (cost ≤ 10 %)', `${row.ratio.toFixed(2)} × (${format(row.three)} vs ${format(row.one)} ${row.unit})`, row.ratio >= 0.9);
   }
+  lifecycleTargets(ms, add);
   return results;
 }
 
@@ -286,7 +282,7 @@ export function targetsTable(results: readonly TargetResult[]): string[] {
   const skipped = results.length - ran.length;
   return [
     '',
-    '== targets (issues 5 and 13; authentication off) ==',
+    '== targets (issues 5, 13 and 14; authentication off) ==',
     ...table(['figure', 'target', 'measured', ''], rows, new Set()),
     `${met} of ${ran.length} met${skipped ? `; ${skipped} not evaluated (figure or phase not run)` : ''}`,
   ];

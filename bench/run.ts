@@ -1,7 +1,8 @@
 // `npm run bench`: Berth against CNCF Distribution on this machine, in the same run — on disk and
 // on tmpfs, without and with authentication, on SQLite + filesystem and on PostgreSQL + S3, and
-// scaled out to 1 and 3 replicas behind nginx — then the tables, the machine's limits, the targets
-// of issues 5 and 13, and bench/results/<timestamp>.json. See bench/README.md.
+// scaled out to 1 and 3 replicas behind nginx; garbage collection and retention — then the tables,
+// the machine's limits, the targets of issues 5, 13 and 14, and bench/results/<timestamp>.json.
+// See bench/README.md.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,10 +16,12 @@ import { peakMemory, pull, pushChunked, pushMonolithic, smallPushes, startMemory
 import { skopeoCopy } from './figures/skopeo.ts';
 import { ramDir, type RamDir, s3Limit, sha256Limit, syncedWriteLimit } from './machine.ts';
 import type { FigureContext, Measurement, StorageKind } from './measure.ts';
-import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, parseOptions, REPLICA_SUBSET, USAGE } from './options.ts';
+import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, REPLICA_SUBSET, USAGE } from './options.ts';
 import { authOverhead, backendTable, evaluateTargets, figuresTable, hashTable, limitsTable, type MachineLimits, replicasTable, targetsTable } from './report.ts';
-import { type BenchServer, distributionVersion, startBackendServers, startBenchBerth, startBenchDistribution, startBenchReplicas } from './servers.ts';
+import { lifecycleTable } from './report-lifecycle.ts';
+import { type BenchServer, type BerthStorage, distributionVersion, startBackendServers, startBenchBerth, startBenchDistribution, startBenchReplicas } from './servers.ts';
 import { uploadHashCost } from './figures/hash.ts';
+import { gcMark, gcPush, gcSweep, retentionEval } from './figures/lifecycle.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise<void>> = {
@@ -32,9 +35,16 @@ const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise
   catalog: listings,
   projects: projectPushes,
   memory: streamMemory,
+  'gc-sweep': gcSweep,
+  'gc-mark': gcMark,
+  'gc-push': gcPush,
+  'retention-eval': retentionEval,
 };
-/** Run order within a phase: the stream figure last, after the peak-memory reading. */
-const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory'];
+/**
+ * Run order within a phase: the stream figure after the others on the phase's registries, after
+ * the peak-memory reading; then issue 14's, which start registries of their own.
+ */
+const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval'];
 
 /** Cleanup to run however the run ends (also on Ctrl-C): registries by pid, the tmpfs, scratch. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -80,8 +90,15 @@ function phaseName(spec: PhaseSpec): string {
 /** Runs one phase: the registries fresh (and PostgreSQL + S3 for that backend), the selected figures, all stopped. */
 async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, scratch: string, sink: Sink, profileDir: string | undefined, limits: MachineLimits): Promise<void> {
   const { storage, auth } = spec;
+  // Issue 14's figures once per backend, authentication off: on the filesystem on disk when asked for.
+  const lifecycleStorage: StorageKind = options.storages.includes('disk') ? 'disk' : 'tmpfs';
+  const lifecycleHere = !auth && spec.topology === 'direct' && (spec.backend === 'postgres-s3' || storage === lifecycleStorage);
   const figures = ORDER.filter(
-    (f) => options.figures.includes(f) && (!auth || AUTH_SUBSET.includes(f)) && (spec.topology === 'direct' || REPLICA_SUBSET.includes(f)),
+    (f) =>
+      options.figures.includes(f) &&
+      (!auth || AUTH_SUBSET.includes(f)) &&
+      (spec.topology === 'direct' || REPLICA_SUBSET.includes(f)) &&
+      (!LIFECYCLE_FIGURES.includes(f) || lifecycleHere),
   );
   if (figures.length === 0) return;
   const phase = phaseName(spec);
@@ -118,8 +135,18 @@ async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, sc
     // With PostgreSQL + S3, Distribution stores on the same S3 server (a bucket of its own).
     const distribution = await startBenchDistribution(common);
     console.log(`  ${berths.map((b) => `${b.name} ${b.base} (pid ${b.pid})`).join(', ')}, Distribution ${distribution.base} (pid ${distribution.pid}${backend ? ', on S3' : ''}), data in ${phaseRoot}`);
+    const launch = {
+      ...(backend ? { backend } : {}),
+      berth: async (name: string, extra: { env?: Readonly<Record<string, string>>; prepare?: (where: BerthStorage) => Promise<void> } = {}) => {
+        const server = await startBenchBerth({ ...common, root: path.join(phaseRoot, name), ...(extra.env ? { berthEnv: extra.env } : {}), ...(extra.prepare ? { prepare: extra.prepare } : {}) });
+        logDirs.push(path.dirname(server.logFile));
+        return server;
+      },
+      distribution: (name: string) => startBenchDistribution({ ...common, root: path.join(phaseRoot, name) }),
+    };
     const ctx: FigureContext = {
       scale: options.scale,
+      launch,
       storage,
       auth,
       backend: spec.backend,
@@ -242,6 +269,7 @@ async function main(): Promise<number> {
     ...authOverhead(sink.measurements),
     ...backendTable(sink.measurements),
     ...replicasTable(sink.measurements),
+    ...lifecycleTable(sink.measurements),
     ...hashTable(limits),
     ...limitsTable(limits, sink.measurements),
     ...targetsTable(targets),

@@ -44,6 +44,20 @@ export interface PhaseServerOptions {
   readonly berthLogLevel: string;
   /** PostgreSQL and S3 for Berth (a database and a bucket of its own on them); unset: SQLite + filesystem under `root`. */
   readonly backend?: BackendServers;
+  /** More BERTH_* settings for Berth (e.g. `BERTH_GC_GRACE`). */
+  readonly berthEnv?: Readonly<Record<string, string>>;
+  /**
+   * Runs before Berth starts, once its data directory (and on PostgreSQL its fresh database) is
+   * chosen: a figure fills the metadata in bulk here, as no client could in the time.
+   */
+  readonly prepare?: (where: BerthStorage) => Promise<void>;
+}
+
+/** Where a Berth about to start keeps its metadata. */
+export interface BerthStorage {
+  readonly dataDir: string;
+  /** Its PostgreSQL database (`postgres://…`); unset on SQLite (`dataDir/berth.db`). */
+  readonly databaseUrl?: string;
 }
 
 /** The PostgreSQL and S3 servers of a PostgreSQL + S3 phase. */
@@ -92,6 +106,8 @@ export async function startBenchBerth(options: PhaseServerOptions): Promise<Benc
     env['BERTH_BENCH_PROFILE_DIR'] = options.berthProfileDir;
   }
   if (options.backend) Object.assign(env, await backendEnv(options.backend));
+  Object.assign(env, options.berthEnv);
+  await options.prepare?.({ dataDir, ...(env['BERTH_DATABASE_URL'] ? { databaseUrl: env['BERTH_DATABASE_URL'] } : {}) });
   const server = await startBerth({ dataDir, logLevel: options.berthLogLevel, env, registry: options.processes });
   if (env['BERTH_DATABASE_URL']) await assertUsesDatabase(env['BERTH_DATABASE_URL']);
   const pid = server.process?.pid;
@@ -200,7 +216,7 @@ export async function startBenchDistribution(options: PhaseServerOptions): Promi
  * and an AWS_CA_BUNDLE makes it panic at start (it cannot add a CA bundle to its own transport).
  * Its configuration names the endpoint and credentials, so nothing of the machine's is needed.
  */
-function distributionEnv(): NodeJS.ProcessEnv {
+export function distributionEnv(): NodeJS.ProcessEnv {
   return Object.fromEntries(Object.entries(cleanEnv()).filter(([key]) => !key.startsWith('AWS_')));
 }
 

@@ -80,6 +80,33 @@ export async function listings(ctx: FigureContext): Promise<void> {
   await alternate(ctx, { key: 'tags-list', label: `tags list of ${tags.toLocaleString('en-US')} tags`, unit: 'ms', better: 'lower' }, rounds, listing(`/v2/${TAGS}/tags/list?n=${tags}`, 'tags', tags, TAGS), { servers });
 }
 
+/** A small image as the projects figure pushes it: a unique 16 KiB layer and config, and their manifest. */
+export interface SmallImage {
+  readonly layer: Buffer;
+  readonly config: Buffer;
+  readonly layerDigest: string;
+  readonly configDigest: string;
+  readonly manifest: Buffer;
+  /** Layers other images list too (a base image's), with their digests: usually in the registry already. */
+  readonly shared: readonly { readonly bytes: Buffer; readonly digest: string }[];
+}
+
+/** A new small image listing `shared` layers (a base image's) below its own. */
+export function smallImage(shared: readonly { bytes: Buffer; digest: string }[] = []): SmallImage {
+  const layer = randomBytes(16 * 1024);
+  const config = imageConfig(randomBytes(8).toString('hex'));
+  return { layer, config, layerDigest: sha256(layer), configDigest: sha256(config), manifest: imageManifest(config, [...shared.map((s) => s.bytes), layer]), shared };
+}
+
+/** Pushes `image` as docker does: HEAD each blob, POST + PUT the missing ones, then the manifest under `tag`. */
+export async function pushImage(client: RegistryClient, repository: string, image: SmallImage, tag = 'latest'): Promise<void> {
+  const blobs = [...image.shared.map((s) => [s.bytes, s.digest] as const), [image.layer, image.layerDigest] as const, [image.config, image.configDigest] as const];
+  for (const [bytes, digest] of blobs) {
+    if (!(await client.hasBlob(repository, digest))) await client.pushMonolithic(repository, bytes, digest);
+  }
+  await client.putManifest(repository, tag, image.manifest);
+}
+
 /**
  * Figure 9b (Berth): `projectImages` small-image pushes (HEAD + POST + PUT per blob for a 16 KiB
  * layer and a config, then the manifest — what docker does) by `projectClients` concurrent clients,
@@ -99,23 +126,11 @@ export async function projectPushes(ctx: FigureContext): Promise<void> {
   const samples = new Map<string, Sample[]>(variants.map((v) => [v.key, []]));
   for (let round = 0; round < ctx.scale.projectRounds; round++) {
     for (const variant of round % 2 === 0 ? variants : [...variants].reverse()) {
-      const images = Array.from({ length: count }, () => {
-        const layer = randomBytes(16 * 1024);
-        const config = imageConfig(randomBytes(8).toString('hex'));
-        return { layer, config, layerDigest: sha256(layer), configDigest: sha256(config), manifest: imageManifest(config, [layer]) };
-      });
+      const images = Array.from({ length: count }, () => smallImage());
       const agent = keepAliveAgent(n);
       const clients = Array.from({ length: n }, () => new RegistryClient(berth, agent));
       const { usage } = await timed(berth.pid, () =>
-        runCount(n, count, async (i, w) => {
-          const client = clients[w]!;
-          const image = images[i]!;
-          const repository = variant.repo(i, round);
-          for (const [bytes, digest] of [[image.layer, image.layerDigest], [image.config, image.configDigest]] as const) {
-            if (!(await client.hasBlob(repository, digest))) await client.pushMonolithic(repository, bytes, digest);
-          }
-          await client.putManifest(repository, 'latest', image.manifest);
-        }),
+        runCount(n, count, (i, w) => pushImage(clients[w]!, variant.repo(i, round), images[i]!)),
       );
       agent.destroy();
       const value = count / usage.seconds;

@@ -3,35 +3,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type ApiClient, type CommonFlags, loggedInClient, withCommon } from './api-client.ts';
 import { formatBytes, formatTime, parseInteger, printFields, printJSON, shortDigest } from './format.ts';
 import { CliError, printTable } from './output.ts';
+import { PHASES, type GcFigures } from '../lifecycle/gc/figures.ts';
 
-const PHASES = ['resume', 'uploads', 'untagged', 'sweep', 'orphans'] as const;
-
-/** A phase's figures as the API shows them (see src/lifecycle/gc/figures.ts). */
-interface PhaseView {
-  state: string;
-  examined: number;
-  deleted: number;
-  bytes: number;
-  sample: string[];
-}
-
-/** A run's figures as the API shows them. */
-interface FiguresView {
-  phase: string;
-  graceSeconds: number;
-  cutoff: string;
-  examined: number;
-  blobsDeleted: number;
-  manifestsDeleted: number;
-  uploadsDeleted: number;
-  orphansDeleted: number;
-  bytesFreed: number;
-  quotaReleased: Record<string, number>;
-  withinGrace: { blobs: number; bytes: number; manifests: number; orphans: number; collectableAt: string | null };
-  durationSeconds: number;
-  eta: { phase: string; seconds: number; at: string } | null;
-  phases: Partial<Record<(typeof PHASES)[number], PhaseView>>;
-}
+/** A run's figures as the API shows them (the job's progress); a phase not reported yet may be absent. */
+type FiguresView = Omit<GcFigures, 'phases'> & { phases: Partial<GcFigures['phases']> };
 
 /** A run as the API describes it. */
 interface RunView {

@@ -38,14 +38,14 @@ export function jobStartOperations(services: ApiServices): Operation[] {
       errors: [403, 409],
       handler: async ({ ctx, identity, body }) => {
         await requireAdmin(services, identity);
-        for (const state of ['queued', 'running'] as const) {
-          const busy = await meta.jobs.list({ kind: body.kind, state, offset: 0, limit: 1 });
-          const other = busy.items[0];
-          if (other) throw conflict(`a ${body.kind} job is already ${state} (job ${other.id})`, { id: other.id, state });
-        }
         const now = Date.now();
         const payload = body.payload ?? {};
-        const { id } = await meta.jobs.enqueue({ kind: body.kind, payload }, now);
+        // One of a kind at a time, across replicas: the exclusive key decides in the insert itself.
+        const { id, created } = await meta.jobs.enqueue({ kind: body.kind, payload, exclusiveKey: body.kind }, now);
+        if (!created) {
+          const state = (await meta.jobs.get(id))?.state ?? 'queued';
+          throw conflict(`a ${body.kind} job is already ${state} (job ${id})`, { id, state });
+        }
         // Only a hint to idle workers: they poll anyway.
         await meta.jobs.notify().catch((err: unknown) => ctx.log.warn({ err }, 'could not wake the job workers'));
         await audit(services, ctx, identity, { action: 'job.start', resourceType: 'job', resource: String(id), detail: { kind: body.kind } });

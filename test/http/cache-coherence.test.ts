@@ -3,47 +3,29 @@
 // A answered); cached verdicts on credentials and project settings within a notification's trip
 // (the change feed, src/metadata/changes.ts), asserted under a second.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminBasic, api, basic, expectStatus } from '../support/api.ts';
 import { MEDIA, expectError, jwtPayload, pushImage, uniqueName } from '../support/oci.ts';
-import { sharedPostgres, type PostgresServer } from '../support/postgres.ts';
 import { rememberSecret } from '../support/secrets.ts';
-import { startTestServer, type TestServer } from '../support/server.ts';
+import { startServerPair, type ServerPair, type TestServer } from '../support/server.ts';
 
 const PASSWORD = 'coherence-password-1';
 const ACCEPT = `${MEDIA.ociManifest}, ${MEDIA.dockerManifest}`;
 
 describe('caches across replicas sharing one database', () => {
-  let postgres: PostgresServer;
-  let database: string;
-  let dir: string;
+  let pair: ServerPair;
   let a: TestServer;
   let b: TestServer;
   const admin = adminBasic();
 
   before(async () => {
-    postgres = await sharedPostgres();
-    database = `coherence_${randomBytes(4).toString('hex')}`;
-    await postgres.createDatabase(database);
-    // One data directory for both: the same blob storage (filesystem, or the same S3 prefix on the
-    // PostgreSQL + S3 pass) and signing key; the database is the one given here.
-    dir = mkdtempSync(join(tmpdir(), 'berth-coherence-'));
-    const overrides = { database: { url: postgres.url(database), poolSize: 4 } };
-    a = await startTestServer(overrides, dir);
-    b = await startTestServer(overrides, dir);
+    pair = await startServerPair('coherence');
+    ({ a, b } = pair);
   });
 
   after(async () => {
-    await a?.close(true);
-    await b?.close(true);
-    await postgres?.dropDatabase(database).catch(() => undefined);
-    await postgres?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await pair?.close();
   });
 
   async function manifestStatus(server: TestServer, repo: string, reference: string): Promise<{ status: number; digest: string | null }> {

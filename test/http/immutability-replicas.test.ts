@@ -2,41 +2,25 @@
 // rules for its pushes, and a rule added, disabled or deleted through A applies on B within a
 // notification's trip (the change feed's `immutability` topic), not after the cache's 5 s.
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { adminBasic, api, expectStatus } from '../support/api.ts';
 import { pushImage, putManifest, type PushedImage } from '../support/oci.ts';
-import { sharedPostgres, type PostgresServer } from '../support/postgres.ts';
-import { startTestServer, type TestServer } from '../support/server.ts';
+import { startServerPair, type ServerPair, type TestServer } from '../support/server.ts';
 
 describe('immutability rules across replicas sharing one database', () => {
-  let postgres: PostgresServer;
-  let database: string;
-  let dir: string;
+  let pair: ServerPair;
   let a: TestServer;
   let b: TestServer;
   const admin = adminBasic();
 
   before(async () => {
-    postgres = await sharedPostgres();
-    database = `immutability_${randomBytes(4).toString('hex')}`;
-    await postgres.createDatabase(database);
-    dir = mkdtempSync(join(tmpdir(), 'berth-immutability-replicas-'));
-    const overrides = { database: { url: postgres.url(database), poolSize: 4 } };
-    a = await startTestServer(overrides, dir);
-    b = await startTestServer(overrides, dir);
+    pair = await startServerPair('immutability');
+    ({ a, b } = pair);
   });
 
   after(async () => {
-    await a?.close(true);
-    await b?.close(true);
-    await postgres?.dropDatabase(database).catch(() => undefined);
-    await postgres?.stop();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await pair?.close();
   });
 
   /** Polls until `check` holds (every 10 ms, up to 3 s); the time it took. */

@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configSchema, type Config } from '../../src/config/schema.ts';
 import { startBerth, type RunningBerth } from '../../src/main.ts';
 import { backendConfig, serverQuery, testBackend } from './backend.ts';
+import { sharedPostgres } from './postgres.ts';
 import { LeakScanner, rememberSecret } from './secrets.ts';
 
 rememberSecret('test-admin-password', 'admin');
@@ -73,4 +75,41 @@ export async function adminToken(url: string, ...scopes: string[]): Promise<stri
   const token = ((await res.json()) as { token: string }).token;
   rememberSecret(token);
   return token;
+}
+
+/** Two servers as two replicas: one data directory (signing key, blob storage) and one fresh database on the shared PostgreSQL. */
+export interface ServerPair {
+  a: TestServer;
+  b: TestServer;
+  /** Stops both, drops the database, removes the directory. */
+  close(): Promise<void>;
+}
+
+/**
+ * Starts two servers sharing a fresh database named `<name>_<random>` on the shared PostgreSQL and
+ * one data directory — so the same blob storage (the filesystem, or the same S3 prefix on the
+ * PostgreSQL + S3 pass) and signing key, as replicas have them.
+ */
+export async function startServerPair(name: string): Promise<ServerPair> {
+  const postgres = await sharedPostgres();
+  const database = `${name}_${randomBytes(4).toString('hex')}`;
+  await postgres.createDatabase(database);
+  const dir = mkdtempSync(join(tmpdir(), `berth-${name}-`));
+  const overrides = { database: { url: postgres.url(database), poolSize: 4 } };
+  const a = await startTestServer(overrides, dir);
+  const b = await startTestServer(overrides, dir).catch(async (err: unknown) => {
+    await a.close(true);
+    throw err;
+  });
+  return {
+    a,
+    b,
+    async close() {
+      await a.close(true);
+      await b.close(true);
+      await postgres.dropDatabase(database).catch(() => undefined);
+      await postgres.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -95,6 +95,13 @@ export class BlobRecords {
     const held = new Set<string>();
     for (let i = 0; i < all.length; i += BATCH) {
       const batch = all.slice(i, i + BATCH);
+      // One statement where lock order cannot matter — SQLite's serial transactions, or one row;
+      // otherwise locked in digest order first (an UPDATE locks rows in no set order).
+      if (this.dialect === 'sqlite' || batch.length === 1) {
+        const touched = await on.updateTable('blobs').set({ touched_at: now }).where(this.among('digest', batch)).where('deleting', '=', 0).returning('digest').execute();
+        for (const row of touched) held.add(row.digest);
+        continue;
+      }
       const locked = await this.lock(on, batch);
       const live = locked.filter((r) => r.deleting === 0).map((r) => r.digest);
       if (live.length > 0) await on.updateTable('blobs').set({ touched_at: now }).where(this.among('digest', live)).execute();

@@ -22,10 +22,21 @@ export function serveCommand(program: Command): void {
     const { loadConfig } = await import('../config/load.ts');
     const { startBerth } = await import('../main.ts');
     const config = loadConfig({ file: opts.config as string | undefined, flags: opts });
+    type Why = { signal: NodeJS.Signals } | { reason: string };
+    // Berth listens before its start-up ends (readiness says so): a signal meanwhile is kept and
+    // acted on once it has started, so the stop is graceful then too; a second one (a start-up
+    // that hangs) ends the process at once.
+    let asked: Why | undefined;
+    let stop = (why: Why) => {
+      if (asked) process.exit(1);
+      asked = why;
+    };
+    process.on('SIGTERM', () => stop({ signal: 'SIGTERM' }));
+    process.on('SIGINT', () => stop({ signal: 'SIGINT' }));
     const berth = await startBerth(config);
     guardProcess(berth.log);
     let stopping = false;
-    const stop = (why: { signal: NodeJS.Signals } | { reason: string }) => {
+    stop = (why) => {
       if (stopping) return;
       stopping = true;
       berth.log.info(why, 'shutting down');
@@ -37,8 +48,7 @@ export function serveCommand(program: Command): void {
         },
       );
     };
-    process.on('SIGTERM', () => stop({ signal: 'SIGTERM' }));
-    process.on('SIGINT', () => stop({ signal: 'SIGINT' }));
+    if (asked) stop(asked);
     if (parents) {
       followParent(parents, (info) => {
         berth.log.warn(info, 'parent process exited (npm start, npx); shutting down');

@@ -29,6 +29,11 @@ import { ociRoutes } from './http/oci/index.ts';
 import { opsRoutes } from './http/ops/ops.ts';
 import { tokenRoutes } from './http/token/token.ts';
 import { apiRoutes } from './http/api/index.ts';
+import { parseSecretsKey, Sealer } from './auth/sealed.ts';
+import { EndpointService } from './remote/endpoints.ts';
+import { createProxyCache } from './proxy/index.ts';
+import { createProxyMetrics } from './proxy/metrics.ts';
+import { MirrorAuthorizer } from './proxy/mirror.ts';
 import { startJobs } from './jobs/index.ts';
 import { builtinKinds } from './jobs/kinds/index.ts';
 import { blobReferencesOf } from './jobs/kinds/verify-blobs.ts';
@@ -133,15 +138,32 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const credentials = new CredentialCheck(meta);
   const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
   const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls, uploads: { resumableHash: meta.dialect === 'postgres' } });
-  const access = new OciAccess({ tokens, passwords, authorizer, credentials, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   const metrics = createMetrics();
+  // Secrets at rest (registry endpoint credentials): under secrets.key, else a key derived from the signing key.
+  const sealer = new Sealer(config.secrets.key ? parseSecretsKey(config.secrets.key)! : deriveSecret(signingKey, 'secrets at rest'));
+  const endpoints = new EndpointService({ registries: meta.registries, sealer, timeoutMs: config.proxy.timeout * 1000 });
+  const proxy = createProxyCache({
+    meta,
+    store,
+    registry,
+    log,
+    metrics: createProxyMetrics(metrics.registry),
+    endpoint: (id) => endpoints.endpointById(id),
+    freshness: config.proxy.freshness,
+    timeout: config.proxy.timeout,
+    mirrors: config.proxy.mirrors,
+    dataDir: config.dataDir,
+  });
+  // Pulls of names the transparent mirror serves are allowed as pulls from the mirroring project.
+  const pullAuthorizer = proxy.mirrors.enabled ? new MirrorAuthorizer(authorizer, proxy.mirrors) : authorizer;
+  const access = new OciAccess({ tokens, passwords, authorizer: pullAuthorizer, credentials, externalURLs: config.externalURL, anonymousPull: config.auth.anonymousPull });
   let draining = false;
   let started = false;
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, started: () => started, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
-    ...tokenRoutes({ tokens, passwords, authorizer, credentials }),
-    ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config }),
-    ...ociRoutes({ registry, access, authorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL, blobRedirect: blobRedirector(config, store) }),
+    ...tokenRoutes({ tokens, passwords, authorizer: pullAuthorizer, credentials }),
+    ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config, endpoints }),
+    ...ociRoutes({ registry, access, authorizer: pullAuthorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL, blobRedirect: blobRedirector(config, store), proxy }),
   ];
 
   const secure = Boolean(config.tls.cert);
@@ -210,6 +232,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
       await closed;
       clearTimeout(timer);
       await jobsStopped;
+      await proxy.close();
       await store.close();
       await meta.close();
       log.info('berth stopped');

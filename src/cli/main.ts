@@ -21,6 +21,7 @@ import { artifactCommand } from './artifact.ts';
 import { tagCommand } from './tag.ts';
 import { retentionCommand } from './retention.ts';
 import { immutabilityCommand } from './immutability.ts';
+import { registryCommand } from './registry.ts';
 
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
@@ -45,6 +46,7 @@ artifactCommand(program);
 tagCommand(program);
 retentionCommand(program);
 immutabilityCommand(program);
+registryCommand(program);
 
 // Output piped into a reader that stops early (`berth audit | head`): stop quietly, as other tools do.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -42,6 +42,10 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_JOBS_CONCURRENCY', path: 'jobs.concurrency', kind: 'number', help: 'background jobs this replica runs at once (0: none)' },
   { env: 'BERTH_JOBS_LEASE', path: 'jobs.lease', kind: 'string', help: "how long a job's claim lasts unrenewed before another replica takes it over (e.g. 60s)" },
   { env: 'BERTH_GC_GRACE', path: 'gc.grace', kind: 'string', help: 'garbage collection grace period: younger unreferenced content is kept (e.g. 2h; 0: none)' },
+  { env: 'BERTH_SECRETS_KEY', path: 'secrets.key', kind: 'string', help: 'key sealing secrets at rest, 64 hex digits (unset: derived from the signing key)' },
+  { env: 'BERTH_PROXY_FRESHNESS', path: 'proxy.freshness', kind: 'string', help: 'how long proxy-cache projects serve a cached tag before asking the upstream again (e.g. 5m)' },
+  { env: 'BERTH_PROXY_TIMEOUT', path: 'proxy.timeout', kind: 'string', help: 'how long to wait for an upstream registry to answer (e.g. 30s)' },
+  { env: 'BERTH_PROXY_MIRRORS', path: 'proxy.mirrors', kind: 'list', help: 'upstream hosts mirrored by proxy-cache projects, e.g. docker.io=hub,ghcr.io=ghcr' },
   { env: 'BERTH_MAX_MANIFEST_BYTES', path: 'maxManifestBytes', kind: 'number', help: 'largest manifest accepted' },
 ];
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseCidr } from '../domain/cidr.ts';
+import { parseSecretsKey } from '../auth/sealed.ts';
 
 const duration = z
   .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 900, 15m, 1h or 7d')])
@@ -181,6 +182,38 @@ export const configSchema = z
           .union([z.number().int().min(0), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 0, 900, 30m or 2h')])
           .transform((value) => (typeof value === 'number' ? value : parseDuration(value)))
           .default(7200),
+      })
+      .prefault({}),
+    secrets: z
+      .strictObject({
+        /**
+         * The key that seals secrets at rest (registry endpoint credentials): 32 bytes as 64 hex
+         * digits or base64 (`openssl rand -hex 32`). Unset: derived from the token signing key.
+         */
+        key: z.string().refine((k) => parseSecretsKey(k) !== undefined, '32 bytes as 64 hex digits or base64, e.g. the output of openssl rand -hex 32').optional(),
+      })
+      .prefault({}),
+    proxy: z
+      .strictObject({
+        /** How long a proxy-cache project serves a cached tag before asking its upstream again (per project: --freshness). */
+        freshness: z
+          .union([z.number().int().min(0), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 0, 300, 5m or 1h')])
+          .transform((value) => (typeof value === 'number' ? value : parseDuration(value)))
+          .default(300),
+        /** How long to wait for an upstream registry to connect and answer (then a cached copy is served, if any). */
+        timeout: duration.default(30),
+        /**
+         * Upstream hosts mirrored transparently by proxy-cache projects, e.g. `{docker.io: hub}`:
+         * Docker's `registry-mirrors` and containerd's `hosts.toml` mirrors then pull `alpine` through
+         * project `hub`. Also `docker.io=hub,ghcr.io=ghcr` (BERTH_PROXY_MIRRORS).
+         */
+        mirrors: z
+          .union([
+            z.record(z.string().regex(/^[a-z0-9.-]+(:\d+)?$/, 'a registry host such as docker.io or ghcr.io'), z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'a project name')),
+            z.array(z.string().regex(/^[a-z0-9.-]+(:\d+)?=[a-z0-9][a-z0-9._-]*$/, 'host=project, e.g. docker.io=hub')),
+          ])
+          .transform((value) => (Array.isArray(value) ? Object.fromEntries(value.map((pair) => pair.split('=') as [string, string])) : value))
+          .default({}),
       })
       .prefault({}),
     /** Largest manifest accepted, bytes. */

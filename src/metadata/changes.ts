@@ -10,9 +10,10 @@ import type { DB } from './dialect.ts';
  *   secret changed, revoked, disabled, deleted);
  * - `project`: a project by name (visibility, quota, created, deleted — with its repositories);
  * - `repository`: a repository by name (deleted);
- * - `immutability`: a project's tag immutability rules, by project id (added, changed, deleted).
+ * - `immutability`: a project's tag immutability rules, by project id (added, changed, deleted);
+ * - `registry`: a registry endpoint, by id (URL, credentials or TLS options changed, deleted).
  */
-export const CHANGE_TOPICS = ['principal', 'project', 'repository', 'immutability'] as const;
+export const CHANGE_TOPICS = ['principal', 'project', 'repository', 'immutability', 'registry'] as const;
 export type ChangeTopic = (typeof CHANGE_TOPICS)[number];
 
 /** Told that `key` changed; `undefined`: anything of the topic may have changed (notifications were missed). */

@@ -21,6 +21,9 @@ import { BlobRecords } from './blobs.ts';
 import { RetentionStore } from './retention.ts';
 import { JobItemStore } from './job-items.ts';
 import { ImmutabilityStore } from './immutability.ts';
+import { LeaseStore } from './leases.ts';
+import { RegistryStore } from './registries.ts';
+import { ProxyTagStore } from './proxy-tags.ts';
 import { listenForChanges, localChanges, type ChangeFeed } from './changes.ts';
 
 /** Every metadata aggregate over one database connection. */
@@ -58,6 +61,12 @@ export interface Metadata {
   signingKeys: SigningKeyStore;
   /** Tag immutability rules per project (cached; consulted by pushes, deletions and retention). */
   immutability: ImmutabilityStore;
+  /** Short named leases shared by replicas (one upstream fetch of a missing blob at a time: src/proxy/fill.ts). */
+  leases: LeaseStore;
+  /** When each proxy-cache tag was last confirmed with its upstream. */
+  proxyTags: ProxyTagStore;
+  /** Registry endpoints: upstreams of proxy-cache projects, replication peers (credentials sealed). */
+  registries: RegistryStore;
   /** Tells every process sharing the database what changed, so that their caches drop it (changes.ts). */
   changes: ChangeFeed;
   close(): Promise<void>;
@@ -121,6 +130,9 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     events,
     signingKeys: new SigningKeyStore(db),
     immutability: new ImmutabilityStore(db, changes, projects),
+    leases: new LeaseStore(db),
+    registries: new RegistryStore(db, changes),
+    proxyTags: new ProxyTagStore(db),
     changes,
     async close() {
       await changes.close();

@@ -28,6 +28,12 @@ export interface ManifestRecord {
   immutable?: ImmutableCheck;
   /** Who pushed it. */
   pushedBy?: string;
+  /**
+   * A proxy cache's copy of an upstream manifest: what it references is recorded (so garbage
+   * collection keeps it once fetched) but need not be there yet — blobs and child manifests are
+   * fetched when first pulled. Only what is there is held and counted.
+   */
+  sparse?: boolean;
 }
 
 /** What deleting a manifest removed (see `ManifestStore.deleteUntagged`). */
@@ -132,8 +138,10 @@ export class ManifestStore {
         // it first and this inserts it anew.
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet((eb) => ({ created_at: eb.ref('manifests.created_at') })))
         .execute();
-      const charges = [{ digest: record.digest, size: record.size }, ...(await this.referenced(trx, record.repositoryId, refs))];
-      const gone = await this.blobs.hold(trx, [record.digest, ...refs.filter((r) => r.kind === 'blob').map((r) => r.digest)], now);
+      const present = await this.referenced(trx, record.repositoryId, refs, record.sparse === true);
+      const charges = [{ digest: record.digest, size: record.size }, ...present];
+      const presentBlobs = record.sparse ? present.filter((p) => p.kind === 'blob') : refs.filter((r) => r.kind === 'blob');
+      const gone = await this.blobs.hold(trx, [record.digest, ...presentBlobs.map((r) => r.digest)], now);
       if (gone.length > 0) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'garbage collection removed content this manifest references while it was pushed; push the blob again', { digest: gone[0], reason: 'collected-during-push' });
       }
@@ -180,9 +188,10 @@ export class ManifestStore {
 
   /**
    * Digest and size of each of `refs`, read within `on`: blobs linked into the repository, manifests
-   * of it. MANIFEST_BLOB_UNKNOWN for the first that is not there (any more).
+   * of it. MANIFEST_BLOB_UNKNOWN for the first that is not there (any more) — unless `sparse`, which
+   * leaves out those not there.
    */
-  private async referenced(on: DB, repositoryId: number, refs: { digest: string; kind: 'blob' | 'manifest' }[]): Promise<{ digest: string; size: number }[]> {
+  private async referenced(on: DB, repositoryId: number, refs: { digest: string; kind: 'blob' | 'manifest' }[], sparse = false): Promise<{ digest: string; size: number; kind: 'blob' | 'manifest' }[]> {
     const blobs = refs.filter((r) => r.kind === 'blob').map((r) => r.digest);
     const children = refs.filter((r) => r.kind === 'manifest').map((r) => r.digest);
     const sizes = new Map<string, number>();
@@ -202,12 +211,13 @@ export class ManifestStore {
         .execute();
       for (const row of rows) childSizes.set(row.digest, Number(row.size));
     }
-    return refs.map((ref) => {
+    return refs.flatMap((ref) => {
       const size = ref.kind === 'blob' ? sizes.get(ref.digest) : childSizes.get(ref.digest);
+      if (size === undefined && sparse) return [];
       if (size === undefined) {
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references a ${ref.kind} removed from the repository while the manifest was pushed; push again`, { digest: ref.digest, reason: 'deleted-during-push' });
       }
-      return { digest: ref.digest, size };
+      return [{ digest: ref.digest, size, kind: ref.kind }];
     });
   }
 

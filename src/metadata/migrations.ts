@@ -415,6 +415,47 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.createIndex('immutability_rules_project').on('immutability_rules').column('project_id').execute();
       },
     },
+    '0011_proxy_cache': {
+      async up(db: Kysely<unknown>) {
+        // Other registries Berth talks to (proxy cache upstreams, replication peers). `credential`
+        // is sealed (src/auth/sealed.ts): never stored, returned or logged in the clear.
+        await db.schema
+          .createTable('registries')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
+          .addColumn('type', 'varchar(32)', (c) => c.notNull())
+          .addColumn('url', 'varchar(2048)', (c) => c.notNull())
+          .addColumn('username', 'varchar(255)')
+          .addColumn('credential', 'text')
+          .addColumn('ca_file', 'varchar(1024)')
+          .addColumn('insecure', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('description', 'varchar(1024)')
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // A proxy-cache project pulls what it lacks from this registry; null: an ordinary project.
+        await db.schema.alterTable('projects').addColumn('proxy_registry_id', 'integer', (c) => c.references('registries.id')).execute();
+        // Seconds a cached tag is served without asking the upstream again; null: `proxy.freshness`.
+        await db.schema.alterTable('projects').addColumn('proxy_freshness', 'integer').execute();
+        // When each cached tag was last confirmed with the upstream, and the digest it had then.
+        await db.schema
+          .createTable('proxy_tags')
+          .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
+          .addColumn('tag', 'varchar(128)', (c) => c.notNull())
+          .addColumn('digest', 'varchar(150)', (c) => c.notNull())
+          .addColumn('checked_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('proxy_tags_pk', ['repository_id', 'tag'])
+          .execute();
+        // Short leases shared by replicas: one upstream fetch of a missing blob or manifest at a time.
+        await db.schema
+          .createTable('leases')
+          .addColumn('key', 'varchar(600)', (c) => c.primaryKey())
+          .addColumn('owner', 'varchar(128)', (c) => c.notNull())
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
   };
 }
 

@@ -16,6 +16,15 @@ export interface Member {
   createdAt: number;
 }
 
+/** What a new project is made with. */
+export interface NewProject {
+  public?: boolean;
+  quotaBytes?: number | null;
+  createdBy?: string;
+  /** Makes it a proxy-cache project of registry endpoint `registryId`; `freshness` in seconds (unset: `proxy.freshness`). */
+  proxy?: { registryId: number; freshness?: number | null };
+}
+
 /** A page of projects, with the total count for pagination. */
 export interface ProjectPage {
   items: ProjectRow[];
@@ -79,8 +88,11 @@ export class ProjectStore {
     return row;
   }
 
-  /** Creates a project; false when the name is taken. */
-  async create(name: string, options: { public?: boolean; quotaBytes?: number | null; createdBy?: string }): Promise<boolean> {
+  /**
+   * Creates a project; false when the name is taken. `proxy`: a proxy-cache project pulling what it
+   * lacks from registry endpoint `registryId` (which must exist: a foreign-key error otherwise).
+   */
+  async create(name: string, options: NewProject): Promise<boolean> {
     return this.insert(name, options, false);
   }
 
@@ -96,10 +108,18 @@ export class ProjectStore {
     return (await this.find(name))!.id;
   }
 
-  private async insert(name: string, options: { public?: boolean; quotaBytes?: number | null; createdBy?: string }, relaxedCommit: boolean): Promise<boolean> {
+  private async insert(name: string, options: NewProject, relaxedCommit: boolean): Promise<boolean> {
     const compiled = this.db
       .insertInto('projects')
-      .values({ name, public: options.public ? 1 : 0, quota_bytes: options.quotaBytes ?? null, created_by: options.createdBy ?? null, created_at: Date.now() })
+      .values({
+        name,
+        public: options.public ? 1 : 0,
+        quota_bytes: options.quotaBytes ?? null,
+        created_by: options.createdBy ?? null,
+        created_at: Date.now(),
+        proxy_registry_id: options.proxy?.registryId ?? null,
+        proxy_freshness: options.proxy?.freshness ?? null,
+      })
       .onConflict((oc) => oc.column('name').doNothing())
       .compile();
     const result = await this.db.executeQuery(relaxedCommit ? relaxed(compiled) : compiled);
@@ -107,10 +127,12 @@ export class ProjectStore {
     return Number(result.numAffectedRows ?? 0) > 0;
   }
 
-  async update(name: string, changes: { public?: boolean; quotaBytes?: number | null }): Promise<boolean> {
-    const set: { public?: number; quota_bytes?: number | null } = {};
+  /** Changes a project's settings; `proxyFreshness` only means something on a proxy-cache project (null: the default). */
+  async update(name: string, changes: { public?: boolean; quotaBytes?: number | null; proxyFreshness?: number | null }): Promise<boolean> {
+    const set: { public?: number; quota_bytes?: number | null; proxy_freshness?: number | null } = {};
     if (changes.public !== undefined) set.public = changes.public ? 1 : 0;
     if (changes.quotaBytes !== undefined) set.quota_bytes = changes.quotaBytes;
+    if (changes.proxyFreshness !== undefined) set.proxy_freshness = changes.proxyFreshness;
     if (Object.keys(set).length === 0) return (await this.find(name)) !== undefined;
     const result = await this.db.updateTable('projects').set(set).where('name', '=', name).executeTakeFirst();
     await this.changed(name);

@@ -26,6 +26,9 @@ export interface Database {
   event_cursors: EventCursorsTable;
   blobs: BlobsTable;
   job_items: JobItemsTable;
+  registries: RegistriesTable;
+  proxy_tags: ProxyTagsTable;
+  leases: LeasesTable;
   retention_policies: RetentionPoliciesTable;
   immutability_rules: ImmutabilityRulesTable;
 }
@@ -121,6 +124,10 @@ export interface ProjectsTable {
   quota_bytes: number | null;
   created_by: string | null;
   created_at: number;
+  /** A proxy-cache project's upstream (registries.id); null for an ordinary project. */
+  proxy_registry_id: number | null;
+  /** Seconds a proxy-cache project serves a cached tag before asking the upstream again; null: `proxy.freshness`. */
+  proxy_freshness: number | null;
 }
 
 export interface ProjectMembersTable {
@@ -368,6 +375,43 @@ export interface ImmutabilityRulesTable {
   created_at: number;
 }
 
+/** A registry endpoint: another registry Berth pulls from (proxy cache) or replicates with. */
+export interface RegistriesTable {
+  id: Generated<number>;
+  name: string;
+  /** One of REGISTRY_TYPES (src/remote/endpoint.ts). */
+  type: string;
+  /** `https://host[:port]` (no path). */
+  url: string;
+  username: string | null;
+  /** The password or token, sealed with the secrets key (src/auth/sealed.ts); null: anonymous. */
+  credential: string | null;
+  /** PEM file of the CA that signs the registry's certificate (beside the system's). */
+  ca_file: string | null;
+  /** 1: do not verify the registry's TLS certificate. */
+  insecure: number;
+  description: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** When a proxy-cache tag was last confirmed with the upstream, and the digest it had then. */
+export interface ProxyTagsTable {
+  repository_id: number;
+  tag: string;
+  digest: string;
+  checked_at: number;
+}
+
+/** A lease shared by replicas (one upstream fetch of a missing blob at a time). */
+export interface LeasesTable {
+  key: string;
+  /** The replica holding it. */
+  owner: string;
+  expires_at: number;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type ProjectRow = Selectable<ProjectsTable>;
 export type RobotRow = Selectable<RobotsTable>;
@@ -384,3 +428,4 @@ export type BlobRow = Selectable<BlobsTable>;
 export type JobItemRow = Selectable<JobItemsTable>;
 export type RetentionPolicyRow = Selectable<RetentionPoliciesTable>;
 export type ImmutabilityRuleRow = Selectable<ImmutabilityRulesTable>;
+export type RegistryRow = Selectable<RegistriesTable>;

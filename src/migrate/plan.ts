@@ -23,6 +23,9 @@ export interface TablePlan {
  */
 export const TABLE_PLAN: readonly TablePlan[] = [
   { table: 'users', action: 'copy', key: ['id'] },
+  // Before projects: a proxy-cache project names its upstream. Credentials stay sealed with the
+  // same key (the signing key moves with the data, or `secrets.key` is configured on both).
+  { table: 'registries', action: 'copy', key: ['id'] },
   { table: 'projects', action: 'copy', key: ['id'] },
   { table: 'repositories', action: 'copy', key: ['id'] },
   { table: 'repository_blobs', action: 'copy', key: ['repository_id', 'digest'] },
@@ -35,6 +38,7 @@ export const TABLE_PLAN: readonly TablePlan[] = [
   // What storage holds: the blobs the command copies are these rows' (see referencedBlobs).
   { table: 'blobs', action: 'copy', key: ['digest'] },
   { table: 'retention_policies', action: 'copy', key: ['project_id'] },
+  { table: 'proxy_tags', action: 'copy', key: ['repository_id', 'tag'] },
   { table: 'immutability_rules', action: 'copy', key: ['id'] },
   { table: 'robots', action: 'copy', key: ['id'] },
   { table: 'robot_permissions', action: 'replace', key: [] },
@@ -56,6 +60,7 @@ export const TABLE_PLAN: readonly TablePlan[] = [
     why: "the old installation's background work and its history: its jobs were about its own storage; the schedules start afresh in the target",
   },
   { table: 'job_logs', action: 'skip', key: [], why: 'the logs of the jobs left out' },
+  { table: 'leases', action: 'skip', key: [], why: 'short leases of fetches in progress on the old installation' },
   { table: 'job_items', action: 'skip', key: [], why: 'what the jobs left out decided, item by item (retention decisions)' },
   {
     table: 'upload_sessions',

@@ -109,7 +109,7 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     assert.equal(shown.usageBytes, 0);
     assert.ok(shown.permissions.includes('member.manage'));
     const table = rows((await admin(['project', 'list'])).stdout);
-    assert.deepEqual(table[0], ['NAME', 'VISIBILITY', 'REPOSITORIES', 'USAGE', 'QUOTA', 'CREATED']);
+    assert.deepEqual(table[0], ['NAME', 'VISIBILITY', 'REPOSITORIES', 'USAGE', 'QUOTA', 'PROXY CACHE', 'CREATED']);
     const row = table.find((r) => r[0] === PROJECT);
     assert.ok(row, `project row in ${JSON.stringify(table)}`);
     assert.deepEqual(row.slice(1, 5), ['private', '0', '0 B', '10 GiB']);

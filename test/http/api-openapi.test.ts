@@ -68,6 +68,13 @@ const ENDPOINTS = [
   'GET /system/gc/{id}',
   'GET /system/gc/{id}/log',
   'POST /system/gc/{id}/cancel',
+  'GET /registries',
+  'POST /registries',
+  'POST /registries/test',
+  'GET /registries/{name}',
+  'PATCH /registries/{name}',
+  'DELETE /registries/{name}',
+  'POST /registries/{name}/test',
   'GET /openapi.json',
 ];
 
@@ -88,11 +95,16 @@ const REQUIRED_BODY_FIELDS: Record<string, string[]> = {
   'POST /users/me/tokens': ['name'],
   'POST /system/gc': [],
   'PUT /system/gc/schedule': ['cron'],
+  'POST /registries': ['name', 'type'],
+  'PATCH /registries/{name}': [],
+  'POST /registries/test': ['type'],
+  'POST /registries/{name}/test': [],
 };
 
 /** Query parameters each list must document. */
 const QUERY_PARAMETERS: Record<string, string[]> = {
   'GET /projects': ['q', 'page', 'pageSize'],
+  'GET /registries': ['q', 'page', 'pageSize'],
   'GET /robots': ['project', 'page', 'pageSize'],
   'GET /repositories': ['project', 'q', 'page', 'pageSize'],
   'GET /audit': ['actor', 'action', 'project', 'resource', 'from', 'to', 'page', 'pageSize'],

@@ -17,6 +17,8 @@ export interface DockerdOptions {
   readonly timeoutMs?: number;
   /** Registers dockerd here so after() stops it. */
   readonly registry?: ProcessRegistry;
+  /** More dockerd flags, e.g. `--registry-mirror=http://127.0.0.1:PORT`. */
+  readonly extraArgs?: readonly string[];
 }
 
 /** Environment for the docker CLI talking to this engine. */
@@ -92,6 +94,7 @@ export async function startDockerd(options: DockerdOptions = {}): Promise<Docker
     '-H',
     env.DOCKER_HOST,
     ...(options.insecureRegistries ?? []).map((r) => `--insecure-registry=${r}`),
+    ...(options.extraArgs ?? []),
   ];
   const logFile = path.join(dir, 'dockerd.log');
   const child = await startProcess({ name: 'dockerd', command: 'dockerd', args, logFile });

@@ -12,6 +12,7 @@ import type { Metadata } from '../../metadata/index.ts';
 import type { ProjectRow } from '../../metadata/schema.ts';
 import type { Registry } from '../../registry/index.ts';
 import type { BlobStore } from '../../storage/blob-store.ts';
+import type { EndpointService } from '../../remote/endpoints.ts';
 import type { Context } from '../context.ts';
 import type { ApiAuthenticator } from './authenticate.ts';
 import { unauthorized } from './authenticate.ts';
@@ -28,6 +29,8 @@ export interface ApiDeps {
   /** Whether the credential behind a session or token still works; `forget` after changing one. */
   credentials: CredentialCheck;
   config: Config;
+  /** Registry endpoints (upstreams of proxy-cache projects): settings, sealed credentials, connection tests. */
+  endpoints: EndpointService;
 }
 
 /** The dependencies plus what the API builds for itself. */

@@ -11,6 +11,7 @@ import { immutabilityOperations } from './immutability.ts';
 import { memberOperations } from './members.ts';
 import { openAPIDocument } from './openapi.ts';
 import { projectOperations } from './projects.ts';
+import { registryOperations } from './registries.ts';
 import { repositoryOperations } from './repositories.ts';
 import { retentionOperations } from './retention.ts';
 import { robotOperations } from './robots.ts';
@@ -41,6 +42,7 @@ export function apiOperations(services: ApiServices): Operation[] {
     ...jobOperations(services),
     ...jobStartOperations(services),
     ...gcOperations(services),
+    ...registryOperations(services),
   ];
   let document: Record<string, unknown> | undefined;
   const openapi: Operation = operation({

@@ -72,7 +72,7 @@ export function openAPIDocument(operations: readonly Operation[], version: strin
       title: 'Berth management API',
       version,
       description:
-        'Projects, members, robot accounts, personal access tokens, repositories, artifacts and the audit log of a Berth registry. ' +
+        'Projects, members, robot accounts, personal access tokens, repositories, artifacts, registry endpoints and the audit log of a Berth registry. ' +
         'Errors use the registry error envelope {"errors":[{"code","message","detail"}]}. Lists take page/pageSize and answer ' +
         '{items,total,page,pageSize} with a Link rel="next" header while more follow. Times are ISO 8601. Path parameters may be ' +
         'percent-encoded; repository names keep their "/".',

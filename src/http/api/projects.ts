@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { PERMISSIONS } from '../../auth/roles.ts';
+import { isForeignKeyViolation } from '../../metadata/registries.ts';
 import type { ProjectRow } from '../../metadata/schema.ts';
+import type { RetentionRule } from '../../lifecycle/retention/rules.ts';
 import {
   audit,
   conflict,
@@ -17,9 +19,32 @@ import {
   window,
   type ApiServices,
 } from './common.ts';
-import { operation, type Operation } from './route.ts';
+import { registryName } from './registries.ts';
+import { invalid, operation, type Operation } from './route.ts';
 
 const quotaBytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().describe('bytes; null: unlimited');
+const freshness = z.number().int().min(0).max(31_536_000).describe('seconds a cached tag is served before asking the upstream again (0: every pull asks with a HEAD)');
+
+/**
+ * The retention policy a proxy-cache project starts with: artifacts pulled — or cached, which an
+ * artifact not pulled since would otherwise not count as — within 7 days stay; the rest age out in a
+ * daily run. Every repository, every tag, untagged artifacts too (what was pulled by digest).
+ */
+const PROXY_RETENTION: { rules: RetentionRule[]; cron: string } = {
+  rules: (['pulledWithinDays', 'pushedWithinDays'] as const).map((kind) => ({
+    repositories: { pattern: '**', exclude: false },
+    tags: { pattern: '**', exclude: false },
+    untagged: true,
+    retain: { kind, days: 7 },
+  })),
+  cron: '0 4 * * *',
+};
+
+/** What makes a project a proxy cache: the registry endpoint it pulls from. */
+const proxyCache = z.object({
+  registry: z.string().describe('the registry endpoint it pulls from'),
+  freshness: z.number().int().describe('seconds a cached tag is served before asking the upstream again (the project\'s own, or proxy.freshness)'),
+});
 
 const project = z.object({
   name: z.string(),
@@ -29,6 +54,7 @@ const project = z.object({
   repositoryCount: z.number().int(),
   createdAt: isoTime,
   createdBy: z.string().nullable(),
+  proxyCache: proxyCache.nullable().describe('a proxy-cache project: pulls of what it lacks are fetched from this registry endpoint; null: an ordinary project'),
 });
 const projectDetail = project.extend({ permissions: z.array(z.enum(PERMISSIONS)).describe('what the caller may do in the project') });
 const projectParam = z.object({ project: projectName });
@@ -46,7 +72,14 @@ export function projectOperations(services: ApiServices): Operation[] {
       repositoryCount: await meta.projects.repositoryCount(row.id),
       createdAt: iso(row.created_at),
       createdBy: row.created_by,
+      proxyCache: await proxyView(row),
     };
+  }
+
+  async function proxyView(row: ProjectRow): Promise<z.output<typeof proxyCache> | null> {
+    if (row.proxy_registry_id === null) return null;
+    const upstream = await meta.registries.findById(Number(row.proxy_registry_id));
+    return { registry: upstream?.name ?? `#${row.proxy_registry_id}`, freshness: Number(row.proxy_freshness ?? config.proxy.freshness) };
   }
 
   return [
@@ -75,7 +108,15 @@ export function projectOperations(services: ApiServices): Operation[] {
       path: '/projects',
       tag: 'projects',
       summary: 'Create a project (administrators, or any user when projects.userCreation is on); the creator becomes its projectAdmin',
-      body: z.strictObject({ name: projectName, public: z.boolean().optional(), quotaBytes: quotaBytes.optional() }),
+      description:
+        'With proxyCache (system administrators only), a proxy-cache project: pulls of what it lacks are fetched from the registry endpoint and cached; pushes are refused. ' +
+        'It gets the retention policy "retain artifacts pulled or cached within 7 days", run daily, so what is no longer pulled ages out (change it with PUT /projects/{project}/retention).',
+      body: z.strictObject({
+        name: projectName,
+        public: z.boolean().optional(),
+        quotaBytes: quotaBytes.optional(),
+        proxyCache: z.strictObject({ registry: registryName.describe('the registry endpoint to pull from'), freshness: freshness.optional().describe(`${freshness.description}; default: proxy.freshness`) }).optional(),
+      }),
       status: 201,
       response: projectDetail,
       errors: [403, 409],
@@ -86,9 +127,25 @@ export function projectOperations(services: ApiServices): Operation[] {
           throw refuse(identity, 'system administrator needed to create projects (projects.userCreation is off)');
         }
         const creator = identity.kind === 'anonymous' ? undefined : identity.name;
-        const created = await meta.projects.create(body.name, { public: body.public ?? false, quotaBytes: body.quotaBytes ?? null, ...(creator ? { createdBy: creator } : {}) });
+        let proxy: { registryId: number; freshness: number | null } | undefined;
+        if (body.proxyCache) {
+          if (!admin) throw refuse(identity, 'system administrator needed to create proxy-cache projects');
+          const upstream = await meta.registries.find(body.proxyCache.registry);
+          if (!upstream) throw invalid([{ path: 'proxyCache.registry', message: 'no registry endpoint of this name (see GET /registries)' }]);
+          proxy = { registryId: upstream.id, freshness: body.proxyCache.freshness ?? null };
+        }
+        let created: boolean;
+        try {
+          created = await meta.projects.create(body.name, { public: body.public ?? false, quotaBytes: body.quotaBytes ?? null, ...(creator ? { createdBy: creator } : {}), ...(proxy ? { proxy } : {}) });
+        } catch (err) {
+          // The endpoint was deleted between the lookup and the insert.
+          if (proxy && isForeignKeyViolation(err)) throw invalid([{ path: 'proxyCache.registry', message: 'no registry endpoint of this name (see GET /registries)' }]);
+          throw err;
+        }
         if (!created) throw conflict(`project "${body.name}" already exists`);
         const row = (await meta.projects.find(body.name))!;
+        // Cached artifacts age out through retention, as anything else does: the admin may change it later.
+        if (proxy) await meta.retention.set(row, PROXY_RETENTION, creator ?? null);
         const user = identity.kind === 'user' ? await meta.users.find(identity.name) : undefined;
         if (user) await meta.projects.setMember(row.id, user.id, 'projectAdmin');
         await audit(services, ctx, identity, {
@@ -96,7 +153,7 @@ export function projectOperations(services: ApiServices): Operation[] {
           resourceType: 'project',
           resource: row.name,
           project: row.name,
-          detail: { public: row.public === 1, quotaBytes: row.quota_bytes },
+          detail: { public: row.public === 1, quotaBytes: row.quota_bytes, ...(body.proxyCache ? { proxyCache: { registry: body.proxyCache.registry, freshness: body.proxyCache.freshness ?? null } } : {}) },
         });
         const { permissions } = await projectAccess(services, identity, row.name);
         return { status: 201, body: { ...(await view(row)), permissions: permissionList(permissions) } };
@@ -121,14 +178,35 @@ export function projectOperations(services: ApiServices): Operation[] {
       method: 'PATCH',
       path: '/projects/{project}',
       tag: 'projects',
-      summary: 'Change visibility or quota (project.update)',
+      summary: "Change visibility, quota, or a proxy-cache project's freshness (project.update)",
       params: projectParam,
-      body: z.strictObject({ public: z.boolean().optional(), quotaBytes: quotaBytes.optional() }),
+      body: z.strictObject({
+        public: z.boolean().optional(),
+        quotaBytes: quotaBytes.optional(),
+        proxyCache: z
+          .strictObject({
+            registry: registryName.optional().describe('cannot change: only the current endpoint is accepted'),
+            freshness: freshness.nullable().optional().describe(`${freshness.description}; null: proxy.freshness`),
+          })
+          .optional()
+          .describe('only for a proxy-cache project'),
+      }),
       response: projectDetail,
       errors: [403, 404],
       handler: async ({ ctx, identity, params, body }) => {
         const { project: row } = await projectAccess(services, identity, params.project, 'project.update');
-        const changes = { ...(body.public !== undefined ? { public: body.public } : {}), ...(body.quotaBytes !== undefined ? { quotaBytes: body.quotaBytes } : {}) };
+        if (body.proxyCache) {
+          if (row.proxy_registry_id === null) throw invalid([{ path: 'proxyCache', message: 'the project is not a proxy cache (a project becomes one only when it is created)' }]);
+          const current = await meta.registries.findById(Number(row.proxy_registry_id));
+          if (body.proxyCache.registry !== undefined && body.proxyCache.registry !== current?.name) {
+            throw invalid([{ path: 'proxyCache.registry', message: "a proxy-cache project's registry endpoint cannot change: create another project" }]);
+          }
+        }
+        const changes = {
+          ...(body.public !== undefined ? { public: body.public } : {}),
+          ...(body.quotaBytes !== undefined ? { quotaBytes: body.quotaBytes } : {}),
+          ...(body.proxyCache?.freshness !== undefined ? { proxyFreshness: body.proxyCache.freshness } : {}),
+        };
         await meta.projects.update(row.name, changes);
         if (Object.keys(changes).length > 0) {
           await audit(services, ctx, identity, { action: 'project.update', resourceType: 'project', resource: row.name, project: row.name, detail: changes });

@@ -1,8 +1,11 @@
 import { RegistryError } from '../../domain/errors.ts';
-import type { ByteRange } from '../../storage/blob-store.ts';
+import { pipeline } from 'node:stream/promises';
+import type { BlobStream, ByteRange } from '../../storage/blob-store.ts';
 import type { Route } from '../context.ts';
 import { sendEmpty } from '../respond.ts';
-import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
+import type { Context } from '../context.ts';
+import type { ProxiedBlob } from '../../proxy/blobs.ts';
+import { admitPull, repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
 
 /** Parses a single `Range: bytes=…` against a blob's size; 416 when unsatisfiable or malformed. */
 export function parseRange(header: string, size: number): ByteRange {
@@ -31,6 +34,45 @@ export function parseRange(header: string, size: number): ByteRange {
   return { start, end };
 }
 
+/** Headers every blob reply carries. */
+function blobHeaders(digest: string): Record<string, string | number> {
+  return {
+    'Content-Type': 'application/octet-stream',
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+    'Accept-Ranges': 'bytes',
+    'Cache-Control': 'max-age=31536000',
+  };
+}
+
+/**
+ * Answers with a blob the proxy cache is fetching: its bytes as they arrive. If the transfer fails
+ * (the upstream broke off, or the bytes did not match the digest) the connection is cut, so the
+ * client sees a short body and never takes it for the blob.
+ */
+async function sendProxied(ctx: Context, blob: ProxiedBlob): Promise<void> {
+  const headers = blobHeaders(blob.digest);
+  const { size, range } = blob;
+  if (range && size !== undefined) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${size}`;
+  if (size !== undefined) headers['Content-Length'] = range ? range.end - range.start + 1 : size;
+  ctx.res.writeHead(range ? 206 : 200, headers);
+  if (!blob.stream) {
+    ctx.res.end();
+    return;
+  }
+  const stream = blob.stream;
+  try {
+    // The growing copy's reader reuses its buffers (sendTo); a ranged pass-through is piped.
+    if ('sendTo' in stream && typeof stream.sendTo === 'function') await (stream as BlobStream).sendTo(ctx.res);
+    else await pipeline(stream, ctx.res, { end: false });
+    ctx.res.end();
+  } catch (err) {
+    ctx.log.warn({ err, digest: blob.digest }, 'proxied blob transfer failed: connection cut');
+    stream.destroy();
+    ctx.res.destroy();
+  }
+}
+
 /** `GET`/`HEAD`/`DELETE /v2/<name>/blobs/<digest>`. */
 export function blobRoutes(deps: OciDeps): Route[] {
   const { registry, access } = deps;
@@ -49,15 +91,22 @@ export function blobRoutes(deps: OciDeps): Route[] {
           sendEmpty(ctx.res, 202);
           return;
         }
-        await access.require(ctx, [repositoryAccess(name, 'pull')]);
-        const info = await registry.blobs.stat(name, digest);
-        const headers: Record<string, string | number> = {
-          'Content-Type': 'application/octet-stream',
-          'Docker-Content-Digest': info.digest,
-          ETag: `"${info.digest}"`,
-          'Accept-Ranges': 'bytes',
-          'Cache-Control': 'max-age=31536000',
-        };
+        const { target } = await admitPull(deps, ctx, name);
+        const upstream = deps.proxy && (await deps.proxy.upstreams.of(target));
+        let info = upstream
+          ? await registry.blobs.stat(target, digest).catch((err: unknown) => {
+              if (err instanceof RegistryError && err.code === 'BLOB_UNKNOWN') return undefined;
+              throw err;
+            })
+          : await registry.blobs.stat(target, digest);
+        if (!info) {
+          // Not cached in this repository yet: the proxy cache fetches it (or links another's copy).
+          const rangeHeader = ctx.req.headers.range;
+          const proxied = await deps.proxy!.blobs.serve(upstream!, target, digest, method === 'HEAD', (size) => (rangeHeader && size > 0 ? parseRange(rangeHeader, size) : undefined));
+          if (proxied) return sendProxied(ctx, proxied);
+          info = await registry.blobs.stat(target, digest);
+        }
+        const headers = blobHeaders(info.digest);
         const rangeHeader = ctx.req.headers.range;
         const range = rangeHeader && info.size > 0 ? parseRange(rangeHeader, info.size) : undefined;
         if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${info.size}`;
@@ -73,7 +122,7 @@ export function blobRoutes(deps: OciDeps): Route[] {
           ctx.res.end();
           return;
         }
-        const { stream } = await registry.blobs.open(name, digest, range);
+        const { stream } = await registry.blobs.open(target, digest, range);
         ctx.res.writeHead(status, headers);
         // Not a pipe: sendTo reuses two buffers instead of a fresh megabyte per read (see FileBlobStream).
         await stream.sendTo(ctx.res);

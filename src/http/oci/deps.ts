@@ -5,6 +5,9 @@ import type { Access } from '../../auth/scope.ts';
 import type { Registry } from '../../registry/index.ts';
 import type { OciAccess } from './access.ts';
 import type { Authorizer } from '../../auth/authorizer.ts';
+import type { ProxyCache } from '../../proxy/index.ts';
+import type { Context } from '../context.ts';
+import type { Grant } from './access.ts';
 
 /** What the `/v2` route modules need. */
 export interface OciDeps {
@@ -20,6 +23,23 @@ export interface OciDeps {
    * can sign URLs, see `blobRedirector`); unset, blobs are served through Berth.
    */
   blobRedirect?: (digest: string) => Promise<string>;
+  /** Proxy-cache projects and the transparent mirror (src/proxy/). */
+  proxy?: ProxyCache;
+}
+
+/**
+ * Admits a pull of `name` and names the repository that serves it: `name` itself, or — through
+ * the transparent mirror (`proxy.mirrors`) — a proxy-cache project's copy of it, which the caller
+ * must be allowed to pull as well.
+ */
+export async function admitPull(deps: OciDeps, ctx: Context, name: string): Promise<{ grant: Grant; target: string }> {
+  const mirrors = deps.proxy?.mirrors;
+  const target = mirrors?.enabled ? await mirrors.resolve(name, ctx.query.get('ns')) : name;
+  const grant = await deps.access.require(ctx, [repositoryAccess(name, 'pull')]);
+  if (target !== name && (await deps.authorizer.allowedActions(grant.identity, 'repository', target, ['pull'])).length === 0) {
+    throw new RegistryError('DENIED', `requested access to the resource is denied: pull on repository ${target}`, { type: 'repository', name: target, action: 'pull' });
+  }
+  return { grant, target };
 }
 
 /** The repository name from a URL path segment group, validated. */

@@ -49,6 +49,15 @@ export function listingRoutes(deps: OciDeps): Route[] {
         const digest = parseDigest(segmentParam(rawDigest)).value;
         await access.require(ctx, [repositoryAccess(name, 'pull')]);
         const artifactType = ctx.query.get('artifactType') ?? undefined;
+        const upstream = deps.proxy && (await deps.proxy.upstreams.of(name));
+        // A proxy-cache project passes the upstream's referrers on (signatures, SBOMs pushed there);
+        // when the upstream cannot answer, those it has cached.
+        const remote = upstream && (await upstream.client.referrers(upstream.remote, digest).catch(() => undefined));
+        if (remote) {
+          ctx.res.writeHead(200, { 'Content-Type': remote.mediaType, 'Content-Length': remote.size });
+          ctx.res.end(remote.body);
+          return;
+        }
         const index = await registry.listings.referrers(name, digest, artifactType);
         const body = JSON.stringify(index);
         ctx.res.writeHead(200, {

@@ -5,7 +5,7 @@ import { identityName } from '../../auth/identity.ts';
 import { projectOf } from '../../domain/names.ts';
 import type { Context } from '../context.ts';
 import type { Grant } from './access.ts';
-import { repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
+import { admitPull, repositoryAccess, repositoryParam, segmentParam, type OciDeps } from './deps.ts';
 
 /** `GET`/`HEAD`/`PUT`/`DELETE /v2/<name>/manifests/<reference>`. */
 export function manifestRoutes(deps: OciDeps): Route[] {
@@ -28,6 +28,7 @@ export function manifestRoutes(deps: OciDeps): Route[] {
         switch (req.method) {
           case 'PUT': {
             const grant = await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
+            await deps.proxy?.upstreams.refusePush(name);
             const body = await readSmallBody(req, deps.maxManifestBytes);
             const pushed = await registry.manifests.put(name, reference, body, req.headers['content-type'], identityName(grant.identity));
             audit(ctx, grant, 'push', 'artifact', name, { digest: pushed.digest, ...(reference.includes(':') ? {} : { tag: reference }) });
@@ -44,10 +45,16 @@ export function manifestRoutes(deps: OciDeps): Route[] {
             return;
           }
           default: {
-            const grant = await access.require(ctx, [repositoryAccess(name, 'pull')]);
+            const { grant, target } = await admitPull(deps, ctx, name);
             const accept = req.headers.accept;
-            const info = req.method === 'HEAD' ? await registry.manifests.stat(name, reference, accept) : await registry.manifests.get(name, reference, accept);
-            if (req.method === 'GET' && registry.audit.recordPulls) audit(ctx, grant, 'pull', 'artifact', name, { digest: info.digest, reference });
+            const head = req.method === 'HEAD';
+            const upstream = deps.proxy && (await deps.proxy.upstreams.of(target));
+            const info = upstream
+              ? await deps.proxy!.manifests.serve(upstream, target, reference, accept, head)
+              : head
+                ? await registry.manifests.stat(target, reference, accept)
+                : await registry.manifests.get(target, reference, accept);
+            if (req.method === 'GET' && registry.audit.recordPulls) audit(ctx, grant, 'pull', 'artifact', target, { digest: info.digest, reference });
             res.writeHead(200, {
               'Content-Type': info.mediaType,
               'Content-Length': info.size,

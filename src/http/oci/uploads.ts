@@ -20,6 +20,7 @@ export function uploadRoutes(deps: OciDeps): Route[] {
       handler: async (ctx, [rawName]) => {
         const name = repositoryParam(rawName);
         const grant = await access.require(ctx, [repositoryAccess(name, 'pull', 'push')]);
+        await deps.proxy?.upstreams.refusePush(name);
         const createdBy = grant.identity.kind === 'user' ? grant.identity.name : undefined;
         const mount = ctx.query.get('mount');
         const from = ctx.query.get('from');

@@ -96,8 +96,8 @@ export interface FigureContext {
 export interface Launcher {
   /** A fresh Berth: its own data directory (and on PostgreSQL + S3 its own database and bucket). */
   berth(name: string, options?: { env?: Readonly<Record<string, string>>; prepare?: (where: BerthStorage) => Promise<void> }): Promise<BenchServer>;
-  /** A fresh Distribution; its configuration file is `dataDir/config.yml`. */
-  distribution(name: string): Promise<BenchServer>;
+  /** A fresh Distribution (`config`: more top-level lines of its config.yml); its configuration file is `dataDir/config.yml`. */
+  distribution(name: string, options?: { config?: readonly string[] }): Promise<BenchServer>;
   /** The phase's PostgreSQL and S3 servers (PostgreSQL + S3 phases only). */
   readonly backend?: BackendServers;
 }

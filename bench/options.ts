@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { StorageKind } from './measure.ts';
 
 /** The figures of issue 5 (and 13, 14), by name. */
-export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval'] as const;
+export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy'] as const;
 export type FigureId = (typeof FIGURES)[number];
 
 /** The issue's numbering (and the group `gc`), accepted by `--figures` as well as the names. */
@@ -27,6 +27,13 @@ const BY_NUMBER: Record<string, FigureId[]> = {
  * per backend: on SQLite + filesystem in the disk phase (tmpfs when disk is not asked for).
  */
 export const LIFECYCLE_FIGURES: readonly FigureId[] = BY_NUMBER['gc']!;
+
+/**
+ * Issue 15's proxy-cache figures: they start registries of their own (an upstream Distribution,
+ * Distribution in proxy mode, a Berth with proxy-cache projects) and run once, authentication off,
+ * Berth on SQLite + filesystem, on disk (tmpfs when disk is not asked for).
+ */
+export const PROXY_FIGURES: readonly FigureId[] = ['proxy'];
 
 /** With authentication on, only these run (push, pull, manifest GET), so the matrix stays small. */
 export const AUTH_SUBSET: readonly FigureId[] = ['push', 'pull', 'manifest'];
@@ -91,6 +98,17 @@ export interface Scale {
   readonly gcWindowMs: number;
   /** Rounds of the mark, push-during-GC and retention figures. */
   readonly gcRounds: number;
+  /** The proxy figures' multi-layer image: layer count and size of each layer (plus a small config). */
+  readonly proxyLayers: number;
+  readonly proxyLayerBytes: number;
+  /** Concurrent cached pulls of that image, and how many times each client pulls it per round. */
+  readonly proxyClients: number;
+  readonly proxyRepeats: number;
+  /** The layer of the first (uncached) pull figure, a new one per round, and its rounds. */
+  readonly proxyFirstBytes: number;
+  readonly proxyFirstRounds: number;
+  /** Cached tag pulls counted at the upstream, inside and after the freshness window. */
+  readonly proxyTagPulls: number;
 }
 
 const FULL: Scale = {
@@ -128,6 +146,15 @@ const FULL: Scale = {
   retentionArtifacts: 100_000,
   gcWindowMs: 15_000,
   gcRounds: 3,
+  proxyLayers: 8,
+  proxyLayerBytes: 4 * MiB,
+  proxyClients: 8,
+  // Four: a round then moves about 1 GiB, over a second on this machine.
+  proxyRepeats: 4,
+  proxyFirstBytes: 1024 * MiB,
+  // Three: each round leaves the layer in three stores (upstream, Berth, Distribution's proxy).
+  proxyFirstRounds: 3,
+  proxyTagPulls: 5,
 };
 
 const QUICK: Scale = {
@@ -151,6 +178,10 @@ const QUICK: Scale = {
   retentionArtifacts: 10_000,
   gcWindowMs: 5_000,
   gcRounds: 2,
+  proxyRepeats: 2,
+  proxyFirstBytes: 64 * MiB,
+  proxyFirstRounds: 2,
+  proxyTagPulls: 3,
 };
 
 /** Everything the run was asked to do. */
@@ -177,7 +208,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --figures LIST          comma-separated names or numbers (default all):
                           ${FIGURES.join(', ')}  (9 = catalog,projects; 10 = hash,
                           the chunked-upload hash alone: OpenSSL's vs the resumable one, no registry;
-                          gc = ${LIFECYCLE_FIGURES.join(',')}: issue 14, auth off, disk (else tmpfs) per backend)
+                          gc = ${LIFECYCLE_FIGURES.join(',')}: issue 14, auth off, disk (else tmpfs) per backend;
+                          proxy: issue 15's proxy cache vs Distribution's proxy mode, auth off, SQLite + filesystem,
+                          disk (else tmpfs))
   --storage LIST          disk, tmpfs (default both)
   --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
   --backend B             sqlite-fs, postgres-s3 or both (default both): Berth's metadata and blobs;
@@ -190,6 +223,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --repos N               repositories and tags for the listing figure (default 10000)
   --images N              image pushes of the projects figure (default 1000)
   --window-ms N           length of each request-rate window (default 2500)
+  --proxy-layer-mib N     the layer of the first (uncached) proxy pull figure (default 1024, quick 64)
   --gc-blobs N            unreferenced blobs the gc-sweep figure collects on the filesystem (default 50000; S3 a fifth)
   --profile               write V8 CPU profiles of Berth (bench/results/profiles-…; see bench/README.md)
   --berth-log-level L     Berth's log level (default info: one access-log line per request)
@@ -228,6 +262,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       images: { type: 'string' },
       'window-ms': { type: 'string' },
       'gc-blobs': { type: 'string' },
+      'proxy-layer-mib': { type: 'string' },
       profile: { type: 'boolean' },
       'berth-log-level': { type: 'string' },
       keep: { type: 'boolean' },
@@ -248,6 +283,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     projectImages: positive(values.images, '--images') ?? base.projectImages,
     windowMs: positive(values['window-ms'], '--window-ms') ?? base.windowMs,
     gcBlobs: positive(values['gc-blobs'], '--gc-blobs') ?? base.gcBlobs,
+    proxyFirstBytes: (positive(values['proxy-layer-mib'], '--proxy-layer-mib') ?? base.proxyFirstBytes / MiB) * MiB,
   };
   const figureItems = list(values.figures, [...FIGURES, ...Object.keys(BY_NUMBER)], 'figure');
   const figures = figureItems ? FIGURES.filter((f) => figureItems.some((i) => i === f || BY_NUMBER[i]?.includes(f))) : [...FIGURES];

@@ -5,6 +5,7 @@ import type { S3Limit } from './machine.ts';
 import { format, pct, type Measurement, type StorageKind } from './measure.ts';
 import type { Backend } from './options.ts';
 import { lifecycleTargets } from './report-lifecycle.ts';
+import { isProxyFigure, proxyTargets } from './report-proxy.ts';
 import { cpu, table } from './table.ts';
 
 /** The machine's limits measured in the same run. */
@@ -41,7 +42,8 @@ function ratio(b: Measurement | undefined, d: Measurement | undefined): number {
 /** The figures table, one block per phase (storage × auth), rows in the order they were measured. */
 export function figuresTable(ms: readonly Measurement[]): string[] {
   const out: string[] = [];
-  const direct = ms.filter((m) => m.topology === 'direct');
+  // Issue 15's figures have a table of their own (report-proxy.ts): their registries are other ones.
+  const direct = ms.filter((m) => m.topology === 'direct' && !isProxyFigure(m));
   const phases = [...new Set(direct.map((m) => `${m.storage}|${m.auth}|${m.backend}`))];
   for (const phase of phases) {
     const [storage, authText, backend] = phase.split('|') as [StorageKind, string, Backend];
@@ -188,6 +190,7 @@ export function evaluateTargets(ms: readonly Measurement[], limits: MachineLimit
     add(`3 replicas vs 1 behind nginx: ${row.label}`, '≥ 0.90 × (cost ≤ 10 %)', `${row.ratio.toFixed(2)} × (${format(row.three)} vs ${format(row.one)} ${row.unit})`, row.ratio >= 0.9);
   }
   lifecycleTargets(ms, add);
+  proxyTargets(ms, add);
   return results;
 }
 
@@ -282,7 +285,7 @@ export function targetsTable(results: readonly TargetResult[]): string[] {
   const skipped = results.length - ran.length;
   return [
     '',
-    '== targets (issues 5, 13 and 14; authentication off) ==',
+    '== targets (issues 5, 13, 14 and 15; authentication off) ==',
     ...table(['figure', 'target', 'measured', ''], rows, new Set()),
     `${met} of ${ran.length} met${skipped ? `; ${skipped} not evaluated (figure or phase not run)` : ''}`,
   ];

@@ -16,12 +16,14 @@ import { peakMemory, pull, pushChunked, pushMonolithic, smallPushes, startMemory
 import { skopeoCopy } from './figures/skopeo.ts';
 import { ramDir, type RamDir, s3Limit, sha256Limit, syncedWriteLimit } from './machine.ts';
 import type { FigureContext, Measurement, StorageKind } from './measure.ts';
-import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, REPLICA_SUBSET, USAGE } from './options.ts';
+import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, PROXY_FIGURES, REPLICA_SUBSET, USAGE } from './options.ts';
 import { authOverhead, backendTable, evaluateTargets, figuresTable, hashTable, limitsTable, type MachineLimits, replicasTable, targetsTable } from './report.ts';
 import { lifecycleTable } from './report-lifecycle.ts';
 import { type BenchServer, type BerthStorage, distributionVersion, startBackendServers, startBenchBerth, startBenchDistribution, startBenchReplicas } from './servers.ts';
 import { uploadHashCost } from './figures/hash.ts';
 import { gcMark, gcPush, gcSweep, retentionEval } from './figures/lifecycle.ts';
+import { proxyCache } from './figures/proxy.ts';
+import { proxyTable } from './report-proxy.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise<void>> = {
@@ -39,12 +41,13 @@ const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise
   'gc-mark': gcMark,
   'gc-push': gcPush,
   'retention-eval': retentionEval,
+  proxy: proxyCache,
 };
 /**
  * Run order within a phase: the stream figure after the others on the phase's registries, after
- * the peak-memory reading; then issue 14's, which start registries of their own.
+ * the peak-memory reading; then issue 14's and 15's (the proxy cache), which start registries of their own.
  */
-const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval'];
+const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy'];
 
 /** Cleanup to run however the run ends (also on Ctrl-C): registries by pid, the tmpfs, scratch. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -98,7 +101,8 @@ async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, sc
       options.figures.includes(f) &&
       (!auth || AUTH_SUBSET.includes(f)) &&
       (spec.topology === 'direct' || REPLICA_SUBSET.includes(f)) &&
-      (!LIFECYCLE_FIGURES.includes(f) || lifecycleHere),
+      (!LIFECYCLE_FIGURES.includes(f) || lifecycleHere) &&
+      (!PROXY_FIGURES.includes(f) || (lifecycleHere && spec.backend === 'sqlite-fs')),
   );
   if (figures.length === 0) return;
   const phase = phaseName(spec);
@@ -138,11 +142,12 @@ async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, sc
     const launch = {
       ...(backend ? { backend } : {}),
       berth: async (name: string, extra: { env?: Readonly<Record<string, string>>; prepare?: (where: BerthStorage) => Promise<void> } = {}) => {
-        const server = await startBenchBerth({ ...common, root: path.join(phaseRoot, name), ...(extra.env ? { berthEnv: extra.env } : {}), ...(extra.prepare ? { prepare: extra.prepare } : {}) });
+        const berthProfileDir = profileDir ? path.join(profileDir, `${storage}-${spec.backend}-${name}`) : undefined;
+        const server = await startBenchBerth({ ...common, root: path.join(phaseRoot, name), ...(extra.env ? { berthEnv: extra.env } : {}), ...(extra.prepare ? { prepare: extra.prepare } : {}), ...(berthProfileDir ? { berthProfileDir } : {}) });
         logDirs.push(path.dirname(server.logFile));
         return server;
       },
-      distribution: (name: string) => startBenchDistribution({ ...common, root: path.join(phaseRoot, name) }),
+      distribution: (name: string, extra: { config?: readonly string[] } = {}) => startBenchDistribution({ ...common, root: path.join(phaseRoot, name), ...(extra.config ? { distributionConfig: extra.config } : {}) }),
     };
     const ctx: FigureContext = {
       scale: options.scale,
@@ -270,6 +275,7 @@ async function main(): Promise<number> {
     ...backendTable(sink.measurements),
     ...replicasTable(sink.measurements),
     ...lifecycleTable(sink.measurements),
+    ...proxyTable(sink.measurements),
     ...hashTable(limits),
     ...limitsTable(limits, sink.measurements),
     ...targetsTable(targets),

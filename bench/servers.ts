@@ -51,6 +51,8 @@ export interface PhaseServerOptions {
    * chosen: a figure fills the metadata in bulk here, as no client could in the time.
    */
   readonly prepare?: (where: BerthStorage) => Promise<void>;
+  /** More top-level lines of Distribution's config.yml (e.g. a `proxy:` section: its pull-through cache mode). */
+  readonly distributionConfig?: readonly string[];
 }
 
 /** Where a Berth about to start keeps its metadata. */
@@ -186,6 +188,7 @@ export async function startBenchDistribution(options: PhaseServerOptions): Promi
     `  addr: "127.0.0.1:${port}"`,
     `  secret: ${JSON.stringify(randomBytes(16).toString('hex'))}`,
     'catalog: { maxentries: 10000 }',
+    ...(options.distributionConfig ?? []),
   ];
   if (options.auth) {
     const htpasswd = path.join(dir, 'htpasswd');

@@ -52,9 +52,12 @@ export class ProxyBlobs {
     const digest = parseDigest(digestParam).value;
     const { metrics } = this.deps;
     try {
+      // Being fetched (its bytes may already be visible in the store while the fill commits): join it.
+      const running = this.deps.fills.current(digest);
+      if (running) return head ? { digest, size: (await running.started).size } : await this.fetch(up, repository, digest, rangeOf);
       // Fetched and stored, but not linked into the repository yet: that takes a moment, not a HEAD upstream.
       const linking = this.links.get(`${repository}\0${digest}`);
-      if (linking && !this.deps.fills.current(digest)) {
+      if (linking) {
         await linking;
         return undefined;
       }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { api, expectStatus } from '../support/api.ts';
-import { digestOf, expectError, indexManifest, MEDIA, manifestBytes, pushImage, pushManifest, type PushedImage } from '../support/oci.ts';
+import { artifactManifest, descriptorOf, digestOf, EMPTY_JSON, expectError, indexManifest, MEDIA, manifestBytes, pushBlob, pushImage, pushManifest, type PushedImage } from '../support/oci.ts';
 import { ProcessRegistry } from '../support/processes.ts';
 import { testBackend } from '../support/backend.ts';
 import { adminBasic, ADMIN_PASSWORD, startServerPair, startTestServer, type ServerPair, type TestServer } from '../support/server.ts';
@@ -292,9 +292,6 @@ describe('proxy-cache projects against real upstreams', { timeout: 5 * 60_000 },
     await proxyProject('fresh', FRESHNESS);
     const first = await up.push('team/fresh', 'v1');
     await pullAndVerify('fresh/team/fresh', 'v1', first);
-    // The first pull's blobs are linked into the repository just after their fill completes; a pull
-    // in that instant asks the upstream with a HEAD (reported: it is a race, not the steady state).
-    await sleep(300);
     // Inside the window: from the cache, not a single upstream request, even with the tag moved.
     up.proxy.seen.length = 0;
     await pullAndVerify('fresh/team/fresh', 'v1', first);
@@ -378,6 +375,21 @@ describe('proxy-cache projects against real upstreams', { timeout: 5 * 60_000 },
     const layer = images.get('ns-e2e')!.layers[0]!.digest;
     const blob = await fetch(`${berth.url}/v2/library/ns-e2e/blobs/${layer}?ns=docker.io`, { headers: { Authorization: AUTH } });
     assert.equal(digestOf(Buffer.from(await blob.arrayBuffer())), layer);
+  });
+
+  test('referrers are passed through from the upstream (a signature pushed there after the image was cached)', async () => {
+    const auth = adminBasic();
+    const image = await pushImage(hubBerth.url, 'library/signed-e2e', '1', { auth });
+    await pullAndVerify('hub/signed-e2e', '1', { repository: image.name, tag: '1', digest: image.digest, manifest: image.bytes, mediaType: image.mediaType, config: image.config, layers: image.layers, blobs: new Map() });
+    const signature = Buffer.from('signature bytes');
+    await pushBlob(hubBerth.url, 'library/signed-e2e', signature, { auth });
+    await pushBlob(hubBerth.url, 'library/signed-e2e', EMPTY_JSON, { auth });
+    const artifact = manifestBytes(artifactManifest({ artifactType: 'application/vnd.example.signature', layers: [descriptorOf('application/octet-stream', signature)], subject: image.descriptor }));
+    const artifactDigest = await pushManifest(hubBerth.url, 'library/signed-e2e', digestOf(artifact), artifact, MEDIA.ociManifest, auth);
+    const res = await fetch(`${berth.url}/v2/hub/signed-e2e/referrers/${image.digest}`, { headers: { Authorization: AUTH } });
+    const index = (await res.json()) as { manifests: { digest: string; artifactType?: string }[] };
+    assert.equal(res.status, 200);
+    assert.deepEqual(index.manifests.map((m) => [m.digest, m.artifactType]), [[artifactDigest, 'application/vnd.example.signature']], 'the upstream\'s referrer, not cached yet');
   });
 
   test('logs: stale serves are logged without any credential', () => {

@@ -1,5 +1,6 @@
-// Transactions PostgreSQL aborts to break a deadlock or a serialization conflict are run again:
-// such an abort rolled everything back. SQLite's serial transactions never see either.
+// Telling the database's refusals apart: transactions PostgreSQL aborts to break a deadlock or a
+// serialization conflict are run again (such an abort rolled everything back; SQLite's serial
+// transactions never see either), and foreign-key violations on either database.
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Attempts of a transaction PostgreSQL aborted to break a deadlock or a serialization conflict. */
@@ -23,3 +24,8 @@ export async function retryingConflicts<T>(transaction: () => Promise<T>, signal
   }
 }
 
+/** A foreign-key violation on either database (the row is still referenced, or references a missing one). */
+export function isForeignKeyViolation(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}

@@ -6,6 +6,7 @@ import type { ChangeFeed } from './changes.ts';
 import { containing, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { RegistryRow } from './schema.ts';
+import { isForeignKeyViolation } from './conflicts.ts';
 
 /** A registry endpoint to create. `credential` is already sealed (never the plain password). */
 export interface NewRegistry {
@@ -43,12 +44,6 @@ export class RegistryInUseError extends RegistryError {
       projects: [...projects],
     });
   }
-}
-
-/** A foreign-key violation on either database (the row is still referenced, or references a missing one). */
-export function isForeignKeyViolation(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
 }
 
 /**

@@ -2,9 +2,8 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { RegistryError } from '../domain/errors.ts';
 import { parseDigest } from '../domain/digest.ts';
-import type { Metadata } from '../metadata/index.ts';
 import type { BlobStore, ByteRange } from '../storage/blob-store.ts';
-import type { QuotaService } from '../registry/quota.ts';
+import type { BlobService } from '../registry/blobs.ts';
 import type { BlobFills } from './fill.ts';
 import { upstreamError } from './errors.ts';
 import type { ProxyMetrics } from './metrics.ts';
@@ -23,9 +22,9 @@ export interface ProxiedBlob {
 
 /** What the proxy's blob side needs. */
 export interface ProxyBlobDeps {
-  meta: Metadata;
   store: BlobStore;
-  quota: QuotaService;
+  /** Links a cached blob into the repository that asked for it (charging its project). */
+  blobs: BlobService;
   fills: BlobFills;
   metrics: ProxyMetrics;
   log: Logger;
@@ -67,7 +66,7 @@ export class ProxyBlobs {
         metrics.upstreamRequests.inc({ kind: 'blob-head' });
         const size = await up.client.blobExists(up.remote, digest);
         if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', `blob unknown to the upstream registry ${up.registry}`, { digest });
-        if (await this.link(repository, digest, stored)) {
+        if (await this.deps.blobs.link(repository, digest, stored)) {
           metrics.requests.inc({ kind: 'blob', result: 'hit' });
           return undefined;
         }
@@ -100,7 +99,7 @@ export class ProxyBlobs {
     if (!this.links.has(key)) {
       const linked = fill.done
         .then(
-          (size) => this.link(repository, digest, size).catch((err: unknown) => log.warn({ err, repository, digest }, 'could not link a cached blob into its repository')),
+          (size) => this.deps.blobs.link(repository, digest, size).catch((err: unknown) => log.warn({ err, repository, digest }, 'could not link a cached blob into its repository')),
           () => undefined,
         )
         .finally(() => this.links.delete(key));
@@ -120,19 +119,5 @@ export class ProxyBlobs {
     }
     part.body.on('data', (chunk: Buffer) => metrics.upstreamBytes.inc(chunk.length));
     return { digest, size, range, stream: part.body };
-  }
-
-  /** Links a stored blob into `repository` (charging its project); false when garbage collection took it meanwhile. */
-  private async link(repository: string, digest: string, size: number): Promise<boolean> {
-    const { meta, quota } = this.deps;
-    const repositoryId = await meta.repositories.ensure(repository);
-    const projectId = await quota.projectOf(repository);
-    try {
-      await meta.uploads.complete(undefined, { repositoryId, projectId, digest, size });
-      return true;
-    } catch (err) {
-      if (err instanceof RegistryError && (err.detail as { reason?: string } | undefined)?.reason === 'collected-during-push') return false;
-      throw err;
-    }
   }
 }

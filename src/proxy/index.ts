@@ -62,7 +62,7 @@ export function createProxyCache(options: ProxyOptions): ProxyCache {
   return {
     upstreams,
     manifests: new ProxyManifests({ meta, store, local: registry.manifests, metrics, log, shared: new Shared(meta.leases, owner, timeoutMs), audit }),
-    blobs: new ProxyBlobs({ meta, store, quota: registry.quota, fills, metrics, log }),
+    blobs: new ProxyBlobs({ store, blobs: registry.blobs, fills, metrics, log }),
     mirrors: new Mirrors(options.mirrors, meta),
     async close() {
       upstreams.close();

@@ -2,10 +2,9 @@ import type { Logger } from 'pino';
 import { RegistryError } from '../domain/errors.ts';
 import { parseDigest } from '../domain/digest.ts';
 import { parseManifest } from '../domain/manifest.ts';
-import { acceptsMediaType } from '../domain/media-types.ts';
 import { isTag } from '../domain/names.ts';
 import type { Metadata } from '../metadata/index.ts';
-import type { ManifestService, StoredManifest } from '../registry/manifests.ts';
+import { manifestRecord, requireAccepted, type ManifestService, type StoredManifest } from '../registry/manifests.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import { MANIFEST_ACCEPT } from '../remote/client.ts';
 import type { RemoteManifest } from '../remote/types.ts';
@@ -72,9 +71,7 @@ export class ProxyManifests {
       }
     }
     const remote = resolved.remote;
-    if (!acceptsMediaType(accept, remote.mediaType)) {
-      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType: remote.mediaType, field: 'Accept', expected: `a list of media types including ${remote.mediaType}` });
-    }
+    requireAccepted(accept, remote.mediaType);
     const served = { digest: remote.digest, mediaType: remote.mediaType, size: remote.size };
     return head ? served : { ...served, body: remote.body };
   }
@@ -169,14 +166,7 @@ export class ProxyManifests {
     await store.putSmall(remote.digest, remote.body);
     const repositoryId = await meta.repositories.ensure(repository);
     await meta.manifests.put({
-      repositoryId,
-      digest: remote.digest,
-      mediaType: manifest.mediaType,
-      size: remote.size,
-      ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
-      ...(manifest.subject ? { subjectDigest: manifest.subject.digest } : {}),
-      ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
-      references: [...manifest.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })), ...manifest.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const }))],
+      ...manifestRecord(manifest, repositoryId, remote.digest, remote.size),
       ...(tag ? { tag } : {}),
       sparse: true,
       pushedBy: `proxy-cache:${up.registry}`,

@@ -52,17 +52,25 @@ export class BlobService {
     const size = await this.meta.repositories.lookup(from, (fromId) => this.meta.repositories.blobSize(fromId, digest));
     if (size === undefined || (await this.store.stat(digest)) === undefined) return undefined;
     await this.quota.check(repository, digest, size);
+    // If garbage collection took the blob just before, the mount fails as for a blob `from` lacks: the client uploads it.
+    if (!(await this.link(repository, digest, size))) return undefined;
+    return { digest, size };
+  }
+
+  /**
+   * Links stored blob `digest` into `repository` (creating it) and charges its project, in one
+   * transaction that holds the blob's row, so garbage collection cannot take it meanwhile
+   * (BlobRecords). False when garbage collection took it just before: nothing was recorded.
+   */
+  async link(repository: string, digest: string, size: number): Promise<boolean> {
     const repositoryId = await this.meta.repositories.ensure(repository);
     const projectId = await this.quota.projectOf(repository);
-    // One transaction that holds the blob's row: garbage collection cannot take it meanwhile
-    // (BlobRecords). If it took it just before, the mount fails as for a blob `from` lacks: the
-    // client uploads it.
     try {
       await this.meta.uploads.complete(undefined, { repositoryId, projectId, digest, size });
+      return true;
     } catch (err) {
-      if (err instanceof RegistryError && (err.detail as { reason?: string } | undefined)?.reason === 'collected-during-push') return undefined;
+      if (err instanceof RegistryError && (err.detail as { reason?: string } | undefined)?.reason === 'collected-during-push') return false;
       throw err;
     }
-    return { digest, size };
   }
 }

@@ -7,6 +7,7 @@ import type { BlobStore } from '../storage/blob-store.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { QuotaService } from './quota.ts';
 import type { ManifestRow } from '../metadata/schema.ts';
+import type { ManifestRecord } from '../metadata/manifests.ts';
 import { ImmutableTagError } from '../metadata/immutability.ts';
 
 /** A manifest reference from a URL: a tag or a digest. */
@@ -46,6 +47,34 @@ export interface StoredManifest {
 export interface PushedManifest {
   digest: string;
   subject?: string;
+}
+
+/**
+ * What recording a validated manifest stores (`ManifestStore.put`): its media type, artifact type,
+ * subject and annotations, and the blobs and child manifests it references. The caller adds the
+ * tag, who pushed it, and the checks that apply.
+ */
+export function manifestRecord(manifest: ParsedManifest, repositoryId: number, digest: string, size: number): ManifestRecord {
+  return {
+    repositoryId,
+    digest,
+    mediaType: manifest.mediaType,
+    size,
+    ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
+    ...(manifest.subject ? { subjectDigest: manifest.subject.digest } : {}),
+    ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+    references: [...manifest.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })), ...manifest.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const }))],
+  };
+}
+
+/**
+ * MANIFEST_UNKNOWN unless the client's `Accept` header admits `mediaType` (a manifest's validated
+ * media type); the header is named, not echoed.
+ */
+export function requireAccepted(accept: string | undefined, mediaType: string): void {
+  if (!acceptsMediaType(accept, mediaType)) {
+    throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType, field: 'Accept', expected: `a list of media types including ${mediaType}` });
+  }
 }
 
 /** Default memory for manifest bytes kept in memory. */
@@ -105,10 +134,7 @@ export class ManifestService {
   /** Looks up a manifest without reading it (HEAD), honouring `Accept`. */
   async stat(repository: string, reference: string, accept?: string): Promise<StoredManifest> {
     const row = await this.find(repository, lookupReference(reference));
-    if (!acceptsMediaType(accept, row.media_type)) {
-      // The stored media type passed validation when pushed; the Accept header is named, not echoed.
-      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest exists but its media type is not in the Accept header', { mediaType: row.media_type, field: 'Accept', expected: `a list of media types including ${row.media_type}` });
-    }
+    requireAccepted(accept, row.media_type);
     return { digest: row.digest, mediaType: row.media_type, size: Number(row.size) };
   }
 
@@ -158,17 +184,7 @@ export class ManifestService {
     const id = repoId ?? (await this.meta.repositories.ensure(repository));
     await this.quota.charge(repository, digest, body.length);
     await this.meta.manifests.put({
-      repositoryId: id,
-      digest,
-      mediaType: manifest.mediaType,
-      size: body.length,
-      ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}),
-      ...(manifest.subject ? { subjectDigest: manifest.subject.digest } : {}),
-      ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
-      references: [
-        ...manifest.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })),
-        ...manifest.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
-      ],
+      ...manifestRecord(manifest, id, digest, body.length),
       ...('tag' in ref ? { tag: ref.tag } : {}),
       ...(immutable ? { immutable } : {}),
       ...(pushedBy ? { pushedBy } : {}),

@@ -2,24 +2,18 @@
 // is only ever built from values that match the OCI grammars, so no `..`, `?`, `#` or encoded
 // slash can steer it to another path, and nothing hostile is echoed into an error.
 import { isRepositoryName, isTag } from '../domain/names.ts';
-import { ALGORITHMS, type Algorithm } from '../domain/digest.ts';
+import { parseDigest, type Digest } from '../domain/digest.ts';
 
 /** A digest of an algorithm the client can verify. */
-export interface CheckedDigest {
-  value: string;
-  algorithm: Algorithm;
-}
+export type CheckedDigest = Pick<Digest, 'value' | 'algorithm'>;
 
-/** The digest if `text` is one of a supported algorithm (lower-case hex of the right length). */
+/** The digest if `text` is one of a supported algorithm (lower-case hex of the right length): the registry's own rule. */
 export function asDigest(text: string): CheckedDigest | undefined {
-  const colon = text.indexOf(':');
-  if (colon < 0 || text.length > 200) return undefined;
-  const algorithm = text.slice(0, colon);
-  if (!Object.hasOwn(ALGORITHMS, algorithm)) return undefined;
-  const spec = ALGORITHMS[algorithm as Algorithm];
-  const hex = text.slice(colon + 1);
-  if (hex.length !== spec.hexLength || !/^[a-f0-9]+$/.test(hex)) return undefined;
-  return { value: text, algorithm: algorithm as Algorithm };
+  try {
+    return parseDigest(text);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Why a value was refused, or undefined when it may go into a URL. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { PERMISSIONS } from '../../auth/roles.ts';
-import { isForeignKeyViolation } from '../../metadata/registries.ts';
+import { isForeignKeyViolation } from '../../metadata/conflicts.ts';
 import type { ProjectRow } from '../../metadata/schema.ts';
 import type { RetentionRule } from '../../lifecycle/retention/rules.ts';
 import {

@@ -46,6 +46,13 @@ export const OVERRIDES: readonly { env: string; flag?: string; path: string; kin
   { env: 'BERTH_PROXY_FRESHNESS', path: 'proxy.freshness', kind: 'string', help: 'how long proxy-cache projects serve a cached tag before asking the upstream again (e.g. 5m)' },
   { env: 'BERTH_PROXY_TIMEOUT', path: 'proxy.timeout', kind: 'string', help: 'how long to wait for an upstream registry to answer (e.g. 30s)' },
   { env: 'BERTH_PROXY_MIRRORS', path: 'proxy.mirrors', kind: 'list', help: 'upstream hosts mirrored by proxy-cache projects, e.g. docker.io=hub,ghcr.io=ghcr' },
+  { env: 'BERTH_EVENTS_POLL_INTERVAL', path: 'events.pollInterval', kind: 'string', help: 'how often webhook and replication consumers look for new events (e.g. 200ms)' },
+  { env: 'BERTH_EVENTS_LEASE', path: 'events.lease', kind: 'string', help: "how long an event consumer's lease lasts unrenewed before another replica takes it over (e.g. 15s)" },
+  { env: 'BERTH_WEBHOOKS_TIMEOUT', path: 'webhooks.timeout', kind: 'string', help: 'how long a webhook receiver has to answer (e.g. 10s)' },
+  { env: 'BERTH_WEBHOOKS_MAX_ATTEMPTS', path: 'webhooks.maxAttempts', kind: 'number', help: 'attempts of one webhook delivery before it is marked failed' },
+  { env: 'BERTH_WEBHOOKS_RETRY_DELAY', path: 'webhooks.retryDelay', kind: 'string', help: 'wait before the first webhook retry, doubling (e.g. 10s)' },
+  { env: 'BERTH_REPLICATION_TIMEOUT', path: 'replication.timeout', kind: 'string', help: 'how long a peer registry may stay silent during one request (e.g. 60s)' },
+  { env: 'BERTH_REPLICATION_MAX_ATTEMPTS', path: 'replication.maxAttempts', kind: 'number', help: 'attempts of one artifact within a replication execution' },
   { env: 'BERTH_MAX_MANIFEST_BYTES', path: 'maxManifestBytes', kind: 'number', help: 'largest manifest accepted' },
 ];
 

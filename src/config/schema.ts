@@ -164,11 +164,43 @@ export const configSchema = z
     jobs: z
       .strictObject({
         /** Jobs one replica runs at once. 0: this replica runs no background jobs (others do). */
-        concurrency: z.number().int().min(0).max(64).default(2),
+        concurrency: z.number().int().min(0).max(64).default(4),
         /** How often an idle replica looks for due jobs (PostgreSQL also wakes it at once through LISTEN/NOTIFY). */
         pollInterval: duration.default(5),
         /** How long a claimed job stays a replica's without a heartbeat before another replica takes it over. */
         lease: duration.default(60),
+      })
+      .prefault({}),
+    events: z
+      .strictObject({
+        /** How often the replica holding an outbox consumer (webhooks, event-based replication) looks for new events. */
+        pollInterval: duration.default(0.2),
+        /** How long a consumer's lease lasts unrenewed before another replica takes the consumer over. */
+        lease: duration.default(15),
+      })
+      .prefault({}),
+    webhooks: z
+      .strictObject({
+        /** How long a receiver has to answer one delivery. */
+        timeout: duration.default(10),
+        /** Attempts of one delivery before it is marked failed. */
+        maxAttempts: z.number().int().min(1).max(50).default(8),
+        /** The wait before the first retry; it doubles with each attempt, at most 1 h. */
+        retryDelay: duration.default(10),
+        /** Deliveries to one webhook in flight at once. */
+        concurrency: z.number().int().min(1).max(64).default(8),
+      })
+      .prefault({}),
+    replication: z
+      .strictObject({
+        /** How long a peer registry may stay silent during one request. */
+        timeout: duration.default(60),
+        /** Blobs larger than this are pushed in chunks of this size (a broken transfer resumes from the last chunk). */
+        chunkSize: z.number().int().min(65_536).default(16 * 1024 * 1024),
+        /** Attempts of one artifact within an execution before its task is marked failed. */
+        maxAttempts: z.number().int().min(1).max(20).default(3),
+        /** The wait before an artifact's second attempt; it doubles with each attempt. */
+        retryDelay: duration.default(2),
       })
       .prefault({}),
     gc: z

@@ -12,8 +12,23 @@ import type { EventRow } from './schema.ts';
  * - `tag.deleted`: a tag was removed; `digest` is what it pointed at (the manifest stays).
  * - `quota.exceeded`: a push was refused by its project's quota (nothing changed; its own insert).
  *   detail: quotaBytes, usageBytes, sizeBytes.
+ * - `quota.warning`: a push took its project's usage past the warning share of its quota
+ *   (written with the push). detail: quotaBytes, usageBytes.
+ * - `artifact.pulled`: a manifest was served (its own insert, after the answer, and only while some
+ *   webhook subscribes to pulls: never on a pull's critical path).
+ * - `retention.finished`, `replication.finished`: a run of the job ended (written by the run).
+ *   detail: the job id, state and figures.
  */
-export const EVENT_TYPES = ['artifact.pushed', 'artifact.deleted', 'tag.deleted', 'quota.exceeded'] as const;
+export const EVENT_TYPES = [
+  'artifact.pushed',
+  'artifact.deleted',
+  'tag.deleted',
+  'quota.exceeded',
+  'quota.warning',
+  'artifact.pulled',
+  'retention.finished',
+  'replication.finished',
+] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 /** An event to append. */

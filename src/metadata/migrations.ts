@@ -456,6 +456,93 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
           .execute();
       },
     },
+    '0012_replication_webhooks': {
+      async up(db: Kysely<unknown>) {
+        // Replication rules (src/replication/): what to copy between Berth and another registry,
+        // when. `filters` and `destination` are JSON the rule schema validates. Executions are jobs
+        // of kind `replication` and their tasks job items.
+        await db.schema
+          .createTable('replication_rules')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('name', 'varchar(64)', (c) => c.notNull().unique())
+          .addColumn('description', 'varchar(1024)')
+          .addColumn('registry_id', 'integer', (c) => c.notNull().references('registries.id'))
+          .addColumn('direction', 'varchar(8)', (c) => c.notNull())
+          .addColumn('filters', 'text', (c) => c.notNull())
+          .addColumn('destination', 'text', (c) => c.notNull())
+          .addColumn('trigger', 'varchar(16)', (c) => c.notNull())
+          .addColumn('cron', 'varchar(128)')
+          .addColumn('replicate_deletes', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('override', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('bandwidth', 'bigint')
+          .addColumn('concurrency', 'integer', (c) => c.notNull())
+          .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_by', 'varchar(255)')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+        // What event-triggered executions still have to replicate: the outbox consumer adds a mark
+        // per pushed or deleted artifact, the rule's execution takes them (coalescing bursts).
+        await db.schema
+          .createTable('replication_marks')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('rule_id', 'integer', (c) => c.notNull().references('replication_rules.id').onDelete('cascade'))
+          .addColumn('repository', 'varchar(255)', (c) => c.notNull())
+          .addColumn('tag', 'varchar(128)')
+          .addColumn('digest', 'varchar(150)')
+          .addColumn('action', 'varchar(8)', (c) => c.notNull())
+          .addColumn('event_id', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('replication_marks_rule').on('replication_marks').columns(['rule_id', 'id']).execute();
+        // Webhook policies of a project. `auth_header` and `secret` are sealed (src/auth/sealed.ts).
+        await db.schema
+          .createTable('webhooks')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('name', 'varchar(64)', (c) => c.notNull())
+          .addColumn('description', 'varchar(1024)')
+          .addColumn('url', 'varchar(2048)', (c) => c.notNull())
+          .addColumn('events', 'text', (c) => c.notNull())
+          .addColumn('format', 'varchar(16)', (c) => c.notNull())
+          .addColumn('auth_header', 'text')
+          .addColumn('secret', 'text')
+          .addColumn('ca_file', 'varchar(1024)')
+          .addColumn('insecure', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('enabled', 'integer', (c) => c.notNull().defaultTo(1))
+          .addColumn('created_by', 'varchar(255)')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('webhooks_project_name', ['project_id', 'name'])
+          .execute();
+        // Each event (or test event) a webhook is to receive, with the body as rendered when it was
+        // queued and how its delivery went. Unique per (webhook, event): an event read twice from
+        // the outbox is queued once.
+        await db.schema
+          .createTable('webhook_deliveries')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('webhook_id', 'integer', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+          .addColumn('event_id', 'bigint')
+          .addColumn('event_type', 'varchar(64)', (c) => c.notNull())
+          .addColumn('message_id', 'varchar(64)', (c) => c.notNull())
+          .addColumn('payload', 'text', (c) => c.notNull())
+          .addColumn('state', 'varchar(16)', (c) => c.notNull())
+          .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+          .addColumn('status_code', 'integer')
+          .addColumn('response', 'text')
+          .addColumn('error', 'varchar(1024)')
+          .addColumn('duration_ms', 'integer')
+          .addColumn('next_at', 'bigint')
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .addColumn('delivered_at', 'bigint')
+          .addUniqueConstraint('webhook_deliveries_event', ['webhook_id', 'event_id'])
+          .execute();
+        await db.schema.createIndex('webhook_deliveries_webhook').on('webhook_deliveries').columns(['webhook_id', 'id']).execute();
+        await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['state', 'next_at']).execute();
+      },
+    },
   };
 }
 

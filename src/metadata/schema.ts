@@ -31,6 +31,10 @@ export interface Database {
   leases: LeasesTable;
   retention_policies: RetentionPoliciesTable;
   immutability_rules: ImmutabilityRulesTable;
+  replication_rules: ReplicationRulesTable;
+  replication_marks: ReplicationMarksTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export interface UsersTable {
@@ -412,6 +416,100 @@ export interface LeasesTable {
   expires_at: number;
 }
 
+/** A replication rule (src/replication/rules.ts validates `filters` and `destination`). */
+export interface ReplicationRulesTable {
+  id: Generated<number>;
+  name: string;
+  description: string | null;
+  /** The other registry (`registries`): the destination of a push rule, the source of a pull rule. */
+  registry_id: number;
+  /** `push` (Berth → registry) or `pull` (registry → Berth). */
+  direction: string;
+  /** JSON: repository and tag patterns (match or exclude) and artifact types. */
+  filters: string;
+  /** JSON: how source repository names map to destination names (keep, replace the first segment, flatten). */
+  destination: string;
+  /** `manual`, `schedule` (with `cron`) or `event` (push rules only). */
+  trigger: string;
+  cron: string | null;
+  /** 1: an event-triggered push rule also deletes at the destination what was deleted here. */
+  replicate_deletes: number;
+  /** 1: a destination tag that points elsewhere is overwritten; 0: it is left and reported. */
+  override: number;
+  /** Bytes per second across the execution's transfers; null: unlimited. */
+  bandwidth: number | null;
+  /** Artifacts (and blobs within each) copied at once. */
+  concurrency: number;
+  enabled: number;
+  created_by: string | null;
+  created_at: number;
+  updated_by: string | null;
+  updated_at: number;
+}
+
+/** An artifact an event-triggered rule still has to replicate (or delete at the destination). */
+export interface ReplicationMarksTable {
+  id: Generated<number>;
+  rule_id: number;
+  repository: string;
+  tag: string | null;
+  digest: string | null;
+  /** `sync` (copy what differs) or `delete` (remove at the destination). */
+  action: string;
+  /** The outbox event that caused it. */
+  event_id: number | null;
+  created_at: number;
+}
+
+/** A project's webhook policy. */
+export interface WebhooksTable {
+  id: Generated<number>;
+  project_id: number;
+  name: string;
+  description: string | null;
+  url: string;
+  /** JSON array of webhook event types. */
+  events: string;
+  /** `harbor` or `cloudevents`. */
+  format: string;
+  /** Sealed value of an `Authorization` header sent with each delivery; null: none. */
+  auth_header: string | null;
+  /** Sealed HMAC-SHA256 signing secret (Standard Webhooks); null: unsigned. */
+  secret: string | null;
+  ca_file: string | null;
+  insecure: number;
+  enabled: number;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** One message to one webhook, and how its delivery went. */
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  webhook_id: number;
+  /** The outbox event; null for a test event or a redelivery copy. */
+  event_id: number | null;
+  event_type: string;
+  /** The `webhook-id` header: the same for every attempt and redelivery of one message. */
+  message_id: string;
+  /** The body, rendered when the delivery was queued. */
+  payload: string;
+  /** `pending`, `delivered` or `failed`. */
+  state: string;
+  attempts: number;
+  status_code: number | null;
+  /** The start of the receiver's last answer (at most 1 KiB). */
+  response: string | null;
+  error: string | null;
+  duration_ms: number | null;
+  /** When a pending delivery is (next) due, ms. */
+  next_at: number | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type ProjectRow = Selectable<ProjectsTable>;
 export type RobotRow = Selectable<RobotsTable>;
@@ -429,3 +527,7 @@ export type JobItemRow = Selectable<JobItemsTable>;
 export type RetentionPolicyRow = Selectable<RetentionPoliciesTable>;
 export type ImmutabilityRuleRow = Selectable<ImmutabilityRulesTable>;
 export type RegistryRow = Selectable<RegistriesTable>;
+export type ReplicationRuleRow = Selectable<ReplicationRulesTable>;
+export type ReplicationMarkRow = Selectable<ReplicationMarksTable>;
+export type WebhookRow = Selectable<WebhooksTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;

@@ -40,6 +40,11 @@ export const TABLE_PLAN: readonly TablePlan[] = [
   { table: 'retention_policies', action: 'copy', key: ['project_id'] },
   { table: 'proxy_tags', action: 'copy', key: ['repository_id', 'tag'] },
   { table: 'immutability_rules', action: 'copy', key: ['id'] },
+  { table: 'replication_rules', action: 'copy', key: ['id'] },
+  { table: 'replication_marks', action: 'copy', key: ['id'] },
+  { table: 'webhooks', action: 'copy', key: ['id'] },
+  // The delivery log with what is still pending: the target's webhook consumer delivers it.
+  { table: 'webhook_deliveries', action: 'copy', key: ['id'] },
   { table: 'robots', action: 'copy', key: ['id'] },
   { table: 'robot_permissions', action: 'replace', key: [] },
   { table: 'personal_tokens', action: 'copy', key: ['id'] },

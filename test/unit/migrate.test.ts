@@ -101,7 +101,7 @@ test('the plan names every table of the schema once, with its primary key, in fo
   } finally {
     await meta.close();
   }
-  assert.throws(() => checkPlan([...TABLE_PLAN.map((p) => p.table), 'webhooks']), /does not know how to move \(webhooks\)/);
+  assert.throws(() => checkPlan([...TABLE_PLAN.map((p) => p.table), 'sso_providers']), /does not know how to move \(sso_providers\)/);
   assert.throws(() => checkPlan(TABLE_PLAN.map((p) => p.table).filter((t) => t !== 'tags')), /tables it expects are missing \(tags\)/);
 });
 
@@ -195,8 +195,8 @@ test('a target that holds data, or an unknown table, is refused before anything 
     await used.close();
 
     const newer = await open(await newDir());
-    await sql`create table webhooks (id integer primary key)`.execute(newer.meta.db);
-    await assert.rejects(migrateInstallation(src, newer), /does not know how to move \(webhooks\)/);
+    await sql`create table sso_providers (id integer primary key)`.execute(newer.meta.db);
+    await assert.rejects(migrateInstallation(src, newer), /does not know how to move \(sso_providers\)/);
     assert.equal(await newer.meta.users.count(), 0);
     await newer.close();
   } finally {

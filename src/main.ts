@@ -38,6 +38,11 @@ import { startJobs } from './jobs/index.ts';
 import { builtinKinds } from './jobs/kinds/index.ts';
 import { blobReferencesOf } from './jobs/kinds/verify-blobs.ts';
 import { createGcMetrics } from './lifecycle/gc/index.ts';
+import { startConsumer, type EventHandler } from './events/consumer.ts';
+import type { NewJob } from './metadata/jobs.ts';
+import { replicationEvents, REPLICATION_CONSUMER } from './replication/events.ts';
+import { WebhookService } from './webhooks/policies.ts';
+import { webhookFanout, WEBHOOKS_CONSUMER } from './webhooks/fanout.ts';
 
 export interface RunningBerth {
   /** The URL Berth listens on (its own address, not the external URL). */
@@ -142,6 +147,10 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   // Secrets at rest (registry endpoint credentials): under secrets.key, else a key derived from the signing key.
   const sealer = new Sealer(config.secrets.key ? parseSecretsKey(config.secrets.key)! : deriveSecret(signingKey, 'secrets at rest'));
   const endpoints = new EndpointService({ registries: meta.registries, sealer, timeoutMs: config.proxy.timeout * 1000 });
+  // Resource URLs in webhook payloads name the first external URL, else the address Berth listens on.
+  let ownURL: string | undefined;
+  const externalURL = () => config.externalURL[0] ?? ownURL;
+  const webhookPolicies = new WebhookService({ webhooks: meta.webhooks, sealer, externalURL });
   const proxy = createProxyCache({
     meta,
     store,
@@ -162,7 +171,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, started: () => started, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
     ...tokenRoutes({ tokens, passwords, authorizer: pullAuthorizer, credentials }),
-    ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config, endpoints }),
+    ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config, endpoints, webhookPolicies }),
     ...ociRoutes({ registry, access, authorizer: pullAuthorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL, blobRedirect: blobRedirector(config, store), proxy }),
   ];
 
@@ -193,6 +202,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const bound = (server.address() as AddressInfo).port;
   const shownHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `${secure ? 'https' : 'http'}://${shownHost}:${bound}`;
+  ownURL = url;
   log.info({ addr: `${host}:${bound}`, tls: secure, externalURL: config.externalURL, dataDir: config.dataDir }, 'berth listening');
 
   // Background work (upload expiry and the rest) runs as jobs, shared with the other replicas.
@@ -208,6 +218,22 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     gc: { grace: config.gc.grace, metrics: createGcMetrics(metrics.registry) },
     // Retention deletes through the API's artifact deletion (quota, events, immutability guard).
     retention: { meta, deleteArtifact: (repository: string, digest: string, actor: string) => registry.manifests.delete(repository, digest, actor) },
+    // Replication executions: Berth's own registry services on one end, the rule's endpoint on the other.
+    replication: {
+      meta,
+      registry,
+      endpoints,
+      settings: { timeoutMs: config.replication.timeout * 1000, chunkBytes: config.replication.chunkSize, maxAttempts: config.replication.maxAttempts, retryDelayMs: config.replication.retryDelay * 1000 },
+    },
+    webhookDeliveries: meta.webhooks,
+    webhook: {
+      webhooks: meta.webhooks,
+      policies: webhookPolicies,
+      timeoutMs: config.webhooks.timeout * 1000,
+      maxAttempts: config.webhooks.maxAttempts,
+      retryDelayMs: config.webhooks.retryDelay * 1000,
+      concurrency: config.webhooks.concurrency,
+    },
   };
   const jobs = await startJobs({ meta, log, config, kinds: builtinKinds, context }).catch(async (err: unknown) => {
     server.close();
@@ -216,6 +242,14 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     await meta.close();
     throw err;
   });
+  // The outbox's consumers, each read by one replica at a time: webhooks (deliveries then run as
+  // jobs on any replica) and event-triggered replication.
+  const enqueue = (job: NewJob) => jobs.queue.enqueue(job);
+  const consume = (name: string, handler: EventHandler, sweepMs: number) =>
+    startConsumer({ name, handler, sweepMs, events: meta.events, leases: meta.leases, owner: jobs.queue.replica, log, pollMs: config.events.pollInterval * 1000, leaseMs: config.events.lease * 1000 });
+  const fanout = webhookFanout({ webhooks: meta.webhooks, projects: meta.projects, enqueue, externalURL: externalURL(), log });
+  // Sweeps find retries that came due, and work a dead replica left, within a second or two.
+  const consumers = [consume(WEBHOOKS_CONSUMER, fanout, 1000), consume(REPLICATION_CONSUMER, replicationEvents({ replication: meta.replication, enqueue, log }), 2000)];
   started = true;
 
   return {
@@ -224,6 +258,8 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     log,
     async close() {
       draining = true;
+      await Promise.all(consumers.map((c) => c.stop()));
+      fanout.close();
       const jobsStopped = jobs.stop();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();

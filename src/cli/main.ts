@@ -22,6 +22,8 @@ import { tagCommand } from './tag.ts';
 import { retentionCommand } from './retention.ts';
 import { immutabilityCommand } from './immutability.ts';
 import { registryCommand } from './registry.ts';
+import { replicationCommand } from './replication.ts';
+import { webhookCommand } from './webhook.ts';
 
 const program = new Command('berth')
   .description('Berth: a self-hosted container image registry that works behind any reverse proxy')
@@ -47,6 +49,8 @@ tagCommand(program);
 retentionCommand(program);
 immutabilityCommand(program);
 registryCommand(program);
+replicationCommand(program);
+webhookCommand(program);
 
 // Output piped into a reader that stops early (`berth audit | head`): stop quietly, as other tools do.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -18,6 +18,7 @@ export interface RegistryView {
   createdAt: string;
   updatedAt: string;
   usedBy?: string[];
+  usedByRules?: string[];
 }
 
 /** What a connection test found. */
@@ -178,6 +179,7 @@ export function registryCommand(program: Command): void {
       ['TLS', tlsText(r)],
       ['Description', r.description ?? '-'],
       ['Used by', r.usedBy?.length ? r.usedBy.join(', ') : '-'],
+      ['Replication rules', r.usedByRules?.length ? r.usedByRules.join(', ') : '-'],
       ['Created', `${formatTime(r.createdAt)}${r.createdBy ? ` by ${r.createdBy}` : ''}`],
       ['Updated', formatTime(r.updatedAt)],
     ]);

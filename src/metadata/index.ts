@@ -24,6 +24,8 @@ import { ImmutabilityStore } from './immutability.ts';
 import { LeaseStore } from './leases.ts';
 import { RegistryStore } from './registries.ts';
 import { ProxyTagStore } from './proxy-tags.ts';
+import { ReplicationStore } from './replication.ts';
+import { WebhookStore } from './webhooks.ts';
 import { listenForChanges, localChanges, type ChangeFeed } from './changes.ts';
 
 /** Every metadata aggregate over one database connection. */
@@ -67,6 +69,10 @@ export interface Metadata {
   proxyTags: ProxyTagStore;
   /** Registry endpoints: upstreams of proxy-cache projects, replication peers (credentials sealed). */
   registries: RegistryStore;
+  /** Replication rules with their schedules, and the marks event-triggered executions work from. */
+  replication: ReplicationStore;
+  /** Webhook policies of projects and their deliveries (secrets sealed by src/webhooks/). */
+  webhooks: WebhookStore;
   /** Tells every process sharing the database what changed, so that their caches drop it (changes.ts). */
   changes: ChangeFeed;
   close(): Promise<void>;
@@ -109,6 +115,8 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
   await repositories.adoptOrphans();
   const audit = new AuditStore(db);
   const events = new EventStore(db, { dialect: opened.name });
+  // A push that takes its project past the warning share of its quota says so, in its own transaction.
+  projects.onQuotaWarning = (tx, w) => events.append(tx, { type: 'quota.warning', project: w.project, digest: w.digest, detail: { quotaBytes: w.quotaBytes, usageBytes: w.usageBytes } });
   return {
     db,
     dialect: opened.name,
@@ -132,7 +140,9 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     immutability: new ImmutabilityStore(db, changes, projects),
     leases: new LeaseStore(db),
     registries: new RegistryStore(db, changes),
+    replication: new ReplicationStore(db),
     proxyTags: new ProxyTagStore(db),
+    webhooks: new WebhookStore(db),
     changes,
     async close() {
       await changes.close();

@@ -49,6 +49,13 @@ export class ProjectStore {
 
   private readonly dialect: SqlDialect;
 
+  /**
+   * Told, within the charging transaction, when a charge takes a project's usage past
+   * QUOTA_WARNING_SHARE of its quota (from at or below it to above it: once per crossing); the
+   * metadata's assembly appends the `quota.warning` event there. Unset: not checked (no cost).
+   */
+  onQuotaWarning?: (on: DB, warning: { project: string; digest: string; quotaBytes: number; usageBytes: number }) => Promise<void>;
+
   constructor(private readonly db: DB, private readonly changes: ChangeFeed) {
     this.dialect = sqlDialectOf(db);
     changes.subscribe('project', (name) => (name === undefined ? this.cache.clear() : this.cache.delete(name)));
@@ -237,6 +244,18 @@ export class ProjectStore {
     if (!on) return this.db.transaction().execute((tx) => this.charge(projectId, digest, size, tx));
     if ((await this.chargeBlob.run(on, projectId, digest, size)) === 0) return;
     await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), size);
+    await this.warnOnCrossing(on, projectId, digest, size);
+  }
+
+  /** Calls `onQuotaWarning` when the `added` bytes just counted took the project past the warning share. */
+  private async warnOnCrossing(on: DB, projectId: number, digest: string, added: number): Promise<void> {
+    if (!this.onQuotaWarning || added <= 0) return;
+    const project = await on.selectFrom('projects').select(['name', 'quota_bytes']).where('id', '=', projectId).executeTakeFirst();
+    if (!project || project.quota_bytes === null) return;
+    const used = Number((await this.usageSum.firstOn(on, projectId))?.total ?? 0);
+    const quotaBytes = Number(project.quota_bytes);
+    const warnAt = quotaBytes * QUOTA_WARNING_SHARE;
+    if (used - added <= warnAt && used > warnAt) await this.onQuotaWarning(on, { project: project.name, digest, quotaBytes, usageBytes: used });
   }
 
   /**
@@ -263,6 +282,7 @@ export class ProjectStore {
       }
     }
     await this.addUsage.run(on, projectId, randomInt(USAGE_SHARDS), added);
+    await this.warnOnCrossing(on, projectId, quotaDigest ?? items[0]!.digest, added);
     return added;
   }
 
@@ -389,6 +409,9 @@ export class ProjectStore {
 
 /** Candidate digests examined per statement by `release` (bound parameters stay far below every limit). */
 const RELEASE_BATCH = 500;
+
+/** The share of its quota past which a push makes a project's `quota.warning` event. */
+export const QUOTA_WARNING_SHARE = 0.85;
 
 /**
  * DENIED for a push that would bring `project` over its quota. The client reads the message (naming

@@ -31,17 +31,24 @@ export interface RegistryPage {
 }
 
 /**
- * CONFLICT (409): the endpoint is the upstream of proxy-cache projects, named in the message (project
- * names are not secret to the administrators who alone manage endpoints) and in `detail.projects`.
+ * CONFLICT (409): the endpoint is the upstream of proxy-cache projects or the peer of replication
+ * rules, named in the message (names are not secret to the administrators who alone manage
+ * endpoints) and in `detail.projects` / `detail.rules`.
  */
 export class RegistryInUseError extends RegistryError {
   constructor(
     readonly registry: string,
     readonly projects: readonly string[],
+    readonly rules: readonly string[] = [],
   ) {
-    const shown = projects.slice(0, 20).map((p) => `"${p}"`).join(', ') + (projects.length > 20 ? ` and ${projects.length - 20} more` : '');
-    super('CONFLICT', `registry endpoint "${registry}" is the upstream of proxy-cache ${projects.length === 1 ? 'project' : 'projects'} ${shown}: delete ${projects.length === 1 ? 'it' : 'them'} first`, {
+    const names = (list: readonly string[]) => list.slice(0, 20).map((p) => `"${p}"`).join(', ') + (list.length > 20 ? ` and ${list.length - 20} more` : '');
+    const users = [
+      ...(projects.length > 0 ? [`the upstream of proxy-cache ${projects.length === 1 ? 'project' : 'projects'} ${names(projects)}`] : []),
+      ...(rules.length > 0 ? [`the peer of replication ${rules.length === 1 ? 'rule' : 'rules'} ${names(rules)}`] : []),
+    ];
+    super('CONFLICT', `registry endpoint "${registry}" is ${users.join(' and ')}: delete ${projects.length + rules.length === 1 ? 'it' : 'them'} first`, {
       projects: [...projects],
+      rules: [...rules],
     });
   }
 }
@@ -136,19 +143,20 @@ export class RegistryStore {
 
   /**
    * Deletes endpoint `name`; false when there is none. Rejects with RegistryInUseError while a
-   * project uses it as its proxy-cache upstream — decided by the database's foreign key too, so a
-   * project created meanwhile (by another replica) cannot be left without its upstream.
+   * project uses it as its proxy-cache upstream or a replication rule as its peer — decided by the
+   * database's foreign keys too, so a project or rule created meanwhile (by another replica) cannot
+   * be left without its endpoint.
    */
   async delete(name: string): Promise<boolean> {
     const row = await this.find(name);
     if (!row) return false;
-    const users = await this.usedBy(row.id);
-    if (users.length > 0) throw new RegistryInUseError(name, users);
+    const [users, rules] = await Promise.all([this.usedBy(row.id), this.usedByRules(row.id)]);
+    if (users.length > 0 || rules.length > 0) throw new RegistryInUseError(name, users, rules);
     try {
       const result = await this.db.deleteFrom('registries').where('id', '=', row.id).executeTakeFirst();
       if (Number(result.numDeletedRows) === 0) return false;
     } catch (err) {
-      if (isForeignKeyViolation(err)) throw new RegistryInUseError(name, await this.usedBy(row.id));
+      if (isForeignKeyViolation(err)) throw new RegistryInUseError(name, await this.usedBy(row.id), await this.usedByRules(row.id));
       throw err;
     }
     await this.changed(row.id);
@@ -158,6 +166,12 @@ export class RegistryStore {
   /** Names of the projects pulling through endpoint `id` (proxy-cache projects), sorted. */
   async usedBy(id: number): Promise<string[]> {
     const rows = await this.db.selectFrom('projects').select('name').where('proxy_registry_id', '=', id).orderBy('name').execute();
+    return rows.map((r) => r.name);
+  }
+
+  /** Names of the replication rules whose peer is endpoint `id`, sorted. */
+  async usedByRules(id: number): Promise<string[]> {
+    const rows = await this.db.selectFrom('replication_rules').select('name').where('registry_id', '=', id).orderBy('name').execute();
     return rows.map((r) => r.name);
   }
 

@@ -48,6 +48,12 @@ export class ScheduleStore {
     }));
   }
 
+  /** The time of the last tick of schedule `name` that was enqueued (ms); undefined before the first or without the schedule. */
+  async lastRun(name: string): Promise<number | undefined> {
+    const row = await this.db.selectFrom('schedules').select('last_run_at').where('name', '=', name).executeTakeFirst();
+    return row?.last_run_at === null || row === undefined ? undefined : Number(row.last_run_at);
+  }
+
   /** Notes that the tick `tick` was enqueued and the next one is `next` (ms; informative). */
   async ticked(name: string, tick: number, next: number | null): Promise<void> {
     await this.db.updateTable('schedules').set({ last_run_at: tick, next_run_at: next }).where('name', '=', name).execute();

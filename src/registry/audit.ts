@@ -24,4 +24,12 @@ export class AuditService {
   async recordEvent(event: NewEvent): Promise<void> {
     await this.meta.events.record(event);
   }
+
+  /**
+   * Whether pulls are to be recorded as `artifact.pulled` events: only while some enabled webhook
+   * subscribes to them. Synchronous and answered from memory (see WebhookStore.pullsWatched).
+   */
+  pullEventsWanted(): boolean {
+    return this.meta.webhooks.pullsWatched();
+  }
 }

@@ -138,11 +138,16 @@ export class ManifestService {
     return { digest: row.digest, mediaType: row.media_type, size: Number(row.size) };
   }
 
-  /** Reads a manifest's exact bytes (GET). */
-  async get(repository: string, reference: string, accept?: string): Promise<StoredManifest & { body: Buffer }> {
+  /**
+   * Reads a manifest's exact bytes (GET). A client's pull records the pull time (retention's "pulled
+   * within" rules); `{ pull: false }` reads for Berth itself (replication), which is not a pull.
+   */
+  async get(repository: string, reference: string, accept?: string, options: { pull?: boolean } = {}): Promise<StoredManifest & { body: Buffer }> {
     const info = await this.stat(repository, reference, accept);
-    const repoId = await this.meta.repositories.id(repository);
-    if (repoId !== undefined) void this.meta.manifests.markPulled(repoId, info.digest).catch(() => undefined);
+    if (options.pull !== false) {
+      const repoId = await this.meta.repositories.id(repository);
+      if (repoId !== undefined) void this.meta.manifests.markPulled(repoId, info.digest).catch(() => undefined);
+    }
     const cached = this.cache.get(info.digest);
     if (cached) return { ...info, body: cached };
     let body: Buffer;

@@ -11,7 +11,7 @@ import { type Attempt, Authenticator } from './auth.ts';
 import { answeredURL, type Call, discard, resolveLocation, Transport } from './http.ts';
 import { asDigest, asReference, type CheckedDigest, repositoryProblem, v2Path } from './paths.ts';
 import { RemoteError, type Endpoint, type PingResult, type RegistryType, type RemoteBlob, type RemoteManifest, type RemoteManifestHead } from './types.ts';
-import { uploadBlob } from './upload.ts';
+import { type BlobOpener, mountOnly, uploadBlob } from './upload.ts';
 
 /** How a client behaves; every field has a default. */
 export interface ClientOptions {
@@ -202,20 +202,71 @@ export class RegistryClient {
   /**
    * Pushes a blob of exactly `size` bytes: with `mountFrom`, a cross-repository mount first (a
    * registry that cannot mount opens an upload instead); then one PUT, or PATCH chunks for bodies
-   * larger than `uploadChunkBytes`. Resolves once the registry answered 201. A body of another
-   * length is refused with RemoteError('protocol') before the upload commits. A stream body is
-   * never retried (an expired token mid-upload fails the push with 401).
+   * larger than `uploadChunkBytes`. Resolves once the registry answered 201, with the body bytes
+   * written to the network (0 for a mount; failed attempts counted). A body of another length is
+   * refused with RemoteError('protocol') before the upload commits. A Buffer or stream body is never
+   * retried (an expired token mid-upload fails the push with 401); a body given as an opener
+   * (`offset` → stream of the bytes from there) is: after a transient failure the upload resumes
+   * where the registry's session stands, or starts over in a new session, at most 5 times.
    */
-  async pushBlob(repository: string, digest: string, size: number, body: Readable | Buffer, options: { mountFrom?: string } = {}): Promise<void> {
+  async pushBlob(repository: string, digest: string, size: number, body: Readable | Buffer | BlobOpener, options: { mountFrom?: string } = {}): Promise<number> {
     const checked = this.#digest(repository, digest, 'push blob');
     const op = `push blob ${repository}@${checked.value}`;
     if (options.mountFrom !== undefined && repositoryProblem(options.mountFrom)) throw this.#transport.protocolError(op, 'the mount source is not a valid repository name');
     if (!Number.isSafeInteger(size) || size < 0 || (Buffer.isBuffer(body) && body.length !== size)) throw this.#transport.protocolError(op, 'the body does not have the declared size');
     const scopes = [`repository:${repository}:pull,push`, ...(options.mountFrom ? [`repository:${options.mountFrom}:pull`] : [])];
-    await uploadBlob(
+    return uploadBlob(
       { send: async (call) => (await this.#send(call, scopes)).res, transport: this.#transport, base: this.#base, chunkBytes: this.#chunkBytes },
       { repository, digest: checked.value, size, body, op, ...(options.mountFrom ? { mountFrom: options.mountFrom } : {}) },
     );
+  }
+
+  /**
+   * Mounts blob `digest` into `repository` from `from` at the same registry, uploading nothing:
+   * true when it did, false when the registry would not (the session it opened instead is
+   * cancelled). Rejects with RemoteError for an error answer.
+   */
+  async mountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    const checked = this.#digest(repository, digest, 'mount blob');
+    const op = `mount blob ${repository}@${checked.value}`;
+    if (repositoryProblem(from)) throw this.#transport.protocolError(op, 'the mount source is not a valid repository name');
+    const scopes = [`repository:${repository}:pull,push`, `repository:${from}:pull`];
+    return mountOnly({ send: async (call) => (await this.#send(call, scopes)).res, transport: this.#transport, base: this.#base, chunkBytes: this.#chunkBytes }, { repository, digest: checked.value, op }, from);
+  }
+
+  /**
+   * `DELETE` a manifest by digest (and so every tag on it). Resolves when the registry answered
+   * 202 or 200, and when it answered 404 (already gone). A registry that does not allow deletes
+   * (405, or `UNSUPPORTED`) is RemoteError('status') saying so.
+   */
+  async deleteManifest(repository: string, digest: string): Promise<void> {
+    const checked = this.#digest(repository, digest, 'DELETE manifest');
+    const op = `DELETE manifest ${repository}@${checked.value}`;
+    const { res } = await this.#send({ method: 'DELETE', url: this.#url(v2Path(repository, 'manifests', checked.value)), op, idempotent: true }, [`repository:${repository}:delete`]);
+    const status = res.statusCode ?? 0;
+    if (status === 202 || status === 200 || status === 204 || status === 404) {
+      discard(res);
+      return;
+    }
+    const error = await this.#transport.statusError(res, op);
+    if (status === 405 || error.code === 'UNSUPPORTED') throw new RemoteError('status', `${this.endpoint.name}: ${op}: deletes are disabled at the registry (HTTP ${status})`, status, error.code);
+    throw error;
+  }
+
+  /**
+   * Every repository of the registry (`/v2/_catalog`), following `Link` pagination like `tags`;
+   * entries that are not valid repository names are left out. A registry without a catalog (or
+   * refusing it) answers 404/401/403: RemoteError('status', `notFound` for 404); an answer that is
+   * not a catalog is RemoteError('protocol').
+   */
+  async catalog(options: { pageSize?: number } = {}): Promise<string[]> {
+    const op = 'list the catalog';
+    const names: string[] = [];
+    await this.#pages(this.#url('/v2/_catalog'), options.pageSize, op, ['registry:catalog:*'], (list) => {
+      if (!Array.isArray(list.repositories) && list.repositories !== null) throw this.#transport.protocolError(op, 'the answer is not a catalog');
+      for (const name of (list.repositories ?? []) as unknown[]) if (typeof name === 'string' && !repositoryProblem(name)) names.push(name);
+    });
+    return names;
   }
 
   /**
@@ -246,20 +297,11 @@ export class RegistryClient {
   async tags(repository: string, options: { pageSize?: number } = {}): Promise<string[]> {
     if (repositoryProblem(repository)) throw this.#transport.protocolError('list tags', 'the repository name does not match the OCI name grammar');
     const op = `list tags of ${repository}`;
-    let url: URL | undefined = this.#url(v2Path(repository, 'tags', 'list'));
-    if (options.pageSize !== undefined) url.searchParams.set('n', String(Math.max(1, Math.floor(options.pageSize))));
     const tags: string[] = [];
-    const seen = new Set<string>();
-    for (let page = 0; url; page++) {
-      if (page >= MAX_PAGES || seen.has(url.href)) throw this.#transport.protocolError(op, 'the tag list does not end');
-      seen.add(url.href);
-      const { res } = await this.#send({ method: 'GET', url, op, headers: { Accept: 'application/json' } }, pull(repository));
-      if (res.statusCode !== 200) throw await this.#transport.statusError(res, op);
-      const list = this.#json(await this.#transport.readBody(res, MAX_LISTING_BYTES, op), op) as { tags?: unknown };
+    await this.#pages(this.#url(v2Path(repository, 'tags', 'list')), options.pageSize, op, pull(repository), (list) => {
       if (list.tags !== null && list.tags !== undefined && !Array.isArray(list.tags)) throw this.#transport.protocolError(op, 'the tag list is not a list');
       for (const tag of (list.tags ?? []) as unknown[]) if (typeof tag === 'string' && isTag(tag)) tags.push(tag);
-      url = this.#next(res, url, op);
-    }
+    });
     return tags;
   }
 
@@ -322,6 +364,21 @@ export class RegistryClient {
       }
       discard(res);
       attempt = outcome.next;
+    }
+  }
+
+  /** GETs `first` and every `Link` page after it (same origin, at most MAX_PAGES, no loops), handing each JSON object to `take`. */
+  async #pages(first: URL, pageSize: number | undefined, op: string, scopes: string[], take: (page: Record<string, unknown>) => void): Promise<void> {
+    let url: URL | undefined = first;
+    if (pageSize !== undefined) url.searchParams.set('n', String(Math.max(1, Math.floor(pageSize))));
+    const seen = new Set<string>();
+    for (let page = 0; url; page++) {
+      if (page >= MAX_PAGES || seen.has(url.href)) throw this.#transport.protocolError(op, 'the list does not end');
+      seen.add(url.href);
+      const { res } = await this.#send({ method: 'GET', url, op, headers: { Accept: 'application/json' } }, scopes);
+      if (res.statusCode !== 200) throw await this.#transport.statusError(res, op);
+      take(this.#json(await this.#transport.readBody(res, MAX_LISTING_BYTES, op), op));
+      url = this.#next(res, url, op);
     }
   }
 

@@ -1,13 +1,11 @@
 // Registry endpoints as administrators manage them: settings validated into one canonical form,
 // the password sealed at rest (bound to the endpoint's name), opened only to build the Endpoint the
 // outbound client uses, and a connection test whose answer names what failed — never a credential.
-import { X509Certificate } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { isAbsolute } from 'node:path';
 import { SealError, type Sealer } from '../auth/sealed.ts';
 import { RegistryError } from '../domain/errors.ts';
 import type { RegistryStore } from '../metadata/registries.ts';
 import type { RegistryRow } from '../metadata/schema.ts';
+import { readCA } from './ca.ts';
 import { defaultURL, RegistryClient } from './client.ts';
 import { REGISTRY_TYPES, RemoteError, type Endpoint, type PingResult, type RegistryType } from './types.ts';
 
@@ -16,8 +14,6 @@ export const ENDPOINT_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 /** The rule of ENDPOINT_NAME in words, for refusals. */
 export const ENDPOINT_NAME_RULE = '1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit';
 
-/** Largest CA file read (a bundle of a few hundred certificates fits). */
-const MAX_CA_BYTES = 1024 * 1024;
 
 /** Settings of an endpoint as given: on creation, or (all optional) as changes to a saved one. */
 export interface EndpointSettings {
@@ -304,35 +300,6 @@ export function urlProblem(text: string): string | undefined {
 function canonicalURL(text: string): string {
   const url = new URL(text);
   return `${url.protocol}//${url.host}`;
-}
-
-/** The PEM text of CA file `file`, or why it cannot serve as one (a message that does not repeat the path). */
-async function readCA(file: string): Promise<{ pem: string } | { message: string }> {
-  if (!isAbsolute(file) || file.length > 1024 || file.includes('\u0000')) return { message: 'must be the absolute path of a PEM file on the server' };
-  let text: string;
-  try {
-    const handle = await open(file, 'r');
-    try {
-      const stat = await handle.stat();
-      if (!stat.isFile()) return { message: 'is not a regular file on the server' };
-      if (stat.size > MAX_CA_BYTES) return { message: 'is larger than 1 MiB' };
-      text = await handle.readFile('utf8');
-    } finally {
-      await handle.close();
-    }
-  } catch (err) {
-    return { message: `cannot be read by the server (${(err as NodeJS.ErrnoException).code ?? 'error'})` };
-  }
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length === 0) return { message: 'is not a PEM file of certificates (no BEGIN CERTIFICATE block)' };
-  for (const block of blocks) {
-    try {
-      new X509Certificate(block);
-    } catch {
-      return { message: 'holds a certificate that does not parse' };
-    }
-  }
-  return { pem: text };
 }
 
 /** Runs the ping, turning every failure into a sentence that names what failed and no secret. */

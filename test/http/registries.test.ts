@@ -30,7 +30,7 @@ const UPSTREAM_PASSWORD = `upstream-${randomBytes(9).toString('base64url')}`;
 const SECRETS_KEY = randomBytes(32);
 rememberSecret(UPSTREAM_PASSWORD, 'puller');
 
-type Registry = RegistryView & { usedBy?: string[] };
+type Registry = RegistryView & { usedBy?: string[]; usedByRules?: string[] };
 interface TestResult {
   ok: boolean;
   auth: string | null;
@@ -141,7 +141,7 @@ describe('registry endpoints', { timeout: 180_000 }, () => {
     const created = await add({ name: 'dist', type: 'distribution', url: `${upstream.url}/`, username: 'puller', password: UPSTREAM_PASSWORD, description: 'the reference' });
     assert.deepEqual(
       { ...created, createdAt: undefined, updatedAt: undefined },
-      { name: 'dist', type: 'distribution', url: upstream.url, username: 'puller', hasCredential: true, caFile: null, insecure: false, description: 'the reference', createdBy: 'admin', createdAt: undefined, updatedAt: undefined, usedBy: [] },
+      { name: 'dist', type: 'distribution', url: upstream.url, username: 'puller', hasCredential: true, caFile: null, insecure: false, description: 'the reference', createdBy: 'admin', createdAt: undefined, updatedAt: undefined, usedBy: [], usedByRules: [] },
     );
     await expectError(await api(url, 'POST', '/registries', { auth: admin, body: { name: 'dist', type: 'quay' } }), 409, 'CONFLICT');
     const hub = await add({ name: 'hub', type: 'dockerhub' });

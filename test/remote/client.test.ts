@@ -18,6 +18,7 @@ import { rememberSecret } from '../support/secrets.ts';
 import { ADMIN_PASSWORD, startTestServer, type TestServer } from '../support/server.ts';
 import { createTlsMaterial } from '../support/tls.ts';
 import { httpPeer, type Peer, rawPeer, startDistribution } from './peers.ts';
+import { BreakProxy } from '../replication/break-proxy.ts';
 
 const DIST_USER = 'remote';
 const DIST_PASSWORD = `dist-${randomBytes(6).toString('hex')}`;
@@ -356,6 +357,85 @@ describe('against misbehaving peers', { timeout: 120_000 }, () => {
     assert.throws(() => new RegistryClient({ name: 'x', type: 'generic', url: 'ftp://example' }), RemoteError);
     assert.equal(defaultURL('dockerhub'), 'https://registry-1.docker.io');
     assert.equal(defaultURL('generic'), undefined);
+  });
+});
+
+describe('catalog, deletes and resumable pushes', { timeout: 120_000 }, () => {
+  test('catalog follows Link pages; a registry without one is notFound', async () => {
+    const c = client({ url: openURL });
+    const names = ['cat/a', 'cat/b', 'cat/c'];
+    for (const name of names) await c.pushBlob(name, digestOf(EMPTY_JSON), EMPTY_JSON.length, EMPTY_JSON);
+    // Distribution lists a repository once it holds a blob.
+    const listed = await c.catalog({ pageSize: 1 });
+    for (const name of names) assert.ok(listed.includes(name), `${name} in ${listed.join(' ')}`);
+    assert.equal(new Set(listed).size, listed.length);
+    const bearer = client(berthAdmin());
+    const repo = `remote/catalog-${randomBytes(3).toString('hex')}`;
+    await bearer.pushBlob(repo, digestOf(EMPTY_JSON), EMPTY_JSON.length, EMPTY_JSON);
+    await bearer.putManifest(repo, 'v1', manifestBytes(imageManifest({ config: descriptorOf(MEDIA.ociEmpty, EMPTY_JSON) })), MEDIA.ociManifest);
+    assert.ok((await bearer.catalog({ pageSize: 2 })).includes(repo));
+
+    const none = await peer(httpPeer((_req, res) => res.writeHead(404, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"NOT_FOUND","message":"no"}]}')));
+    assert.ok((await remoteError(client({ url: none.url }).catalog(), 'status', 404)).notFound);
+    const garbage = await peer(httpPeer((_req, res) => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{"repositories":"all"}')));
+    await remoteError(client({ url: garbage.url }).catalog(), 'protocol');
+  });
+
+  test('deleteManifest: deleted, already gone, and deletes disabled', async () => {
+    for (const c of [client({ url: openURL }), client(berthAdmin())]) {
+      const repo = `remote/delete-${randomBytes(3).toString('hex')}`;
+      const manifest = manifestBytes(imageManifest({ config: descriptorOf(MEDIA.ociEmpty, EMPTY_JSON) }));
+      await c.pushBlob(repo, digestOf(EMPTY_JSON), EMPTY_JSON.length, EMPTY_JSON);
+      const digest = await c.putManifest(repo, 'v1', manifest, MEDIA.ociManifest);
+      await c.deleteManifest(repo, digest);
+      await remoteError(c.headManifest(repo, digest), 'status', 404);
+      await c.deleteManifest(repo, digest);
+    }
+    const disabled = await peer(httpPeer((_req, res) => res.writeHead(405, { 'Content-Type': 'application/json' }).end('{"errors":[{"code":"UNSUPPORTED","message":"The operation is unsupported."}]}')));
+    const error = await remoteError(client({ url: disabled.url }).deleteManifest('app', digestOf(EMPTY_JSON)), 'status', 405);
+    assert.match(error.message, /deletes are disabled at the registry/);
+  });
+
+  test('a chunked push given an opener resumes after a PATCH breaks mid-chunk', async () => {
+    const blob = randomBytes(300 * 1024 + 5);
+    const digest = digestOf(blob);
+    for (const target of [openURL, berth.url]) {
+      const proxy = await BreakProxy.start(target);
+      peers.push({ url: proxy.url, seen: [], close: () => proxy.close() });
+      const c = client(target === berth.url ? { ...berthAdmin(), url: proxy.url } : { url: proxy.url }, { uploadChunkBytes: 64 * 1024 });
+      const repo = `remote/resume-${randomBytes(3).toString('hex')}`;
+      const offsets: number[] = [];
+      const open = async (offset: number): Promise<Readable> => {
+        offsets.push(offset);
+        return Readable.from(pieces(blob.subarray(offset), 16 * 1024));
+      };
+      await c.pushBlob(repo, digestOf(EMPTY_JSON), EMPTY_JSON.length, EMPTY_JSON); // a token for the repository first
+      proxy.seen.length = 0;
+      proxy.breakNext('PATCH', 40_000, 2); // the third chunk, 40 000 bytes in
+      const sent = await c.pushBlob(repo, digest, blob.length, open);
+      assert.equal(await c.blobExists(repo, digest), blob.length);
+      const back = await c.getBlob(repo, digest);
+      assert.equal(digestOf(await buffer(back.body)), digest, 'the stored blob verifies');
+      assert.ok(offsets.length >= 2 && offsets[0] === 0, `reopened at ${offsets.join(', ')}`);
+      // Berth keeps the bytes of a broken chunk and says so; Distribution drops a session whose
+      // size no longer matches its signed state, so the push starts over there.
+      if (target === berth.url) assert.ok(offsets[1]! > 2 * 64 * 1024, `resumed at ${offsets[1]}`);
+      assert.ok(proxy.bodyBytes() < 2 * blob.length, `${proxy.bodyBytes()} body bytes for a ${blob.length}-byte blob\n${proxy.seen.map((r) => `${r.method} ${r.path} ${r.bodyBytes} → ${r.status ?? 'cut'}`).join('\n')}`);
+      assert.ok(sent >= blob.length && sent < 2 * blob.length, `sent ${sent}`);
+    }
+  });
+
+  test('an opener push gives up after five resumes; a stream push is never resumed', async () => {
+    const proxy = await BreakProxy.start(openURL);
+    peers.push({ url: proxy.url, seen: [], close: () => proxy.close() });
+    const c = client({ url: proxy.url }, { uploadChunkBytes: 16 * 1024 });
+    const blob = randomBytes(40 * 1024);
+    for (let i = 0; i < 6; i++) proxy.breakNext('PATCH', 100);
+    let opened = 0;
+    await remoteError(c.pushBlob('remote/give-up', digestOf(blob), blob.length, async (offset) => (opened++, Readable.from([blob.subarray(offset)]))), 'unreachable');
+    assert.equal(opened, 6);
+    proxy.breakNext('PATCH', 100);
+    await remoteError(c.pushBlob('remote/give-up', digestOf(blob), blob.length, Readable.from([blob])), 'unreachable');
   });
 });
 

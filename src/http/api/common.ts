@@ -13,6 +13,7 @@ import type { ProjectRow } from '../../metadata/schema.ts';
 import type { Registry } from '../../registry/index.ts';
 import type { BlobStore } from '../../storage/blob-store.ts';
 import type { EndpointService } from '../../remote/endpoints.ts';
+import type { WebhookService } from '../../webhooks/policies.ts';
 import type { Context } from '../context.ts';
 import type { ApiAuthenticator } from './authenticate.ts';
 import { unauthorized } from './authenticate.ts';
@@ -31,6 +32,8 @@ export interface ApiDeps {
   config: Config;
   /** Registry endpoints (upstreams of proxy-cache projects): settings, sealed credentials, connection tests. */
   endpoints: EndpointService;
+  /** Webhook policies of projects: settings validated, secrets sealed, test events. */
+  webhookPolicies: WebhookService;
 }
 
 /** The dependencies plus what the API builds for itself. */

@@ -12,6 +12,7 @@ import { memberOperations } from './members.ts';
 import { openAPIDocument } from './openapi.ts';
 import { projectOperations } from './projects.ts';
 import { registryOperations } from './registries.ts';
+import { replicationOperations } from './replication.ts';
 import { repositoryOperations } from './repositories.ts';
 import { retentionOperations } from './retention.ts';
 import { robotOperations } from './robots.ts';
@@ -20,6 +21,7 @@ import { sessionOperations } from './session.ts';
 import { systemOperations } from './system.ts';
 import { tokenOperations } from './tokens.ts';
 import { userOperations } from './users.ts';
+import { webhookOperations } from './webhooks.ts';
 
 export type { ApiDeps } from './common.ts';
 
@@ -43,6 +45,8 @@ export function apiOperations(services: ApiServices): Operation[] {
     ...jobStartOperations(services),
     ...gcOperations(services),
     ...registryOperations(services),
+    ...replicationOperations(services),
+    ...webhookOperations(services),
   ];
   let document: Record<string, unknown> | undefined;
   const openapi: Operation = operation({

@@ -57,7 +57,10 @@ const registry = z.object({
   createdAt: isoTime,
   updatedAt: isoTime,
 });
-const registryDetail = registry.extend({ usedBy: z.array(z.string()).describe('the proxy-cache projects pulling through it') });
+const registryDetail = registry.extend({
+  usedBy: z.array(z.string()).describe('the proxy-cache projects pulling through it'),
+  usedByRules: z.array(z.string()).describe('the replication rules copying to or from it'),
+});
 
 const testResult = z.object({
   ok: z.boolean().describe('the registry answered as a registry and accepted the credentials (or needs none)'),
@@ -146,7 +149,7 @@ export function registryOperations(services: ApiServices): Operation[] {
           resource: row.name,
           detail: { type: row.type, url: row.url, username: row.username, hasCredential: row.credential !== null, caFile: row.ca_file, insecure: row.insecure === 1 },
         });
-        return { status: 201, headers: { Location: `/api/v1/registries/${row.name}` }, body: { ...view(row), usedBy: [] } };
+        return { status: 201, headers: { Location: `/api/v1/registries/${row.name}` }, body: { ...view(row), usedBy: [], usedByRules: [] } };
       },
     }),
     operation({
@@ -177,7 +180,7 @@ export function registryOperations(services: ApiServices): Operation[] {
       handler: async ({ identity, params }) => {
         await requireAdmin(services, identity);
         const row = await find(params.name);
-        return { body: { ...view(row), usedBy: await meta.registries.usedBy(row.id) } };
+        return { body: { ...view(row), usedBy: await meta.registries.usedBy(row.id), usedByRules: await meta.registries.usedByRules(row.id) } };
       },
     }),
     operation({
@@ -202,7 +205,7 @@ export function registryOperations(services: ApiServices): Operation[] {
           for (const key of ['type', 'url', 'username', 'caFile', 'insecure'] as const) if (body[key] !== undefined) detail[key] = body[key];
           await audit(services, ctx, identity, { action: 'registry.update', resourceType: 'registry', resource: row.name, detail });
         }
-        return { body: { ...view(row), usedBy: await meta.registries.usedBy(row.id) } };
+        return { body: { ...view(row), usedBy: await meta.registries.usedBy(row.id), usedByRules: await meta.registries.usedByRules(row.id) } };
       },
     }),
     operation({

@@ -62,6 +62,12 @@ export function manifestRoutes(deps: OciDeps): Route[] {
               ETag: `"${info.digest}"`,
             });
             res.end('body' in info ? info.body : undefined);
+            // After the answer, fire and forget, and only while a webhook wants pulls: never on the pull's path.
+            if (req.method === 'GET' && registry.audit.pullEventsWanted()) {
+              registry.audit
+                .recordEvent({ type: 'artifact.pulled', repository: target, project: projectOf(target), digest: info.digest, tag: reference.includes(':') ? null : reference, actor: identityName(grant.identity) ?? null })
+                .catch((err: unknown) => ctx.log.warn({ err }, 'pull event write failed'));
+            }
           }
         }
       },

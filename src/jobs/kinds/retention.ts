@@ -23,7 +23,7 @@ export const retentionPayload = z.strictObject({
 /** What the kind needs from the composition root. */
 export interface RetentionServices {
   retention: {
-    meta: Pick<Metadata, 'projects' | 'retention' | 'jobItems' | 'immutability' | 'repositories' | 'manifests' | 'artifacts'>;
+    meta: Pick<Metadata, 'projects' | 'retention' | 'jobItems' | 'immutability' | 'repositories' | 'manifests' | 'artifacts' | 'events'>;
     /**
      * Deletes an artifact by digest as the API's artifact deletion does, by `actor`. Rejects with
      * MANIFEST_UNKNOWN when it is gone already, DENIED when an immutability rule protects it.
@@ -170,6 +170,13 @@ export const retention: JobKind<RetentionServices> = {
         ? `dry run of project "${name}": ${figures.retained} artifact(s) kept, ${figures.deleted} would be deleted`
         : `retention of project "${name}": ${figures.retained} artifact(s) kept, ${figures.deleted} deleted${figures.failed > 0 ? `, ${figures.failed} could not be deleted (see the run's items)` : ''}`,
     );
+    // For webhooks (retention.finished): the run's figures, written once the run has done its work.
+    await meta.events.record({
+      type: 'retention.finished',
+      project: name,
+      actor: RETENTION_ACTOR,
+      detail: { job: job.id, state: figures.failed > 0 ? 'partial' : 'succeeded', dryRun, total: figures.total, retained: figures.retained, deleted: figures.deleted, failed: figures.failed },
+    });
   },
 };
 

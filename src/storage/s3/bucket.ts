@@ -15,7 +15,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { isNoSuchUpload, isNotFound } from './client.ts';
-import { mapLimit } from './map-limit.ts';
+import { mapLimit } from '../../domain/map-limit.ts';
 
 /** An object's size and ETag. */
 export interface ObjectInfo {

@@ -3,7 +3,7 @@ import { StorageError, type AppendOptions, type DeleteUploadOptions } from '../b
 import { cutParts } from './append.ts';
 import type { Bucket, KeyRange } from './bucket.ts';
 import { isNoSuchUpload } from './client.ts';
-import { mapLimit } from './map-limit.ts';
+import { mapLimit } from '../../domain/map-limit.ts';
 import type { Layout } from './layout.ts';
 import { RecentStates } from './recent.ts';
 import { emptyState, parseState, serializeState, tailSize, type Segment, type UploadState } from './state.ts';

@@ -30,8 +30,11 @@ export interface Measurement {
   readonly auth: boolean;
   readonly backend: Backend;
   readonly topology: 'direct' | 'nginx';
-  /** `machine`: the storage's own synced write of the same bytes, measured next to each round (push figures). */
-  readonly registry: RegistryName | 'machine';
+  /**
+   * `machine`: the storage's own synced write of the same bytes, measured next to each round (push
+   * figures). `skopeo`: skopeo moving images between the registries (issue 16's replication figures).
+   */
+  readonly registry: RegistryName | 'machine' | 'skopeo';
   readonly samples: number[];
   readonly median: number;
   /** Median CPU of the benchmark client while measuring, as a fraction of one core. */
@@ -171,7 +174,7 @@ export async function alternate(
 }
 
 /** Records a list of samples for one registry (or the machine's probe) as a measurement. */
-export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: RegistryName | 'machine', samples: readonly Sample[], note?: string): void {
+export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: Measurement['registry'], samples: readonly Sample[], note?: string): void {
   const withUsage = samples.filter((s) => s.usage);
   ctx.record({
     ...spec,

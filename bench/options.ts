@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { StorageKind } from './measure.ts';
 
 /** The figures of issue 5 (and 13, 14), by name. */
-export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy'] as const;
+export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy', 'replication'] as const;
 export type FigureId = (typeof FIGURES)[number];
 
 /** The issue's numbering (and the group `gc`), accepted by `--figures` as well as the names. */
@@ -34,6 +34,13 @@ export const LIFECYCLE_FIGURES: readonly FigureId[] = BY_NUMBER['gc']!;
  * Berth on SQLite + filesystem, on disk (tmpfs when disk is not asked for).
  */
 export const PROXY_FIGURES: readonly FigureId[] = ['proxy'];
+
+/**
+ * Issue 16's figures: replication against `skopeo sync`, event-based replication lag and webhook
+ * delivery. Like the proxy figures they start registries of their own and run once,
+ * authentication off, Berth on SQLite + filesystem, on disk (tmpfs when disk is not asked for).
+ */
+export const REPLICATION_FIGURES: readonly FigureId[] = ['replication'];
 
 /** With authentication on, only these run (push, pull, manifest GET), so the matrix stays small. */
 export const AUTH_SUBSET: readonly FigureId[] = ['push', 'pull', 'manifest'];
@@ -109,6 +116,21 @@ export interface Scale {
   readonly proxyFirstRounds: number;
   /** Cached tag pulls counted at the upstream, inside and after the freshness window. */
   readonly proxyTagPulls: number;
+  /** The replicated image set: repositories × tags per repository images (one project). */
+  readonly replRepos: number;
+  readonly replTagsPerRepo: number;
+  /** Unique layer bytes over the whole set (each image's share split into `replUniqueLayers` layers). */
+  readonly replUniqueBytes: number;
+  readonly replUniqueLayers: number;
+  /** Base layers every image of the set shares (sizes). */
+  readonly replBaseLayers: readonly number[];
+  /** Pushes timed from acknowledgement to the manifest at the destination (event-based replication). */
+  readonly replEventSamples: number;
+  /** Pushes timed from acknowledgement to the webhook's delivery, one at a time. */
+  readonly webhookLagSamples: number;
+  /** Tag pushes of the webhook burst, and how many clients push them. */
+  readonly webhookBurst: number;
+  readonly webhookBurstClients: number;
 }
 
 const FULL: Scale = {
@@ -155,6 +177,16 @@ const FULL: Scale = {
   // Three: each round leaves the layer in three stores (upstream, Berth, Distribution's proxy).
   proxyFirstRounds: 3,
   proxyTagPulls: 5,
+  // 50 images: 10 repositories of 5 tags; 200 MiB unique over them (4 MiB each, in 2 layers) and two shared base layers.
+  replRepos: 10,
+  replTagsPerRepo: 5,
+  replUniqueBytes: 200 * MiB,
+  replUniqueLayers: 2,
+  replBaseLayers: [16 * MiB, 8 * MiB],
+  replEventSamples: 20,
+  webhookLagSamples: 50,
+  webhookBurst: 10_000,
+  webhookBurstClients: 16,
 };
 
 const QUICK: Scale = {
@@ -182,6 +214,12 @@ const QUICK: Scale = {
   proxyFirstBytes: 64 * MiB,
   proxyFirstRounds: 2,
   proxyTagPulls: 3,
+  replRepos: 5,
+  replTagsPerRepo: 2,
+  replUniqueBytes: 40 * MiB,
+  replEventSamples: 20,
+  webhookLagSamples: 20,
+  webhookBurst: 2_000,
 };
 
 /** Everything the run was asked to do. */
@@ -210,7 +248,8 @@ export const USAGE = `usage: npm run bench -- [options]
                           the chunked-upload hash alone: OpenSSL's vs the resumable one, no registry;
                           gc = ${LIFECYCLE_FIGURES.join(',')}: issue 14, auth off, disk (else tmpfs) per backend;
                           proxy: issue 15's proxy cache vs Distribution's proxy mode, auth off, SQLite + filesystem,
-                          disk (else tmpfs))
+                          disk (else tmpfs); replication: issue 16's replication vs skopeo sync, event-based
+                          replication lag and webhook delivery, auth off, SQLite + filesystem, disk (else tmpfs))
   --storage LIST          disk, tmpfs (default both)
   --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
   --backend B             sqlite-fs, postgres-s3 or both (default both): Berth's metadata and blobs;
@@ -224,6 +263,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --images N              image pushes of the projects figure (default 1000)
   --window-ms N           length of each request-rate window (default 2500)
   --proxy-layer-mib N     the layer of the first (uncached) proxy pull figure (default 1024, quick 64)
+  --repl-images N         images of the replication figures (default 50, quick 10; 5 tags per repository, quick 2)
+  --webhook-burst N       tag pushes of the webhook burst figure (default 10000, quick 2000)
   --gc-blobs N            unreferenced blobs the gc-sweep figure collects on the filesystem (default 50000; S3 a fifth)
   --profile               write V8 CPU profiles of Berth (bench/results/profiles-…; see bench/README.md)
   --berth-log-level L     Berth's log level (default info: one access-log line per request)
@@ -242,6 +283,17 @@ function positive(value: string | undefined, what: string): number | undefined {
   const n = Number(value);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`${what} must be a positive whole number`);
   return n;
+}
+
+/**
+ * The replication set for `images` images: as many repositories of the scale's tags each (at least
+ * one), and the unique bytes pro rata (4 MiB an image), so the per-image share stays the issue's.
+ */
+function replicationImages(base: Scale, images: number | undefined): Partial<Scale> {
+  if (images === undefined) return {};
+  const repos = Math.max(1, Math.round(images / base.replTagsPerRepo));
+  const perImage = base.replUniqueBytes / (base.replRepos * base.replTagsPerRepo);
+  return { replRepos: repos, replUniqueBytes: Math.round((repos * base.replTagsPerRepo * perImage) / MiB) * MiB };
 }
 
 /** Parses argv (after `--`); throws an Error with a message for the user on bad input. */
@@ -263,6 +315,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
       'window-ms': { type: 'string' },
       'gc-blobs': { type: 'string' },
       'proxy-layer-mib': { type: 'string' },
+      'repl-images': { type: 'string' },
+      'webhook-burst': { type: 'string' },
       profile: { type: 'boolean' },
       'berth-log-level': { type: 'string' },
       keep: { type: 'boolean' },
@@ -284,6 +338,8 @@ export function parseOptions(argv: readonly string[]): BenchOptions | 'help' {
     windowMs: positive(values['window-ms'], '--window-ms') ?? base.windowMs,
     gcBlobs: positive(values['gc-blobs'], '--gc-blobs') ?? base.gcBlobs,
     proxyFirstBytes: (positive(values['proxy-layer-mib'], '--proxy-layer-mib') ?? base.proxyFirstBytes / MiB) * MiB,
+    webhookBurst: positive(values['webhook-burst'], '--webhook-burst') ?? base.webhookBurst,
+    ...replicationImages(base, positive(values['repl-images'], '--repl-images')),
   };
   const figureItems = list(values.figures, [...FIGURES, ...Object.keys(BY_NUMBER)], 'figure');
   const figures = figureItems ? FIGURES.filter((f) => figureItems.some((i) => i === f || BY_NUMBER[i]?.includes(f))) : [...FIGURES];

@@ -6,6 +6,7 @@ import { format, pct, type Measurement, type StorageKind } from './measure.ts';
 import type { Backend } from './options.ts';
 import { lifecycleTargets } from './report-lifecycle.ts';
 import { isProxyFigure, proxyTargets } from './report-proxy.ts';
+import { isReplicationFigure, replicationTargets } from './report-replication.ts';
 import { cpu, table } from './table.ts';
 
 /** The machine's limits measured in the same run. */
@@ -42,8 +43,8 @@ function ratio(b: Measurement | undefined, d: Measurement | undefined): number {
 /** The figures table, one block per phase (storage × auth), rows in the order they were measured. */
 export function figuresTable(ms: readonly Measurement[]): string[] {
   const out: string[] = [];
-  // Issue 15's figures have a table of their own (report-proxy.ts): their registries are other ones.
-  const direct = ms.filter((m) => m.topology === 'direct' && !isProxyFigure(m));
+  // Issues 15's and 16's figures have tables of their own (report-proxy.ts, report-replication.ts): their registries are other ones.
+  const direct = ms.filter((m) => m.topology === 'direct' && !isProxyFigure(m) && !isReplicationFigure(m));
   const phases = [...new Set(direct.map((m) => `${m.storage}|${m.auth}|${m.backend}`))];
   for (const phase of phases) {
     const [storage, authText, backend] = phase.split('|') as [StorageKind, string, Backend];
@@ -191,6 +192,7 @@ export function evaluateTargets(ms: readonly Measurement[], limits: MachineLimit
   }
   lifecycleTargets(ms, add);
   proxyTargets(ms, add);
+  replicationTargets(ms, add);
   return results;
 }
 
@@ -285,7 +287,7 @@ export function targetsTable(results: readonly TargetResult[]): string[] {
   const skipped = results.length - ran.length;
   return [
     '',
-    '== targets (issues 5, 13, 14 and 15; authentication off) ==',
+    '== targets (issues 5, 13, 14, 15 and 16; authentication off) ==',
     ...table(['figure', 'target', 'measured', ''], rows, new Set()),
     `${met} of ${ran.length} met${skipped ? `; ${skipped} not evaluated (figure or phase not run)` : ''}`,
   ];

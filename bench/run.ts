@@ -1,7 +1,8 @@
 // `npm run bench`: Berth against CNCF Distribution on this machine, in the same run — on disk and
 // on tmpfs, without and with authentication, on SQLite + filesystem and on PostgreSQL + S3, and
-// scaled out to 1 and 3 replicas behind nginx; garbage collection and retention — then the tables,
-// the machine's limits, the targets of issues 5, 13 and 14, and bench/results/<timestamp>.json.
+// scaled out to 1 and 3 replicas behind nginx; garbage collection and retention; the proxy cache;
+// replication and webhooks — then the tables, the machine's limits, the targets of issues 5 and
+// 13–16, and bench/results/<timestamp>.json.
 // See bench/README.md.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -16,7 +17,7 @@ import { peakMemory, pull, pushChunked, pushMonolithic, smallPushes, startMemory
 import { skopeoCopy } from './figures/skopeo.ts';
 import { ramDir, type RamDir, s3Limit, sha256Limit, syncedWriteLimit } from './machine.ts';
 import type { FigureContext, Measurement, StorageKind } from './measure.ts';
-import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, PROXY_FIGURES, REPLICA_SUBSET, USAGE } from './options.ts';
+import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, PROXY_FIGURES, REPLICA_SUBSET, REPLICATION_FIGURES, USAGE } from './options.ts';
 import { authOverhead, backendTable, evaluateTargets, figuresTable, hashTable, limitsTable, type MachineLimits, replicasTable, targetsTable } from './report.ts';
 import { lifecycleTable } from './report-lifecycle.ts';
 import { type BenchServer, type BerthStorage, distributionVersion, startBackendServers, startBenchBerth, startBenchDistribution, startBenchReplicas } from './servers.ts';
@@ -24,6 +25,8 @@ import { uploadHashCost } from './figures/hash.ts';
 import { gcMark, gcPush, gcSweep, retentionEval } from './figures/lifecycle.ts';
 import { proxyCache } from './figures/proxy.ts';
 import { proxyTable } from './report-proxy.ts';
+import { replicationFigures } from './figures/replication.ts';
+import { replicationTable } from './report-replication.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise<void>> = {
@@ -42,12 +45,14 @@ const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise
   'gc-push': gcPush,
   'retention-eval': retentionEval,
   proxy: proxyCache,
+  replication: replicationFigures,
 };
 /**
  * Run order within a phase: the stream figure after the others on the phase's registries, after
- * the peak-memory reading; then issue 14's and 15's (the proxy cache), which start registries of their own.
+ * the peak-memory reading; then issue 14's, 15's (the proxy cache) and 16's (replication, webhooks),
+ * which start registries of their own.
  */
-const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy'];
+const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy', 'replication'];
 
 /** Cleanup to run however the run ends (also on Ctrl-C): registries by pid, the tmpfs, scratch. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -102,7 +107,8 @@ async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, sc
       (!auth || AUTH_SUBSET.includes(f)) &&
       (spec.topology === 'direct' || REPLICA_SUBSET.includes(f)) &&
       (!LIFECYCLE_FIGURES.includes(f) || lifecycleHere) &&
-      (!PROXY_FIGURES.includes(f) || (lifecycleHere && spec.backend === 'sqlite-fs')),
+      (!PROXY_FIGURES.includes(f) || (lifecycleHere && spec.backend === 'sqlite-fs')) &&
+      (!REPLICATION_FIGURES.includes(f) || (lifecycleHere && spec.backend === 'sqlite-fs')),
   );
   if (figures.length === 0) return;
   const phase = phaseName(spec);
@@ -276,6 +282,7 @@ async function main(): Promise<number> {
     ...replicasTable(sink.measurements),
     ...lifecycleTable(sink.measurements),
     ...proxyTable(sink.measurements),
+    ...replicationTable(sink.measurements),
     ...hashTable(limits),
     ...limitsTable(limits, sink.measurements),
     ...targetsTable(targets),

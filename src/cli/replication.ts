@@ -240,7 +240,8 @@ async function follow(client: ApiClient, id: number, quiet: boolean): Promise<Ex
   let shown = '';
   for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
     const e = await client.get<ExecutionView>(`/replication/executions/${id}`);
-    const line = `${e.state}${e.progress?.phase ? ` (${e.progress.phase})` : ''}: ${figuresText(e)}`;
+    const figures = figuresText(e);
+    const line = `${e.state}${e.progress?.phase ? ` (${e.progress.phase})` : ''}${figures === '-' ? '' : `: ${figures}`}`;
     if (!quiet && line !== shown && !FINAL.has(e.state)) process.stderr.write(`${line}\n`);
     shown = line;
     if (FINAL.has(e.state)) return e;
@@ -323,8 +324,12 @@ export function replicationCommand(program: Command): void {
       const { items } = await client.list<TaskView>(`/replication/executions/${done.id}/tasks`, { outcome: undefined }, 200);
       if (opts.json) printJSON({ execution: done, tasks: items });
       else {
-        printTasks(items.filter((t) => t.outcome !== 'skipped'));
-        console.log(`\nexecution ${done.id} ${done.state}: ${figuresText(done)}`);
+        const changed = items.filter((t) => t.outcome !== 'skipped');
+        if (changed.length > 0) {
+          printTasks(changed);
+          console.log('');
+        }
+        console.log(`execution ${done.id} ${done.state}: ${figuresText(done)}`);
       }
       if (done.state !== 'succeeded') throw new CliError(`replication execution ${done.id} ${done.state}${done.error ? `: ${done.error}` : ''}`);
     });

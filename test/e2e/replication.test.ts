@@ -201,9 +201,12 @@ describe('replication between registries', { timeout: 150_000 }, () => {
     assert.equal(await headAt(source.url, admin, 'pulled/tool', '2.3'), image.digest);
     const layer = await fetch(`${source.url}/v2/pulled/tool/blobs/${image.layers[0]!.digest}`, { headers: { Authorization: admin } });
     assert.deepEqual(Buffer.from(await layer.arrayBuffer()), image.blobs.get(image.layers[0]!.digest));
-    // The outbox tells webhooks how it ended.
-    const events = await serverQuery(source.dataDir, "select detail from events where type = 'replication.finished'");
-    const detail = events.map((e) => JSON.parse(String(e.detail)) as Record<string, unknown>).find((d) => d.execution === execution.id);
-    assert.deepEqual(detail && { rule: detail.rule, state: detail.state, copied: detail.copied, trigger: detail.trigger }, { rule: 'from-dist', state: 'succeeded', copied: 1, trigger: 'manual' });
+    // The outbox tells the webhooks of the project it touched how it ended.
+    const events = await serverQuery(source.dataDir, "select project, detail from events where type = 'replication.finished'");
+    const finished = events.map((e): Record<string, unknown> => ({ project: e.project, ...(JSON.parse(String(e.detail)) as Record<string, unknown>) })).filter((d) => d.execution === execution.id);
+    assert.deepEqual(
+      finished.map((d) => ({ project: d.project, rule: d.rule, state: d.state, copied: d.copied, trigger: d.trigger })),
+      [{ project: 'pulled', rule: 'from-dist', state: 'succeeded', copied: 1, trigger: 'manual' }],
+    );
   });
 });

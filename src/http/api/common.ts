@@ -9,7 +9,7 @@ import { identityName, type Identity } from '../../auth/identity.ts';
 import { PERMISSIONS, type Permission } from '../../auth/roles.ts';
 import type { Config } from '../../config/schema.ts';
 import type { Metadata } from '../../metadata/index.ts';
-import type { ProjectRow } from '../../metadata/schema.ts';
+import type { JobRow, ProjectRow } from '../../metadata/schema.ts';
 import type { Registry } from '../../registry/index.ts';
 import type { BlobStore } from '../../storage/blob-store.ts';
 import type { EndpointService } from '../../remote/endpoints.ts';
@@ -79,6 +79,31 @@ export function expiryFrom(days: number | undefined): number | null {
 /** An ISO time of a stored millisecond value; null stays null. */
 export function iso(ms: number | null | undefined): string | null {
   return ms === null || ms === undefined ? null : new Date(Number(ms)).toISOString();
+}
+
+/** The states of a job (src/jobs/), as run views show them. */
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
+
+/** How far a job got: the fields every view of a run (a job of some kind) shows, for the OpenAPI document. */
+export const jobLifecycle = {
+  state: z.enum(JOB_STATES),
+  cancelRequested: z.boolean(),
+  error: z.string().nullable(),
+  createdAt: isoTime,
+  startedAt: isoTime.nullable(),
+  finishedAt: isoTime.nullable(),
+};
+
+/** A job's `jobLifecycle` fields. */
+export function lifecycleOf(row: JobRow) {
+  return {
+    state: row.state,
+    cancelRequested: row.cancel_requested === 1,
+    error: row.error,
+    createdAt: iso(row.created_at)!,
+    startedAt: iso(row.started_at),
+    finishedAt: iso(row.finished_at),
+  };
 }
 
 // ---- pagination ----

@@ -3,25 +3,19 @@ import { z } from 'zod';
 import { GC_KEY, GC_KIND, gcPayload } from '../../jobs/kinds/gc.ts';
 import { JOB_LOG_LINES } from '../../metadata/jobs.ts';
 import type { JobRow } from '../../metadata/schema.ts';
-import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, requireAdmin, storedJSON, window, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, jobLifecycle, JOB_STATES, lifecycleOf, notFound, pageOf, pageQuery, paged, requireAdmin, storedJSON, window, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
-const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 
 /** A run as the API shows it: the job, its options, and the figures it saved (see GcFigures). */
 const run = z.object({
   id: z.number().int(),
-  state: z.enum(STATES),
+  ...jobLifecycle,
   dryRun: z.boolean(),
   deleteUntagged: z.boolean(),
   trigger: z.enum(['manual', 'schedule']),
   attempts: z.number().int(),
   maxAttempts: z.number().int(),
-  cancelRequested: z.boolean(),
-  error: z.string().nullable(),
-  createdAt: isoTime,
-  startedAt: isoTime.nullable(),
-  finishedAt: isoTime.nullable(),
   figures: z
     .object({ phase: z.string(), examined: z.number(), blobsDeleted: z.number(), bytesFreed: z.number(), eta: z.unknown() })
     .loose()
@@ -71,16 +65,11 @@ function view(row: JobRow) {
   const figures = storedJSON(row.progress);
   return {
     id: row.id,
-    state: row.state,
+    ...lifecycleOf(row),
     ...options,
     trigger: row.dedupe_key?.startsWith(`${GC_KIND}@`) ? ('schedule' as const) : ('manual' as const),
     attempts: row.attempts,
     maxAttempts: row.max_attempts,
-    cancelRequested: row.cancel_requested === 1,
-    error: row.error,
-    createdAt: iso(row.created_at),
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
     figures: figures !== null && typeof figures === 'object' ? figures : null,
   };
 }

@@ -1,15 +1,14 @@
 import { z } from 'zod';
 import { JOB_LOG_LINES } from '../../metadata/jobs.ts';
 import type { JobLogRow, JobRow } from '../../metadata/schema.ts';
-import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, requireAdmin, window, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, JOB_STATES, notFound, pageOf, pageQuery, paged, requireAdmin, window, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
-const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 
 const job = z.object({
   id: z.number().int(),
   kind: z.string(),
-  state: z.enum(STATES),
+  state: z.enum(JOB_STATES),
   payload: z.unknown(),
   attempts: z.number().int(),
   maxAttempts: z.number().int(),
@@ -89,7 +88,7 @@ export function jobOperations(services: ApiServices): Operation[] {
       tag: 'jobs',
       summary: 'Background jobs, newest first (system administrators)',
       query: z.object({
-        state: z.enum(STATES).optional().describe('only jobs in this state'),
+        state: z.enum(JOB_STATES).optional().describe('only jobs in this state'),
         kind: z
           .string()
           .max(64)

@@ -5,10 +5,9 @@ import { REPLICATION_KIND, replicationKey, type ReplicationRuleValues, type Stor
 import type { JobItemRow, JobRow } from '../../metadata/schema.ts';
 import { TASK_OUTCOMES } from '../../replication/execution.ts';
 import { destinationSchema, filtersSchema, ruleFields, ruleText, settingProblems, DEFAULT_CONCURRENCY, type Direction, type RuleSettings, type Trigger } from '../../replication/rules.ts';
-import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, requireAdmin, storedJSON, window, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, jobLifecycle, JOB_STATES, lifecycleOf, notFound, pageOf, pageQuery, paged, requireAdmin, storedJSON, window, type ApiServices } from './common.ts';
 import { invalid, operation, type Operation } from './route.ts';
 
-const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 /** A manual execution is not retried as a whole (its artifacts are): the person who started it sees how it went at once. */
 const MANUAL_ATTEMPTS = 1;
 
@@ -78,13 +77,8 @@ const executionView = z.object({
   id: z.number().int(),
   rule: z.string().nullable().describe('the rule, null once deleted'),
   trigger: z.enum(['manual', 'schedule', 'event']),
-  state: z.enum(STATES),
-  cancelRequested: z.boolean(),
+  ...jobLifecycle,
   progress: z.unknown().nullable().describe('phase (listing, copying, done), total, copied, skipped, diverged, deleted, failed, bytes'),
-  error: z.string().nullable(),
-  createdAt: isoTime,
-  startedAt: isoTime.nullable(),
-  finishedAt: isoTime.nullable(),
 });
 
 const taskView = z.object({
@@ -141,18 +135,7 @@ function viewRule(rule: StoredReplicationRule) {
 function viewExecution(row: JobRow, rule: string | null) {
   const payload = storedJSON(row.payload) as { trigger?: unknown } | null;
   const trigger = payload?.trigger === 'schedule' || payload?.trigger === 'event' ? payload.trigger : 'manual';
-  return {
-    id: row.id,
-    rule,
-    trigger,
-    state: row.state,
-    cancelRequested: row.cancel_requested === 1,
-    progress: storedJSON(row.progress),
-    error: row.error,
-    createdAt: iso(row.created_at)!,
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
-  };
+  return { id: row.id, rule, trigger, ...lifecycleOf(row), progress: storedJSON(row.progress) };
 }
 
 function viewTask(row: JobItemRow) {

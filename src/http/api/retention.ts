@@ -5,7 +5,7 @@ import type { Permission } from '../../auth/roles.ts';
 import { policySchema, ruleSchema, ruleText, type RetentionRule } from '../../lifecycle/retention/rules.ts';
 import { RETENTION_KIND, retentionKey, type StoredRetentionPolicy } from '../../metadata/retention.ts';
 import type { JobItemRow, JobRow, ProjectRow } from '../../metadata/schema.ts';
-import { audit, conflict, iso, isoTime, notFound, pageOf, pageQuery, paged, projectAccess, projectName, storedJSON, window, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, jobLifecycle, JOB_STATES, lifecycleOf, notFound, pageOf, pageQuery, paged, projectAccess, projectName, storedJSON, window, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
 /** Changing the policy and starting runs: project administrators (and system administrators). */
@@ -15,7 +15,6 @@ const READ: Permission = 'member.list';
 
 /** `pending`: a real run is deleting it now (or crashed while doing so: its next attempt settles it). */
 const OUTCOMES = ['retained', 'deleted', 'would-delete', 'failed', 'pending'] as const;
-const STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const;
 
 const projectParam = z.object({ project: projectName });
 const runParam = z.object({
@@ -41,13 +40,8 @@ const runView = z.object({
   project: z.string(),
   dryRun: z.boolean(),
   trigger: z.enum(['manual', 'schedule']),
-  state: z.enum(STATES),
-  cancelRequested: z.boolean(),
+  ...jobLifecycle,
   progress: z.unknown().nullable().describe('phase, total, retained, deleted (would be deleted in a dry run), failed'),
-  error: z.string().nullable(),
-  createdAt: isoTime,
-  startedAt: isoTime.nullable(),
-  finishedAt: isoTime.nullable(),
 });
 const itemView = z.object({
   repository: z.string(),
@@ -81,13 +75,8 @@ function viewRun(project: string, row: JobRow) {
     project,
     dryRun: payload?.dryRun === true,
     trigger: row.dedupe_key ? ('schedule' as const) : ('manual' as const),
-    state: row.state,
-    cancelRequested: row.cancel_requested === 1,
+    ...lifecycleOf(row),
     progress: storedJSON(row.progress),
-    error: row.error,
-    createdAt: iso(row.created_at)!,
-    startedAt: iso(row.started_at),
-    finishedAt: iso(row.finished_at),
   };
 }
 

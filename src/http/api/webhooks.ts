@@ -46,18 +46,8 @@ const createBody = z.strictObject({
   caFile: fields.caFile.optional(),
   insecure: fields.insecure.optional(),
 });
-const updateBody = z.strictObject({
-  url: fields.url.optional(),
-  events: fields.events.optional(),
-  format: fields.format.optional(),
-  description: fields.description.optional(),
-  enabled: fields.enabled.optional(),
-  authHeader: fields.authHeader.optional(),
-  secret: fields.secret.optional(),
-  generateSecret: fields.generateSecret.optional(),
-  caFile: fields.caFile.optional(),
-  insecure: fields.insecure.optional(),
-});
+/** A change: any field of a creation but the name (absent: unchanged). */
+const updateBody = createBody.omit({ name: true }).partial();
 
 const webhookView = z.object({
   name: z.string(),

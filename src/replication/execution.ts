@@ -165,10 +165,16 @@ class Execution {
         await this.flush();
         // Marks made after this round's reading stay for the next round. A round stopped by a
         // shutdown or a lost lease keeps its marks for the attempt that takes over; a cancelled
-        // one drops them (the person who cancelled wants it to stop; the next full run catches up).
-        if (o.signal.aborted && o.signal.reason !== 'cancelled') o.signal.throwIfAborted();
+        // execution drops every mark made before the cancel (below).
+        o.signal.throwIfAborted();
         await o.marks.remove(marks.filter((m) => o.lastAttempt || !failed.has(m.id)).map((m) => m.id));
       }
+    } catch (err) {
+      // The person who cancelled wants it to stop, including the runs coalesced into it and the
+      // pushes it had still to copy (the next full run catches up): otherwise the sweep would
+      // start the rule again on what was left.
+      if (o.signal.aborted && o.signal.reason === 'cancelled') await this.dropMarks(Date.now());
+      throw err;
     } finally {
       await this.pool.drain();
       await this.flush().catch(() => undefined);
@@ -177,6 +183,16 @@ class Execution {
     this.figures.phase = 'done';
     o.progress({ ...this.figures });
     return this.figures;
+  }
+
+  /** Removes the rule's marks made up to `before` (ms). */
+  private async dropMarks(before: number): Promise<void> {
+    for (let after = 0; ; ) {
+      const marks = (await this.o.marks.take(this.o.rule.id, MARKS_PER_ROUND, after)).filter((m) => m.createdAt <= before);
+      if (marks.length === 0) return;
+      await this.o.marks.remove(marks.map((m) => m.id));
+      after = marks.at(-1)!.id;
+    }
   }
 
   /** Every source repository the filters select, every tag of each: compared, copied where they differ. */

@@ -150,6 +150,8 @@ describe('replication API and CLI', { timeout: 150_000 }, () => {
     dist.proxy.reset();
     const cancelled = await waitFor(first.id);
     assert.equal(cancelled.state, 'cancelled');
+    // What was coalesced into it is cancelled with it: no mark is left for the sweep to start it again.
+    assert.deepEqual(await serverQuery(server.dataDir, 'select id from replication_marks'), []);
     await call('POST', `/replication/executions/${first.id}/cancel`, 409);
 
     // CLI: a rule from flags, a run that works, then one against a failing peer.

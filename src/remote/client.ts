@@ -23,6 +23,11 @@ export interface ClientOptions {
   maxManifestBytes?: number;
   /** Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size; default 64 MiB. */
   uploadChunkBytes?: number;
+  /**
+   * Ends the client's work: once aborted, requests in flight fail at once and new ones are not
+   * sent (both reject with the signal's reason). A replication execution's cancel or shutdown.
+   */
+  signal?: AbortSignal;
 }
 
 /** The default `Accept` for manifests: OCI index and manifest, Docker manifest list and schema 2. */
@@ -78,6 +83,7 @@ export class RegistryClient {
       timeoutMs: options.timeoutMs ?? 30_000,
       userAgent: options.userAgent ?? `berth/${VERSION}`,
       redact: (text) => this.#auth.redact(text),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
     this.#auth = new Authenticator(endpoint, this.#transport);
   }

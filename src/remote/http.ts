@@ -33,6 +33,8 @@ export interface TransportOptions {
   userAgent: string;
   /** Removes secrets (password, tokens) from upstream text before it reaches an error message. */
   redact: (text: string) => string;
+  /** Aborts every request in flight and refuses new ones (see ClientOptions.signal). */
+  signal?: AbortSignal;
 }
 
 /** Statuses an idempotent request is retried on; 429 is not: the proxy cache must see it at once to serve stale. */
@@ -53,7 +55,13 @@ export class Transport {
   readonly #ownHttps: https.Agent;
   readonly #foreignHttps: https.Agent;
 
+  /** Requests in flight, destroyed when `options.signal` aborts (one listener, however many requests). */
+  readonly #inFlight = new Set<ClientRequest>();
+
   constructor(endpoint: Endpoint, options: TransportOptions) {
+    options.signal?.addEventListener('abort', () => {
+      for (const req of this.#inFlight) req.destroy(options.signal!.reason instanceof Error ? options.signal!.reason : new Error('aborted'));
+    }, { once: true });
     this.origin = new URL(endpoint.url).origin;
     this.#name = endpoint.name;
     this.#options = options;
@@ -75,13 +83,14 @@ export class Transport {
     const idempotent = typeof call.body !== 'function' && (call.idempotent ?? (call.method === 'GET' || call.method === 'HEAD'));
     for (let attempt = 1; ; attempt++) {
       const last = attempt >= ATTEMPTS;
+      this.#options.signal?.throwIfAborted();
       try {
         const res = await this.#follow(call);
         if (!idempotent || last || !RETRY_STATUSES.has(res.statusCode ?? 0)) return res;
         discard(res);
       } catch (error) {
         const retry = error instanceof RemoteError && !last && (idempotent ? retryable(error) : freshSocketRetry(error, call));
-        if (!retry) throw error;
+        if (!retry || this.#options.signal?.aborted) throw this.#options.signal?.aborted ? this.#options.signal.reason : error;
       }
       await sleep(Math.round(100 * 3 ** (attempt - 1) * (0.5 + Math.random())));
     }
@@ -199,7 +208,9 @@ export class Transport {
         settled = true;
         reject(writerFailure ?? this.#networkError(call.op, error, req.reusedSocket && !response));
       });
+      this.#inFlight.add(req);
       req.once('close', () => {
+        this.#inFlight.delete(req);
         if (!response) dog.stop();
       });
       if (typeof body === 'function') {

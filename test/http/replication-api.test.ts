@@ -63,7 +63,8 @@ describe('replication API and CLI', { timeout: 150_000 }, () => {
 
   before(async () => {
     // Short leases (cancellation is seen at a heartbeat: a third of it) and a peer that gives up soon.
-    server = await startTestServer({ jobs: { lease: 3 }, replication: { timeout: 3, maxAttempts: 2, retryDelay: '100ms' } });
+    // A peer that hangs is waited for 30 s: a cancel must not wait for that.
+    server = await startTestServer({ jobs: { lease: 3 }, replication: { timeout: 30, maxAttempts: 2, retryDelay: '100ms' } });
     dist = await startDistributionUpstream(processes);
     await call('POST', '/users', 201, { username: 'plain', password: USER_PASSWORD });
     await call('POST', '/projects', 201, { name: 'team' });
@@ -146,10 +147,14 @@ describe('replication API and CLI', { timeout: 150_000 }, () => {
     const second = await call<Execution>('POST', '/replication/rules/slow/executions', 202);
     assert.equal(second.id, first.id, 'one active execution per rule');
     assert.equal(second.coalesced, true);
+    // Cancelled while its request to the peer hangs: the request is dropped at once.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const asked = performance.now();
     await call<Execution>('POST', `/replication/executions/${first.id}/cancel`, 200);
-    dist.proxy.reset();
     const cancelled = await waitFor(first.id);
     assert.equal(cancelled.state, 'cancelled');
+    assert.ok(performance.now() - asked < 5_000, `cancelled within ${Math.round(performance.now() - asked)} ms, not after the peer's 30 s timeout`);
+    dist.proxy.reset();
     // What was coalesced into it is cancelled with it: no mark is left for the sweep to start it again.
     assert.deepEqual(await serverQuery(server.dataDir, 'select id from replication_marks'), []);
     await call('POST', `/replication/executions/${first.id}/cancel`, 409);

@@ -68,7 +68,7 @@ export const replication: JobKind<ReplicationServices> = {
     if (job.attempt > 1) await meta.jobItems.clear(job.id);
     const endpoint = await endpoints.endpointById(stored.registryId);
     if (!endpoint) throw new Error(`replication: the registry endpoint of rule "${stored.name}" no longer exists`);
-    const client = new RegistryClient(endpoint, { timeoutMs: settings.timeoutMs, uploadChunkBytes: settings.chunkBytes, userAgent: `berth/${VERSION} replication` });
+    const client = new RegistryClient(endpoint, { timeoutMs: settings.timeoutMs, uploadChunkBytes: settings.chunkBytes, userAgent: `berth/${VERSION} replication`, signal: ctx.signal });
     const remote = remoteSide(client, endpoint.name);
     const local = localSide({ registry, meta, actor: `replication:${stored.name}` });
     const [source, destination] = rule.direction === 'push' ? [local, remote] : [remote, local];

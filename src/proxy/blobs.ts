@@ -62,6 +62,8 @@ export class ProxyBlobs {
       }
       const stored = await this.deps.store.stat(digest);
       if (stored !== undefined) {
+        // Linked meanwhile (a fill's link that finished between the caller's lookup and ours): served as any other.
+        if (await this.linked(repository, digest)) return undefined;
         // Cached for another repository: the upstream must have it in this one too.
         metrics.upstreamRequests.inc({ kind: 'blob-head' });
         const size = await up.client.blobExists(up.remote, digest);
@@ -82,6 +84,16 @@ export class ProxyBlobs {
       if (err instanceof RegistryError) throw err;
       metrics.requests.inc({ kind: 'blob', result: 'error' });
       throw upstreamError(err, up, 'blob');
+    }
+  }
+
+  private async linked(repository: string, digest: string): Promise<boolean> {
+    try {
+      await this.deps.blobs.stat(repository, digest);
+      return true;
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'BLOB_UNKNOWN') return false;
+      throw err;
     }
   }
 

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { RandomImage } from './images.ts';
 import { type ClientRun, type RegistryTarget, Session, referenceOf, verifyPulledImage } from './client-common.ts';
+import { CommandError, describeResult } from './run.ts';
 
 /** Which containerd to use. */
 export interface CtrOptions {
@@ -55,7 +56,15 @@ export async function pushPullCtr(target: RegistryTarget, image: RandomImage, op
     const manifestDigest = digestFromList(listed, reference);
     if (!manifestDigest) throw session.fail(`no digest for ${reference} in:\n${listed}`);
 
-    await session.run('ctr', [...ctr, 'images', 'push', ...remote, reference]);
+    const pushed = await session.run('ctr', [...ctr, 'images', 'push', ...remote, reference], { allowFailure: true });
+    if (pushed.code !== 0 || pushed.timedOut) {
+      // ctr reads the layers from containerd's content store over gRPC while it uploads; under load
+      // that read sometimes breaks (containerd/containerd#5734: "rpc error: code = Internal desc =
+      // unexpected EOF") and ctr abandons its uploads. That failure is the client's own, never an
+      // HTTP answer: only it is retried, once, and the retry must succeed. Anything else fails here.
+      if (!/rpc error: code = Internal desc = unexpected EOF/.test(pushed.stderr)) throw session.fail(describeResult(pushed), new CommandError(pushed));
+      await session.run('ctr', [...ctr, 'images', 'push', ...remote, reference]);
+    }
     await session.run('ctr', [...ctr, 'images', 'rm', '--sync', local, reference]);
     const left = (await session.run('ctr', [...ctr, 'content', 'ls', '-q'])).stdout.trim();
     if (left) throw session.fail(`content left after ctr images rm --sync (pull would not download it):\n${left}`);

@@ -54,3 +54,19 @@ export class RegistryError extends Error {
     this.status = options.status ?? ERROR_CODES[code].status;
   }
 }
+
+/** One field that failed validation, as `detail.fields` lists them. */
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/**
+ * A 400 INVALID naming every field in `fields` (in the message too, so one line says it all): the
+ * one error for refused settings, whether the API's schema or a service's own checks refused them.
+ * The messages must never repeat what was sent.
+ */
+export function invalid(fields: FieldError[]): RegistryError {
+  const summary = fields.map((f) => `${f.path}: ${f.message}`).join('; ');
+  return new RegistryError('INVALID', `invalid request: ${summary}`, { fields });
+}

@@ -2,7 +2,7 @@
 // the password sealed at rest (bound to the endpoint's name), opened only to build the Endpoint the
 // outbound client uses, and a connection test whose answer names what failed — never a credential.
 import { SealError, type Sealer } from '../auth/sealed.ts';
-import { RegistryError } from '../domain/errors.ts';
+import { invalid, RegistryError, type FieldError } from '../domain/errors.ts';
 import type { RegistryStore } from '../metadata/registries.ts';
 import type { RegistryRow } from '../metadata/schema.ts';
 import { readCA } from './ca.ts';
@@ -28,19 +28,6 @@ export interface EndpointSettings {
   caFile?: string | null;
   insecure?: boolean;
   description?: string | null;
-}
-
-/** One field that failed validation (the API's `detail.fields` form). */
-export interface EndpointFieldError {
-  path: string;
-  message: string;
-}
-
-/** INVALID (400) naming each refused field; the messages never repeat what was sent. */
-export class EndpointInvalidError extends RegistryError {
-  constructor(readonly fields: EndpointFieldError[]) {
-    super('INVALID', `invalid request: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
-  }
 }
 
 /**
@@ -96,7 +83,7 @@ interface Resolved {
 
 /**
  * Registry endpoints: create, change, delete (refused while a proxy-cache project uses one), the
- * Endpoint for the outbound client, and the connection test. Errors: EndpointInvalidError (400),
+ * Endpoint for the outbound client, and the connection test. Errors: INVALID (400, `invalid`),
  * RegistryError CONFLICT for a name taken, RegistryInUseError from `delete`, EndpointUnusableError
  * from `endpoint`; the database's own.
  */
@@ -105,7 +92,7 @@ export class EndpointService {
 
   /** Creates endpoint `name`; its row. CONFLICT when the name is taken. */
   async create(name: string, settings: EndpointSettings, createdBy: string | null): Promise<RegistryRow> {
-    if (!ENDPOINT_NAME.test(name)) throw new EndpointInvalidError([{ path: 'name', message: ENDPOINT_NAME_RULE }]);
+    if (!ENDPOINT_NAME.test(name)) throw invalid([{ path: 'name', message: ENDPOINT_NAME_RULE }]);
     const resolved = await this.resolve(settings, undefined);
     const row = await this.deps.registries.create({
       name,
@@ -174,7 +161,7 @@ export class EndpointService {
   /**
    * Tests a saved endpoint (`target` a name, with unsaved `changes` laid over it if given), or
    * unsaved settings: pings the registry through the real challenge and token/Basic flow. Answers
-   * rather than throws for everything the registry did; EndpointInvalidError for bad settings;
+   * rather than throws for everything the registry did; INVALID for bad settings;
    * undefined when a named endpoint does not exist.
    */
   async test(target: string | EndpointSettings, changes?: EndpointSettings): Promise<EndpointTest | undefined> {
@@ -209,7 +196,7 @@ export class EndpointService {
    * Every refused field is named at once.
    */
   private async resolve(settings: EndpointSettings, saved: RegistryRow | undefined): Promise<Resolved> {
-    const fields: EndpointFieldError[] = [];
+    const fields: FieldError[] = [];
     const type = settings.type ?? (saved?.type as RegistryType | undefined);
     if (type === undefined || !REGISTRY_TYPES.includes(type)) fields.push({ path: 'type', message: type === undefined ? 'required' : `one of ${REGISTRY_TYPES.join(', ')}` });
 
@@ -256,7 +243,7 @@ export class EndpointService {
     const description = settings.description !== undefined ? settings.description : (saved?.description ?? null);
     if (description !== null && description.length > 1024) fields.push({ path: 'description', message: 'at most 1024 characters' });
 
-    if (fields.length > 0) throw new EndpointInvalidError(fields);
+    if (fields.length > 0) throw invalid(fields);
     return { type: type!, url: url!, username, password, caFile, ...(ca !== undefined ? { ca } : {}), insecure: settings.insecure ?? saved?.insecure === 1, description };
   }
 }

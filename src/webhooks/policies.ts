@@ -3,7 +3,7 @@
 // opened only to send a delivery, and the "send test event" action.
 import { readCA } from '../remote/ca.ts';
 import { SealError, type Sealer } from '../auth/sealed.ts';
-import { RegistryError } from '../domain/errors.ts';
+import { invalid, RegistryError, type FieldError } from '../domain/errors.ts';
 import type { WebhookStore } from '../metadata/webhooks.ts';
 import type { ProjectRow, WebhookDeliveryRow, WebhookRow } from '../metadata/schema.ts';
 import { webhookURLProblem } from './deliver.ts';
@@ -34,13 +34,6 @@ export interface WebhookSettings {
   generateSecret?: boolean;
   caFile?: string | null;
   insecure?: boolean;
-}
-
-/** INVALID (400) naming each refused field; the messages never repeat what was sent. */
-export class WebhookInvalidError extends RegistryError {
-  constructor(readonly fields: { path: string; message: string }[]) {
-    super('INVALID', `invalid request: ${fields.map((f) => `${f.path}: ${f.message}`).join('; ')}`, { fields });
-  }
 }
 
 /** A saved policy that cannot be used: its sealed values do not open, or its CA file went. Never names a secret. */
@@ -78,7 +71,7 @@ function context(row: { project_id: number; name: string } | { projectId: number
 
 /**
  * Webhook policies: create, change (validated, secrets sealed), the target of a delivery (secrets
- * opened), and test events. Errors: WebhookInvalidError (400), RegistryError CONFLICT for a name
+ * opened), and test events. Errors: INVALID (400, `invalid`), RegistryError CONFLICT for a name
  * taken, WebhookUnusableError from `target`; the database's own.
  */
 export class WebhookService {
@@ -87,7 +80,7 @@ export class WebhookService {
 
   /** Creates policy `name` in `project`; its row and, when one was generated, the secret (shown once). */
   async create(project: ProjectRow, name: string, settings: WebhookSettings, createdBy: string | null): Promise<{ row: WebhookRow; secret?: string }> {
-    const fields: { path: string; message: string }[] = [];
+    const fields: FieldError[] = [];
     if (!WEBHOOK_NAME.test(name)) fields.push({ path: 'name', message: WEBHOOK_NAME_RULE });
     if (settings.url === undefined) fields.push({ path: 'url', message: 'required' });
     if (settings.events === undefined) fields.push({ path: 'events', message: `required: some of ${WEBHOOK_EVENTS.join(', ')}` });
@@ -171,7 +164,7 @@ export class WebhookService {
     return (await this.deps.webhooks.delivery(row.id, id!))!;
   }
 
-  private async resolve(s: WebhookSettings, saved: WebhookRow | undefined, fields: { path: string; message: string }[]) {
+  private async resolve(s: WebhookSettings, saved: WebhookRow | undefined, fields: FieldError[]) {
     let url = saved?.url ?? '';
     if (s.url !== undefined) {
       const problem = webhookURLProblem(s.url);
@@ -207,7 +200,7 @@ export class WebhookService {
         if ('message' in read) fields.push({ path: 'caFile', message: read.message });
       }
     }
-    if (fields.length > 0) throw new WebhookInvalidError(fields);
+    if (fields.length > 0) throw invalid(fields);
     return { url, events, format, description, authHeader, secret, caFile, insecure: s.insecure ?? saved?.insecure === 1, enabled: s.enabled ?? (saved ? saved.enabled === 1 : true) };
   }
 }

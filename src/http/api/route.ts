@@ -2,7 +2,7 @@
 // a validated, authenticated `Route` and an OpenAPI operation out — so the document can never
 // describe a request the server would validate differently.
 import { z } from 'zod';
-import { RegistryError } from '../../domain/errors.ts';
+import { invalid, RegistryError, type FieldError } from '../../domain/errors.ts';
 import { ANONYMOUS, type Identity } from '../../auth/identity.ts';
 import { readSmallBody } from '../body.ts';
 import type { Context, Route } from '../context.ts';
@@ -85,17 +85,8 @@ export function operation<P extends z.ZodType = z.ZodNever, Q extends z.ZodType 
   };
 }
 
-/** One field that failed validation, as `detail.fields` lists them. */
-export interface FieldError {
-  path: string;
-  message: string;
-}
-
-/** A 400 INVALID naming every field in `fields` (in the message too, so one line says it all). */
-export function invalid(fields: FieldError[]): RegistryError {
-  const summary = fields.map((f) => `${f.path}: ${f.message}`).join('; ');
-  return new RegistryError('INVALID', `invalid request: ${summary}`, { fields });
-}
+/** Refused input: see `invalid` in src/domain/errors.ts (re-exported for the API's modules). */
+export { invalid, type FieldError };
 
 /** Validates `input` against `schema`; INVALID naming each offending field otherwise. */
 export function validate<T extends z.ZodType>(schema: T, input: unknown, where: string): z.output<T> {

@@ -1,14 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { backoff, type RetryPolicy } from '../domain/backoff.ts';
 import type { JobStore, NewJob } from '../metadata/jobs.ts';
 import type { JobRow } from '../metadata/schema.ts';
 import type { AbortReason, Job, JobLogLevel } from './kind.ts';
 
-/** Backoff between attempts: `baseMs` doubled per attempt, at most `maxMs`, with jitter. */
-export interface RetryPolicy {
-  baseMs: number;
-  maxMs: number;
-}
+export type { RetryPolicy };
 
 export const DEFAULT_RETRY: RetryPolicy = { baseMs: 10_000, maxMs: 3_600_000 };
 
@@ -18,11 +15,12 @@ const PROGRESS_INTERVAL_MS = 1000;
 const TRIM_EVERY = 20;
 
 /**
- * The delay before the retry that follows failed attempt `attempt` (from 1): exponential, capped,
- * and drawn from its upper half ("equal jitter") so jobs that failed together do not retry together.
+ * The delay before the retry that follows failed attempt `attempt` (from 1): the exponential
+ * backoff, drawn from its upper half ("equal jitter") so jobs that failed together do not retry
+ * together.
  */
 export function retryDelay(attempt: number, policy: RetryPolicy, random: () => number = Math.random): number {
-  const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attempt - 1));
+  const ceiling = backoff(attempt, policy);
   return Math.round(ceiling / 2 + (random() * ceiling) / 2);
 }
 

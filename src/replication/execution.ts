@@ -8,6 +8,7 @@ import { projectOf } from '../domain/names.ts';
 import type { JobItemStore, NewJobItem } from '../metadata/job-items.ts';
 import type { ReplicationMark, StoredReplicationRule } from '../metadata/replication.ts';
 import { RemoteError } from '../remote/types.ts';
+import { backoff } from '../domain/backoff.ts';
 import { copyArtifact, DestinationBlobs, type CopyResult } from './copy.ts';
 import { artifactKindOf, bytesText, destinationName, literalRepositories, needsBody, selectsArtifact, selectsRepository, selectsTag, type Destination, type Filters } from './rules.ts';
 import { Throttle } from './throttle.ts';
@@ -397,7 +398,7 @@ class Execution {
         return await step();
       } catch (err) {
         if (this.o.signal.aborted || attempt >= this.o.maxAttempts || !isTransient(err)) throw err;
-        await sleep(this.o.retryDelayMs * 2 ** (attempt - 1), undefined, { signal: this.o.signal });
+        await sleep(backoff(attempt, { baseMs: this.o.retryDelayMs, maxMs: Infinity }), undefined, { signal: this.o.signal });
       }
     }
   }

@@ -10,6 +10,7 @@ import { send, type SendResult } from '../../webhooks/deliver.ts';
 import { WEBHOOK_KIND, webhookKey, WebhookUnusableError, type WebhookService, type WebhookTarget } from '../../webhooks/policies.ts';
 import { signatureHeaders } from '../../webhooks/sign.ts';
 import type { JobKind } from '../kind.ts';
+import { backoff } from '../../domain/backoff.ts';
 
 /** What a delivery job is enqueued with. */
 export const webhookPayload = z.strictObject({ webhook: z.number().int().positive() });
@@ -33,7 +34,7 @@ export interface WebhookServices {
 
 /** The wait after failed attempt `attempt` (from 1): `base` doubled per attempt, at most an hour. */
 export function deliveryBackoff(attempt: number, baseMs: number): number {
-  return Math.min(MAX_RETRY_DELAY_MS, baseMs * 2 ** Math.max(0, attempt - 1));
+  return backoff(attempt, { baseMs, maxMs: MAX_RETRY_DELAY_MS });
 }
 
 /**

@@ -142,7 +142,7 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     registries: new RegistryStore(db, changes),
     replication: new ReplicationStore(db),
     proxyTags: new ProxyTagStore(db),
-    webhooks: new WebhookStore(db),
+    webhooks: new WebhookStore(db, changes),
     changes,
     async close() {
       await changes.close();

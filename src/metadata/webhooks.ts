@@ -3,6 +3,7 @@
 // sealed by the caller (src/webhooks/policies.ts seals and opens them) — and every delivery is one
 // message to one policy: queued once per outbox event, claimed by the policy's delivery job,
 // settled delivered, retried later or failed.
+import type { ChangeFeed } from './changes.ts';
 import type { DB } from './dialect.ts';
 import type { WebhookDeliveryRow, WebhookRow } from './schema.ts';
 
@@ -61,27 +62,31 @@ export interface Page<T> {
  * The webhook tables. Policies: CRUD per project, names unique within a project. Deliveries: a
  * small queue per policy, safe to use from several replicas (claims move `next_at` past the claim,
  * so a second claimer skips a delivery in flight; a claim left by a dead replica comes due again
- * when it lapses). Every change made through this store is told to `onChange` listeners of this
- * process at once (caches of other replicas rely on their TTL). Errors: only the database's own.
+ * when it lapses). Every policy change made through this store is published on the change feed
+ * (topic `webhook`): `onChange` listeners of every replica hear it. Errors: only the database's own.
  */
 export class WebhookStore {
-  private readonly listeners = new Set<() => void>();
   private readonly pulls = { watched: false, at: -Infinity, loading: false, again: false };
   /** How long `pullsWatched` serves a value before reading it again, ms. */
   static readonly PULLS_TTL_MS = 2_000;
 
-  constructor(private readonly db: DB) {}
-
-  /** Calls `listener` after every policy change made through this store in this process; returns the unsubscribe. */
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  constructor(
+    private readonly db: DB,
+    private readonly changes: ChangeFeed,
+  ) {
+    changes.subscribe('webhook', () => {
+      this.pulls.at = -Infinity;
+      this.refreshPulls();
+    });
   }
 
-  private changed(): void {
-    this.pulls.at = -Infinity;
-    this.refreshPulls();
-    for (const listener of this.listeners) listener();
+  /** Calls `listener` after every policy change heard on the change feed (this replica's and the others'); returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    return this.changes.subscribe('webhook', () => listener());
+  }
+
+  private async changed(projectId: number): Promise<void> {
+    await this.changes.publish('webhook', String(projectId));
   }
 
   // ---- policies ----
@@ -140,7 +145,7 @@ export class WebhookStore {
       .onConflict((oc) => oc.columns(['project_id', 'name']).doNothing())
       .executeTakeFirst();
     if (Number(result.numInsertedOrUpdatedRows ?? 0) === 0) return undefined;
-    this.changed();
+    await this.changed(values.projectId);
     return this.find(values.projectId, values.name);
   }
 
@@ -158,7 +163,7 @@ export class WebhookStore {
     if (changes.enabled !== undefined) set.enabled = changes.enabled ? 1 : 0;
     const result = await this.db.updateTable('webhooks').set(set).where('project_id', '=', projectId).where('name', '=', name).executeTakeFirst();
     if (Number(result.numUpdatedRows) === 0) return undefined;
-    this.changed();
+    await this.changed(projectId);
     return this.find(projectId, name);
   }
 
@@ -171,16 +176,15 @@ export class WebhookStore {
       await tx.deleteFrom('webhook_deliveries').where('webhook_id', '=', row.id).execute();
       await tx.deleteFrom('webhooks').where('id', '=', row.id).execute();
     });
-    this.changed();
+    await this.changed(projectId);
     return true;
   }
 
   /**
    * Whether some enabled policy subscribes to `artifact.pulled` — what the pull path asks before
-   * recording a pull. Synchronous and cheap: answers from memory, and when the value is older than
-   * `PULLS_TTL_MS` reads it again in the background, so a change made on another replica counts
-   * within a couple of seconds; a change made through this store is read again at once. False
-   * until the first read completes.
+   * recording a pull. Synchronous and cheap: answers from memory, read again in the background
+   * when the change feed tells of a policy change on any replica, and when the value is older than
+   * `PULLS_TTL_MS` (what a missed notification can leave stale). False until the first read completes.
    */
   pullsWatched(): boolean {
     if (!this.pulls.loading && performance.now() - this.pulls.at > WebhookStore.PULLS_TTL_MS) this.refreshPulls();

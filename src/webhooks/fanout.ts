@@ -37,8 +37,8 @@ export function messageIdOf(eventId: number, webhookId: number): string {
  * idempotently: a delivery is unique per (policy, event) — and enqueues the delivery job of each
  * policy that got one; `sweep` enqueues the job of every policy with deliveries due (retries that
  * came due, work left by a replica that died). Policies are cached per project for
- * POLICY_CACHE_MS, and dropped at once when this process changes one, so a change made on another
- * replica applies to events read at most a second or so later.
+ * POLICY_CACHE_MS, and dropped when the change feed tells of a change on any replica (the TTL
+ * bounds what a missed notification can leave stale).
  */
 export function webhookFanout(deps: FanoutDeps): EventHandler & { close(): void } {
   const cache = new Map<string, { rows: WebhookRow[]; at: number }>();

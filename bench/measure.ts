@@ -186,6 +186,24 @@ export function recordSamples(ctx: FigureContext, spec: FigureSpec, registry: Me
   });
 }
 
+/**
+ * Runs each named figure of a set in turn; a figure that fails is logged with its stack and does
+ * not stop the others. Rejects at the end, naming every figure that failed.
+ */
+export async function runEach<S>(ctx: FigureContext, setup: S, figures: readonly (readonly [string, (ctx: FigureContext, setup: S) => Promise<void>])[]): Promise<void> {
+  const failures: string[] = [];
+  for (const [name, figure] of figures) {
+    try {
+      await figure(ctx, setup);
+    } catch (error) {
+      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      ctx.log(`  ${name} FAILED: ${message}`);
+      failures.push(`${name}: ${message.split('\n')[0]}`);
+    }
+  }
+  if (failures.length) throw new Error(failures.join('; '));
+}
+
 /** Runs `op` in `workers` parallel loops until `durationMs` has passed; returns how many completed. */
 export async function loadFor(workers: number, durationMs: number, op: (worker: number) => Promise<void>): Promise<number> {
   const deadline = Date.now() + durationMs;

@@ -8,7 +8,7 @@ import { expect, imageConfig, MANIFEST_ACCEPT, OCI_CONFIG, OCI_LAYER, OCI_MANIFE
 import { StreamedBlob } from '../content.ts';
 import { fetchLarge, keepAliveAgent } from '../http.ts';
 import { syncedWriteLimit } from '../machine.ts';
-import { format, recordSamples, timed, type FigureContext, type FigureSpec, type Sample } from '../measure.ts';
+import { format, recordSamples, runEach, timed, type FigureContext, type FigureSpec, type Sample } from '../measure.ts';
 import type { BenchServer, RegistryName } from '../servers.ts';
 import {
   addEndpoint,
@@ -81,18 +81,15 @@ export async function proxyCache(ctx: FigureContext): Promise<void> {
   filler.agent.destroy();
   await pushBenchImage(berth, `direct/${IMAGE_REPO}`, IMAGE_TAG, image);
   const setup: ProxySetup = { upstream, distProxy, berth, api, image };
-  const failures: string[] = [];
-  for (const [name, figure] of [['cached pull', cachedPulls], ['first pull', firstPulls], ['upstream requests', upstreamRequests]] as const) {
-    try {
-      await figure(ctx, setup);
-    } catch (error) {
-      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      ctx.log(`  ${name} FAILED: ${message}`);
-      failures.push(`${name}: ${message.split('\n')[0]}`);
-    }
+  try {
+    await runEach(ctx, setup, [
+      ['cached pull', cachedPulls],
+      ['first pull', firstPulls],
+      ['upstream requests', upstreamRequests],
+    ]);
+  } finally {
+    api.close();
   }
-  api.close();
-  if (failures.length) throw new Error(failures.join('; '));
 }
 
 /** `round` for each source, `rounds` times, the first source changing each round; returns the samples by source. */

@@ -9,7 +9,7 @@ import { run } from '../../test/support/run.ts';
 import { RegistryClient } from '../client.ts';
 import { keepAliveAgent } from '../http.ts';
 import { syncedWriteLimit } from '../machine.ts';
-import { format, recordSamples, type FigureContext, type Sample } from '../measure.ts';
+import { format, recordSamples, runEach, type FigureContext, type Sample } from '../measure.ts';
 import { cpuSeconds, type BenchServer } from '../servers.ts';
 import {
   childCpuSeconds,
@@ -67,24 +67,17 @@ export async function replicationFigures(ctx: FigureContext): Promise<void> {
   await api.project(SET_PROJECT);
   await pushSet(berth, set, PUSH_CLIENTS);
   const setup: ReplicationSetup = { berth, api, set };
-  const failures: string[] = [];
   const figures = [
     ['replication vs skopeo sync', syncRounds],
     ['event-based replication lag', eventLag],
     ['webhook delivery', webhookFigures],
     ['webhook burst across a replica kill', webhookBurstAcrossKill],
   ] as const;
-  for (const [name, figure] of figures) {
-    try {
-      await figure(ctx, setup);
-    } catch (error) {
-      const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-      ctx.log(`  ${name} FAILED: ${message}`);
-      failures.push(`${name}: ${message.split('\n')[0]}`);
-    }
+  try {
+    await runEach(ctx, setup, figures);
+  } finally {
+    api.close();
   }
-  api.close();
-  if (failures.length) throw new Error(failures.join('; '));
 }
 
 /** CPU seconds of the processes by pid now (summed). */

@@ -62,5 +62,27 @@ export function checkConfig(config: Config): string[] {
   if (config.auth.tokenTTL < 300) {
     warnings.push(`auth.tokenTTL is ${config.auth.tokenTTL} s: an upload that takes longer fails on its final request with an expired token (M9); 1800 s or more is safer`);
   }
+  warnings.push(...identityWarnings(config));
+  return warnings;
+}
+
+/** What in `auth.ldap` / `auth.oidc` would expose passwords or tokens, or go unused. */
+function identityWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  const { mode, ldap, oidc } = config.auth;
+  if (ldap && mode !== 'ldap') warnings.push(`auth.ldap is set but auth.mode is ${mode}: the directory is not used`);
+  if (oidc && mode !== 'oidc') warnings.push(`auth.oidc is set but auth.mode is ${mode}: the OpenID provider is not used`);
+  if (mode === 'ldap' && ldap) {
+    const url = new URL(ldap.url);
+    if (url.protocol === 'ldap:' && !ldap.startTLS && !LOOPBACK.test(url.hostname)) {
+      warnings.push(`auth.ldap.url ${url.host} is plain ldap:// without startTLS: every directory password crosses the network unencrypted; use ldaps:// or startTLS: true`);
+    }
+    if (ldap.insecure) warnings.push("auth.ldap.insecure is true: the directory's certificate is not checked, so anyone in between can read passwords");
+    if (!ldap.groupBaseDN && ldap.adminGroup) warnings.push('auth.ldap.adminGroup is set without groupBaseDN: groups are not read, so nobody becomes an administrator through it');
+  }
+  if (mode === 'oidc' && oidc) {
+    const issuer = new URL(oidc.issuer);
+    if (issuer.protocol === 'http:' && !LOOPBACK.test(issuer.hostname)) warnings.push(`auth.oidc.issuer ${issuer.origin} is plain http: ID tokens and codes cross the network unencrypted`);
+  }
   return warnings;
 }

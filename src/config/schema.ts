@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { parseCidr } from '../domain/cidr.ts';
 import { parseSecretsKey } from '../auth/sealed.ts';
+import { ldapSchema, oidcSchema } from './identity.ts';
 
 const duration = z
   .union([z.number().int().positive(), z.string().regex(/^\d+(ms|s|m|h|d)?$/, 'a duration such as 900, 15m, 1h or 7d')])
@@ -79,7 +80,17 @@ export const configSchema = z
          * first replica that starts, then shared).
          */
         signingKey: z.string().min(1).optional(),
+        /**
+         * Where people's accounts live: `local` (Berth's own users), `ldap` (a directory) or `oidc`
+         * (an OpenID provider). Local users (the `admin` account among them) and robots keep
+         * working beside either.
+         */
+        mode: z.enum(['local', 'ldap', 'oidc']).default('local'),
+        ldap: ldapSchema(duration).optional(),
+        oidc: oidcSchema(duration).optional(),
       })
+      .refine((a) => a.mode !== 'ldap' || a.ldap !== undefined, { message: 'auth.mode ldap needs the auth.ldap section (url, baseDN…)', path: ['ldap'] })
+      .refine((a) => a.mode !== 'oidc' || a.oidc !== undefined, { message: 'auth.mode oidc needs the auth.oidc section (issuer, clientId…)', path: ['oidc'] })
       .prefault({}),
     tls: z
       .strictObject({ cert: z.string().min(1).optional(), key: z.string().min(1).optional() })

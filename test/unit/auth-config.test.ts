@@ -93,3 +93,34 @@ test('hosts compare with default ports normalised', () => {
   assert.equal(normalizeHost('hub.example.com:80', 'http:'), 'hub.example.com');
   assert.equal(normalizeHost('hub.example.com:443', 'http:'), 'hub.example.com:443');
 });
+
+test('config: auth.mode ldap and oidc are validated at start, naming the field', async () => {
+  const { openIdentitySources } = await import('../../src/auth/sources.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'berth-cfg-'));
+  const load = (yaml: string, env: Record<string, string> = {}) => {
+    const file = join(dir, 'berth.yml');
+    writeFileSync(file, yaml);
+    return loadConfig({ file, env });
+  };
+  const refused = (yaml: string, message: RegExp) => assert.throws(() => load(yaml), (err: unknown) => err instanceof ConfigError && message.test(err.message));
+  try {
+    refused('auth:\n  mode: ldap\n', /auth\.ldap: auth\.mode ldap needs the auth\.ldap section/);
+    refused('auth:\n  mode: oidc\n', /auth\.oidc: auth\.mode oidc needs the auth\.oidc section/);
+    refused('auth:\n  mode: sso\n', /auth\.mode/);
+    refused('auth:\n  mode: ldap\n  ldap:\n    url: http://ldap.example.com\n    baseDN: dc=x\n', /auth\.ldap\.url: must be an ldap:\/\/ or ldaps:\/\/ URL/);
+    refused('auth:\n  mode: ldap\n  ldap:\n    url: ldap://l\n    baseDN: dc=x\n    bindDN: cn=svc\n', /bindDN and auth\.ldap\.bindPassword must be given together/);
+    refused('auth:\n  mode: ldap\n  ldap:\n    url: ldaps://l\n    startTLS: true\n    baseDN: dc=x\n', /startTLS is for ldap:\/\/ URLs/);
+    refused('auth:\n  mode: ldap\n  ldap:\n    url: ldap://l\n    baseDN: dc=x\n    nestedGroups: deep\n', /auth\.ldap\.nestedGroups/);
+    refused('auth:\n  mode: oidc\n  oidc:\n    issuer: ftp://idp\n    clientId: berth\n', /auth\.oidc\.issuer: must be an https:\/\//);
+    refused('auth:\n  mode: oidc\n  oidc:\n    issuer: https://idp\n', /auth\.oidc\.clientId/);
+    // Secrets from the environment rather than the file.
+    const ok = load('auth:\n  mode: ldap\n  ldap:\n    url: ldap://127.0.0.1:1\n    baseDN: dc=x\n    bindDN: cn=svc\n', { BERTH_LDAP_BIND_PASSWORD: 'from-env' });
+    assert.equal(ok.auth.ldap?.bindPassword, 'from-env');
+    assert.equal(ok.auth.ldap?.cacheTTL, 60);
+    // An OIDC redirect URI that cannot be known exactly stops Berth at start.
+    const oidc = load('auth:\n  mode: oidc\n  oidc:\n    issuer: https://idp.example.com\n    clientId: berth\n');
+    assert.throws(() => openIdentitySources(oidc, undefined as never, undefined as never, () => undefined), (err: unknown) => err instanceof ConfigError && /redirectURL .* or externalURL/.test(err.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

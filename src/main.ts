@@ -17,6 +17,7 @@ import { createRegistry } from './registry/index.ts';
 import { ProjectAuthorizer } from './auth/authorizer.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { CredentialCheck } from './auth/credentials.ts';
+import { openIdentitySources, type IdentitySources } from './auth/sources.ts';
 import { deriveSecret, loadSigningKey } from './auth/keys.ts';
 import { hashPassword, verifyPassword } from './auth/passwords.ts';
 import { TokenService } from './auth/tokens.ts';
@@ -139,9 +140,23 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     ttl: config.auth.tokenTTL,
     refreshTTL: config.auth.refreshTokenTTL,
   });
-  const passwords = new Authenticator(meta);
   const credentials = new CredentialCheck(meta);
   const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
+  // Where people's accounts live (auth.mode): a sign-in that changes a user drops what every replica caches of them.
+  let identity: IdentitySources;
+  try {
+    identity = openIdentitySources(config, meta, log, (name) => {
+      authorizer.forget(name);
+      credentials.forget(name);
+    });
+  } catch (err) {
+    await store.close();
+    await meta.close();
+    throw err;
+  }
+  const passwords = new Authenticator(meta, {}, identity.external);
+  // Refresh grants and sessions of directory users work while the directory still lists them.
+  credentials.recheck = (user) => passwords.recheck(user, { client: 'system', via: 'refresh' });
   const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls, uploads: { resumableHash: meta.dialect === 'postgres' } });
   const metrics = createMetrics();
   // Secrets at rest (registry endpoint credentials): under secrets.key, else a key derived from the signing key.
@@ -171,7 +186,12 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   const routes = [
     ...opsRoutes({ metrics, draining: () => draining, started: () => started, ready: async () => void (await sql`select 1`.execute(meta.db)) }),
     ...tokenRoutes({ tokens, passwords, authorizer: pullAuthorizer, credentials }),
-    ...apiRoutes({ meta, registry, store, passwords, authorizer, credentials, config, endpoints, webhookPolicies }),
+    ...apiRoutes({
+      meta, registry, store, passwords, authorizer, credentials, config, endpoints, webhookPolicies,
+      onboarding: identity.onboarding,
+      ...(identity.oidcFlows ? { oidc: identity.oidcFlows } : {}),
+      ...(identity.directoryGroups ? { directoryGroups: identity.directoryGroups } : {}),
+    }),
     ...ociRoutes({ registry, access, authorizer: pullAuthorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL, blobRedirect: blobRedirector(config, store), proxy }),
   ];
 
@@ -251,6 +271,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   // Sweeps find retries that came due, and work a dead replica left, within a second or two.
   const consumers = [consume(WEBHOOKS_CONSUMER, fanout, 1000), consume(REPLICATION_CONSUMER, replicationEvents({ replication: meta.replication, enqueue, log }), 2000)];
   started = true;
+  void identity.probe();
 
   return {
     url,
@@ -269,6 +290,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
       clearTimeout(timer);
       await jobsStopped;
       await proxy.close();
+      await identity.close();
       await store.close();
       await meta.close();
       log.info('berth stopped');

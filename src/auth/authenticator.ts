@@ -1,10 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { RegistryError } from '../domain/errors.ts';
 import type { Metadata } from '../metadata/index.ts';
+import type { UserRow } from '../metadata/schema.ts';
 import { robotCredential } from './credentials.ts';
+import { IdentitySourceUnavailableError, type ExternalIdentity } from './external.ts';
 import { ROBOT_PREFIX, type Identity } from './identity.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { TOKEN_PREFIX, hashSecret } from './secrets.ts';
+import type { Onboarding, SignInContext as SignInVia } from './onboarding.ts';
 import { LoginThrottle, type ThrottleOptions } from './throttle.ts';
 
 interface CachedLogin {
@@ -36,6 +39,25 @@ const AUDIT_REPEAT_MS = 5 * 60_000;
 /** Which secrets a check accepts: any (password, personal access token, robot secret) or the password alone. */
 export type SecretKind = 'any' | 'password';
 
+/** A directory that checks the passwords of people who are not local users (LDAP: src/auth/ldap/). */
+export interface PasswordDirectory {
+  /** The person, or undefined when the name and password do not check out; throws IdentitySourceUnavailableError. */
+  authenticate(username: string, password: string): Promise<ExternalIdentity | undefined>;
+  /** The person as the directory lists them now (no password), undefined when no longer listed; throws IdentitySourceUnavailableError. */
+  lookup(username: string): Promise<ExternalIdentity | undefined>;
+}
+
+/** Sign-in through an identity source beside local users (`auth.mode` ldap or oidc). */
+export interface ExternalLogins {
+  /** LDAP mode: the directory that checks passwords of users who are not local. */
+  directory?: PasswordDirectory;
+  onboarding: Onboarding;
+  /** How often (ms) a directory user's groups are read again: at a password login, a personal access token's use, a refresh grant. */
+  resyncMs: number;
+  /** Appended to the refusal of a password for an account without one here (OIDC mode: how those people log in instead). */
+  passwordHint?: string;
+}
+
 /**
  * Checks `username` + secret credentials, whatever the secret is: a user's password, a user's
  * personal access token (`berth_pat_…`), or a robot's secret (`robot$…` names). Guessing is refused
@@ -57,7 +79,7 @@ export class Authenticator {
   /** When each (credential, scope, client) token login was last audited. */
   private readonly audited = new Map<string, number>();
 
-  constructor(private readonly meta: Metadata, throttle: Partial<ThrottleOptions> = {}) {
+  constructor(private readonly meta: Metadata, throttle: Partial<ThrottleOptions> = {}, private readonly external?: ExternalLogins) {
     this.throttle = new LoginThrottle(throttle);
   }
 
@@ -77,7 +99,8 @@ export class Authenticator {
     }
     let result: LoginResult;
     try {
-      result = accept === 'password' ? await this.password(username, secret) : await this.check(username, secret);
+      const via = { client, via: context?.via ?? 'unknown' };
+      result = accept === 'password' ? await this.password(username, secret, via) : await this.check(username, secret, via);
     } catch (err) {
       ticket.done(undefined);
       throw err;
@@ -117,10 +140,10 @@ export class Authenticator {
     return true;
   }
 
-  private async check(username: string, secret: string): Promise<LoginResult> {
+  private async check(username: string, secret: string, via: SignInVia): Promise<LoginResult> {
     if (username.startsWith(ROBOT_PREFIX)) return this.robot(username, secret);
-    if (secret.startsWith(TOKEN_PREFIX)) return this.personalToken(username, secret);
-    return this.password(username, secret);
+    if (secret.startsWith(TOKEN_PREFIX)) return this.personalToken(username, secret, via);
+    return this.password(username, secret, via);
   }
 
   private async robot(name: string, secret: string): Promise<LoginResult> {
@@ -133,23 +156,71 @@ export class Authenticator {
     return { identity: { kind: 'robot', name: robot.name, id: robot.id, binding: { cred: robotCredential(robot.secret_hash) } } };
   }
 
-  private async personalToken(username: string, token: string): Promise<LoginResult> {
+  private async personalToken(username: string, token: string, via: SignInVia): Promise<LoginResult> {
     const row = await this.meta.tokens.findByHash(hashSecret(token));
     if (!row || row.username !== username) return { reason: INVALID_CREDENTIALS };
     if (row.revoked === 1) return { reason: `personal access token "${row.name}" was revoked: create a new one` };
     if (row.expires_at !== null && Number(row.expires_at) <= Date.now()) {
       return { reason: `personal access token "${row.name}" expired on ${new Date(Number(row.expires_at)).toISOString()}: create a new one` };
     }
+    // A directory user's token works while the directory still lists them (read again every resyncMs).
+    const owner = await this.meta.users.find(row.username);
+    if (owner && !(await this.recheck(owner, via))) return { reason: INVALID_CREDENTIALS };
     void this.meta.tokens.touch(row.id).catch(() => undefined);
-    return { identity: { kind: 'user', name: row.username, isAdmin: row.is_admin === 1, binding: { uid: row.uid, cred: `pat:${row.id}` } } };
+    return { identity: { kind: 'user', name: row.username, isAdmin: (owner?.is_admin ?? row.is_admin) === 1, binding: { uid: row.uid, cred: `pat:${row.id}` } } };
   }
 
-  private async password(username: string, password: string): Promise<LoginResult> {
+  /**
+   * Whether a directory (LDAP) user is still listed by the directory: asked again when their groups
+   * were last read more than `resyncMs` ago, which also brings their groups and admin flag up to
+   * date; a person no longer listed loses every credential (Onboarding.revoke). True at once for
+   * everyone else. Throws UNAVAILABLE (503) when the directory cannot answer.
+   */
+  async recheck(user: UserRow, context: SignInVia): Promise<boolean> {
+    const directory = this.external?.directory;
+    if (user.source !== 'ldap') return true;
+    if (!directory) return false;
+    if (user.groups_synced_at !== null && Date.now() - Number(user.groups_synced_at) < this.external!.resyncMs) return true;
+    const person = await this.unlessUnavailable(directory.lookup(user.username));
+    if (!person || person.externalId !== user.external_id) {
+      await this.external!.onboarding.revoke(user.username, context, person ? 'the directory entry of this name is another person now' : 'the directory no longer lists this user');
+      return false;
+    }
+    return (await this.external!.onboarding.signIn(person, context)).user !== undefined;
+  }
+
+  /** Checks the password with the directory and brings the user up to date (at most every resyncMs). */
+  private async directoryPassword(username: string, password: string, user: UserRow | undefined, directory: PasswordDirectory, via: SignInVia): Promise<LoginResult> {
+    const person = await this.unlessUnavailable(directory.authenticate(username, password));
+    if (!person) return { reason: INVALID_CREDENTIALS };
+    const fresh = user && user.external_id === person.externalId && user.groups_synced_at !== null && Date.now() - Number(user.groups_synced_at) < this.external!.resyncMs;
+    let row = fresh ? user : undefined;
+    if (!row) {
+      const signedIn = await this.external!.onboarding.signIn(person, via);
+      if (!signedIn.user) return { reason: signedIn.reason };
+      row = signedIn.user;
+    }
+    return { identity: { kind: 'user', name: row.username, isAdmin: row.is_admin === 1, binding: { uid: row.uid, cred: `ldap:${row.credential_generation}` } } };
+  }
+
+  /** The identity source's answer; its unavailability as a 503 UNAVAILABLE naming the cause. */
+  private async unlessUnavailable<T>(answer: Promise<T>): Promise<T> {
+    try {
+      return await answer;
+    } catch (err) {
+      if (err instanceof IdentitySourceUnavailableError) throw new RegistryError('UNAVAILABLE', `cannot check credentials: ${err.message}`, undefined, { headers: { 'Retry-After': '10' } });
+      throw err;
+    }
+  }
+
+  private async password(username: string, password: string, via: SignInVia): Promise<LoginResult> {
     const user = await this.meta.users.find(username);
-    if (!user) {
+    const directory = this.external?.directory;
+    if (directory && (user === undefined || user.source === 'ldap')) return this.directoryPassword(username, password, user, directory, via);
+    if (!user || user.source !== 'local') {
       // The same argon2 work as for a real user, so timing does not reveal which names exist.
       await verifyPassword(await this.dummy(), password);
-      return { reason: INVALID_CREDENTIALS };
+      return { reason: this.external?.passwordHint ? `${INVALID_CREDENTIALS} (${this.external.passwordHint})` : INVALID_CREDENTIALS };
     }
     const identity: Identity = { kind: 'user', name: user.username, isAdmin: user.is_admin === 1, binding: { uid: user.uid, cred: `pw:${user.credential_generation}` } };
     const key = createHash('sha256').update(this.salt).update(username).update('\0').update(password).digest('base64');

@@ -64,8 +64,8 @@ export class ProjectAuthorizer implements Authorizer {
       const user = await this.user(identity.name);
       if (!user) return granted;
       if (user.isAdmin) return new Set(ROLE_PERMISSIONS.projectAdmin);
-      const role = await this.meta.projects.roleOf(project.id, user.id);
-      if (role && isRole(role)) add(ROLE_PERMISSIONS[role]);
+      // Their own role and their groups' roles: the union of what each allows.
+      for (const role of await this.meta.members.rolesOf(project.id, user.id)) if (isRole(role)) add(ROLE_PERMISSIONS[role]);
     } else if (identity.kind === 'robot') {
       const robot = await this.meta.robots.find(identity.name);
       if (!robot || robot.disabled === 1 || (robot.expires_at !== null && Number(robot.expires_at) <= Date.now())) return granted;
@@ -83,7 +83,7 @@ export class ProjectAuthorizer implements Authorizer {
     const ids = new Set<number>();
     if (identity.kind === 'user') {
       const user = await this.user(identity.name);
-      if (user) for (const id of await this.meta.projects.projectsOf(user.id)) ids.add(id);
+      if (user) for (const id of await this.meta.members.projectsOf(user.id)) ids.add(id);
     } else if (identity.kind === 'robot') {
       const robot = await this.meta.robots.find(identity.name);
       if (robot) {

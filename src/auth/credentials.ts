@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Metadata } from '../metadata/index.ts';
+import type { UserRow } from '../metadata/schema.ts';
 
 /**
  * What a token or session was made from. Every refresh token, access token and API session names
  * the principal's never-reused identity and the credential that proved it; it works only while
  * that credential does:
- * - `pw:<generation>`: a user's password, until it changes (or an administrator resets it);
+ * - `pw:<generation>`: a local user's password, until it changes (or an administrator resets it);
+ * - `ldap:<generation>`: a directory user's password as the directory checked it, until the user's
+ *   generation moves (the directory stopped listing them: Onboarding.revoke);
+ * - `sso:<generation>`: a sign-in through the OpenID provider (portal sessions), likewise;
  * - `pat:<id>`: a personal access token, until it is revoked or expires;
  * - `secret:<fingerprint>`: a robot's secret, until it is refreshed, or the robot is disabled,
  *   expires or is deleted.
@@ -25,6 +29,15 @@ export function robotCredential(secretHash: string): string {
 export function personalTokenId(binding: Binding | undefined): number | undefined {
   const m = binding && /^pat:(\d+)$/.exec(binding.cred);
   return m ? Number(m[1]) : undefined;
+}
+
+/** Which account source each generation-bound credential proves (a binding of one never proves an account of another). */
+const GENERATION_CREDENTIALS: Readonly<Record<string, string>> = { pw: 'local', ldap: 'ldap', sso: 'oidc' };
+
+/** Whether a binding was made by proving the account's own sign-in (password, directory password, OpenID sign-in), not a token. */
+export function provesSignIn(cred: string): boolean {
+  const m = /^([a-z]+):\d+$/.exec(cred);
+  return m !== null && Object.hasOwn(GENERATION_CREDENTIALS, m[1]!);
 }
 
 export interface CredentialCheckOptions {
@@ -53,6 +66,12 @@ export class CredentialCheck {
   private readonly verdicts = new Map<string, Map<string, Verdict>>();
   private readonly options: CredentialCheckOptions;
 
+  /**
+   * Asked, for uncached checks (refresh grants, sessions), whether a directory user is still listed
+   * by the directory (Authenticator.recheck); unset: not asked.
+   */
+  recheck?: (user: UserRow) => Promise<boolean>;
+
   constructor(private readonly meta: Metadata, options: Partial<CredentialCheckOptions> = {}) {
     this.options = { cacheMs: 5_000, now: () => Date.now(), ...options };
     meta.changes.subscribe('principal', (name) => (name === undefined ? this.verdicts.clear() : this.verdicts.delete(name)));
@@ -70,7 +89,7 @@ export class CredentialCheck {
     const hit = this.verdicts.get(name)?.get(key);
     if (cached && hit && hit.until > now && this.meta.changes.live) return hit.valid;
     const since = this.meta.changes.version('principal');
-    const verdict = kind === 'user' ? await this.user(name, binding, now) : await this.robot(name, binding, now);
+    const verdict = kind === 'user' ? await this.user(name, binding, now, cached) : await this.robot(name, binding, now);
     // A change heard while the database was read may be newer than what it said.
     if (!this.meta.changes.unchangedSince('principal', since)) return verdict.valid;
     if (this.verdicts.size > 10_000) this.verdicts.clear();
@@ -97,12 +116,15 @@ export class CredentialCheck {
     void this.meta.changes.publish('principal', name);
   }
 
-  private async user(name: string, binding: Binding, now: number): Promise<Verdict> {
+  private async user(name: string, binding: Binding, now: number, cached: boolean): Promise<Verdict> {
     const until = now + this.options.cacheMs;
     const user = await this.meta.users.find(name);
     if (!user || !binding.uid || user.uid !== binding.uid) return { valid: false, until };
-    const pw = /^pw:(\d+)$/.exec(binding.cred);
-    if (pw) return { valid: user.credential_generation === Number(pw[1]), until };
+    if (!cached && this.recheck && !(await this.recheck(user))) return { valid: false, until };
+    const generation = /^([a-z]+):(\d+)$/.exec(binding.cred);
+    if (generation && Object.hasOwn(GENERATION_CREDENTIALS, generation[1]!)) {
+      return { valid: GENERATION_CREDENTIALS[generation[1]!] === user.source && user.credential_generation === Number(generation[2]), until };
+    }
     const patId = personalTokenId(binding);
     if (patId === undefined) return { valid: false, until };
     const token = await this.meta.tokens.findById(patId);

@@ -1,4 +1,4 @@
-import type { Binding } from './credentials.ts';
+import { provesSignIn, type Binding } from './credentials.ts';
 
 /**
  * Who is making a request, once authenticated. `binding` names the credential that proved it (see
@@ -31,12 +31,12 @@ export function identityFromSubject(subject: string | undefined, binding?: Bindi
 export const FRESH_SESSION_MS = 10 * 60_000;
 
 /**
- * Whether this request proved the user's password itself: Basic with the password, or a session
- * opened with the password within FRESH_SESSION_MS. Changing the password and creating personal
+ * Whether this request proved the user's own sign-in: Basic with the password (local or directory),
+ * or a session opened with the password or through the OpenID provider within FRESH_SESSION_MS. Changing the password and creating personal
  * access tokens need this (or the current password in the request), so a stolen token cannot
  * turn itself into the account.
  */
 export function provesPassword(identity: Identity, now = Date.now()): boolean {
-  if (identity.kind !== 'user' || !identity.binding?.cred.startsWith('pw:')) return false;
+  if (identity.kind !== 'user' || !identity.binding || !provesSignIn(identity.binding.cred)) return false;
   return identity.sessionOpenedAt === undefined || now - identity.sessionOpenedAt <= FRESH_SESSION_MS;
 }

@@ -3,6 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { ApiClient, ApiError, segment } from './api-client.ts';
 import { formatTime, printJSON } from './format.ts';
+import { authConfig, browserLogin, deviceLogin } from './login-sso.ts';
 import { findLogin, normalizeUrl, removeLogin, saveLogin, type StoredLogin } from './login-store.ts';
 import { CliError, readStdin } from './output.ts';
 import { TOKEN_PREFIX } from '../auth/secrets.ts';
@@ -25,6 +26,8 @@ interface WhoAmI {
 /**
  * `berth login <url>` and `berth logout`: the password is used once, to create a personal access
  * token named after this machine; only that token is stored, and logout revokes it on the server.
+ * With `--sso` or `--device` the person signs in at the server's OpenID provider instead
+ * (login-sso.ts), and the server makes the token.
  */
 export function loginCommand(program: Command): void {
   program
@@ -32,9 +35,25 @@ export function loginCommand(program: Command): void {
     .description('log in to a Berth server: creates a personal access token for this machine and stores it (never the password)')
     .option('-u, --username <name>', 'user name (asked when interactive)')
     .option('--password-stdin', 'read the password (or a personal access token) from standard input')
+    .option('--sso', "sign in through the server's identity provider in a browser (prints the address to open)")
+    .option('--device', "sign in through the server's identity provider from another device (for machines without a browser)")
     .option('--json', 'print JSON')
-    .action(async (rawUrl: string, opts: { username?: string; passwordStdin?: boolean; json?: boolean }) => {
+    .action(async (rawUrl: string, opts: { username?: string; passwordStdin?: boolean; sso?: boolean; device?: boolean; json?: boolean }) => {
       const url = normalizeUrl(rawUrl);
+      if (opts.sso || opts.device) {
+        if (opts.sso && opts.device) throw new CliError('--sso and --device are two ways of signing in: give one');
+        if (opts.username !== undefined || opts.passwordStdin) throw new CliError('--sso and --device sign in at the identity provider: no -u or --password-stdin');
+        const anonymous = new ApiClient(url, undefined);
+        const signedIn = opts.sso ? await browserLogin(anonymous, tokenName(new Date())) : await deviceLogin(anonymous, tokenName(new Date()));
+        await finishLogin(url, signedIn.username, signedIn, opts.json);
+        return;
+      }
+      if (opts.username === undefined) {
+        const config = await authConfig(new ApiClient(url, undefined));
+        if (config?.mode === 'oidc') {
+          throw new CliError(`${url} signs people in through ${config.oidc?.displayName ?? 'single sign-on'}: run berth login ${url} --sso (browser) or --device (no browser here); local accounts give -u NAME`);
+        }
+      }
       const username = opts.username ?? (await ask('Username: '));
       if (!username) throw new CliError('a user name is needed: -u USER');
       const password = opts.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : await askHidden(`Password for ${username} at ${url}: `);
@@ -43,19 +62,7 @@ export function loginCommand(program: Command): void {
       // A personal access token given in place of the password is stored as it is: a token cannot
       // create another (that needs the password), and this one is already the machine's credential.
       const created = password.startsWith(TOKEN_PREFIX) ? await existingToken(url, username, password) : await createToken(ApiClient.basic(url, username, password), tokenName(new Date()));
-      const withToken = ApiClient.basic(url, username, created.token);
-      const me = await withToken.get<WhoAmI>('/auth/whoami');
-      if (me.kind !== 'user') throw new CliError(`the token logs in as ${me.kind} "${me.name}", not as user "${username}"`);
-      const login: StoredLogin = { url, username: me.name, token: created.token, tokenName: created.name, expiresAt: created.expiresAt ?? null };
-      const { file, replaced } = await saveLogin(login);
-      if (replaced && replaced.tokenName !== login.tokenName) await revokeReplaced(replaced);
-
-      if (opts.json) {
-        printJSON({ url, username: me.name, admin: me.isAdmin, tokenName: login.tokenName, expiresAt: login.expiresAt, file });
-        return;
-      }
-      console.log(`logged in to ${url} as ${me.name}${me.isAdmin ? ' (system admin)' : ''}`);
-      console.log(`personal access token "${login.tokenName}" stored in ${file} (expires ${formatTime(login.expiresAt, 'never')}); the password was not stored`);
+      await finishLogin(url, username, created, opts.json);
     });
 
   program
@@ -95,6 +102,23 @@ export function tokenName(now: Date): string {
   const host = hostname().toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 40) || 'host';
   const stamp = now.toISOString().replace(/[-:T]/g, '').slice(0, 12);
   return `berth-cli-${host}-${stamp}`;
+}
+
+/** Checks the new token names `username`, stores it (revoking the one it replaces) and says so. */
+async function finishLogin(url: string, username: string, created: CreatedToken, json: boolean | undefined): Promise<void> {
+  const withToken = ApiClient.basic(url, username, created.token);
+  const me = await withToken.get<WhoAmI>('/auth/whoami');
+  if (me.kind !== 'user') throw new CliError(`the token logs in as ${me.kind} "${me.name}", not as user "${username}"`);
+  const login: StoredLogin = { url, username: me.name, token: created.token, tokenName: created.name, expiresAt: created.expiresAt ?? null };
+  const { file, replaced } = await saveLogin(login);
+  if (replaced && replaced.tokenName !== login.tokenName) await revokeReplaced(replaced);
+
+  if (json) {
+    printJSON({ url, username: me.name, admin: me.isAdmin, tokenName: login.tokenName, expiresAt: login.expiresAt, file });
+    return;
+  }
+  console.log(`logged in to ${url} as ${me.name}${me.isAdmin ? ' (system admin)' : ''}`);
+  console.log(`personal access token "${login.tokenName}" stored in ${file} (expires ${formatTime(login.expiresAt, 'never')}); no password was stored`);
 }
 
 /** Creates the token; a second login within the same minute gets `-2`, `-3`… instead of a conflict. */

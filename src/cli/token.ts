@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ApiClient, type CommonFlags, loggedInClient, segment, withCommon } from './api-client.ts';
+import { browserLogin, deviceLogin } from './login-sso.ts';
 import { askHidden } from './login.ts';
 import { CliError, readStdin } from './output.ts';
 import { formatTime, parseInteger, printJSON } from './format.ts';
@@ -35,12 +36,25 @@ function tokenStatus(t: PersonalToken, now = Date.now()): string {
 export function tokenCommand(program: Command): void {
   const token = program.command('token').description('your personal access tokens (use one as the password in docker login)');
 
-  withCommon(token.command('create <name>').description('create a token; prints it once (asks for your password: a token cannot create tokens)'))
+  withCommon(token.command('create <name>').description('create a token; prints it once (asks for your password, or signs in again with --sso/--device: a token cannot create tokens)'))
     .option('--expires-days <days>', 'days until it expires (-1: never; default: the server\'s)')
     .option('--password-stdin', 'read your password from standard input')
-    .action(async (name: string, opts: CommonFlags & { expiresDays?: string; passwordStdin?: boolean }) => {
+    .option('--sso', 'prove it is you by signing in through the OpenID provider in a browser (90-day token)')
+    .option('--device', 'the same with a code entered on another device (90-day token)')
+    .action(async (name: string, opts: CommonFlags & { expiresDays?: string; passwordStdin?: boolean; sso?: boolean; device?: boolean }) => {
       const expiresInDays = opts.expiresDays === undefined ? undefined : parseInteger(opts.expiresDays, '--expires-days', -1);
       const { login } = await loggedInClient(opts.url);
+      if (opts.sso || opts.device) {
+        // People of an OpenID provider have no password here: a fresh sign-in there is the proof.
+        if (expiresInDays !== undefined) throw new CliError('--expires-days does not apply with --sso/--device: the token lives 90 days');
+        const server = new ApiClient(login.url, undefined);
+        const made = opts.device ? await deviceLogin(server, name) : await browserLogin(server, name);
+        if (opts.json) return printJSON(made);
+        console.log(`created token "${made.name}" for ${made.username} (expires ${formatTime(made.expiresAt, 'never')})`);
+        console.log(`token (shown only now, store it safely): ${made.token}`);
+        console.log(`log in with: docker login ${new URL(login.url).host} -u ${made.username}   (password: the token)`);
+        return;
+      }
       // The stored login is itself a token; creating one needs the password, used for this request only.
       const password = opts.passwordStdin ? (await readStdin()).replace(/\r?\n$/, '') : await askHidden(`Password for ${login.username} at ${login.url}: `);
       if (!password) throw new CliError('empty password');

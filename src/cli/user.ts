@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { isUsername } from '../auth/external.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { UserRow } from '../metadata/schema.ts';
 import { type ApiClient, loggedInClient, segment, withCommon } from './api-client.ts';
@@ -22,6 +23,10 @@ interface User {
   username: string;
   admin: boolean;
   createdAt: string | null;
+  /** Where the account lives: local, ldap or oidc. */
+  source?: string;
+  email?: string | null;
+  lastLoginAt?: string | null;
   /** Only in the answer to a create without a password: the generated one. */
   password?: string;
 }
@@ -109,7 +114,17 @@ async function withDatabase<T>(dataDir: string, task: (meta: Metadata, audit: Au
 }
 
 function view(row: UserRow): User {
-  return { username: row.username, admin: row.is_admin === 1, createdAt: new Date(Number(row.created_at)).toISOString() };
+  const at = (ms: number | null) => (ms === null ? null : new Date(Number(ms)).toISOString());
+  return { username: row.username, admin: row.is_admin === 1, createdAt: at(row.created_at), source: row.source, email: row.email, lastLoginAt: at(row.last_login_at) };
+}
+
+const SOURCE_NAMES: Record<string, string> = { ldap: 'LDAP', oidc: 'OpenID Connect' };
+
+/** The server's refusal, said before any password is asked for: a user of an identity source has no password in Berth. */
+function refuseExternalPassword(username: string, source: string | undefined): void {
+  if (source === undefined || source === 'local') return;
+  const where = source === 'ldap' ? 'change the password in the directory' : 'change the password at the OpenID provider';
+  throw new CliError(`${username} signs in through ${SOURCE_NAMES[source] ?? source}: ${where}`);
 }
 
 /** The API's rule: the last system administrator may not be deleted or demoted. */
@@ -169,7 +184,10 @@ const generate = (): string => randomBytes(15).toString('base64url');
 
 function printUsers(users: User[], json: boolean | undefined): void {
   if (json) return printJSON(users);
-  printTable(['USERNAME', 'ADMIN', 'CREATED'], users.map((u) => [u.username, u.admin ? 'yes' : 'no', formatTime(u.createdAt)]));
+  printTable(
+    ['USERNAME', 'ADMIN', 'SOURCE', 'LAST LOGIN', 'CREATED'],
+    users.map((u) => [u.username, u.admin ? 'yes' : 'no', u.source ?? 'local', u.source === 'local' || u.source === undefined ? '-' : formatTime(u.lastLoginAt, 'never'), formatTime(u.createdAt)]),
+  );
 }
 
 /** `berth user add|passwd|list|delete`, through the server (logged in) or on a data directory (`--data-dir`). */
@@ -180,15 +198,40 @@ export function userCommand(program: Command): void {
   const common = (cmd: Command) =>
     withCommon(cmd).option('--data-dir <dir>', "work on the database in this data directory instead of through a server (recovery; it must exist)");
 
-  common(user.command('add <username>').description('create a user (without a password, one is generated and printed once)'))
+  common(
+    user
+      .command('add <username>')
+      .description('create a user (without a password, one is generated and printed once); --source ldap|oidc registers someone of an identity source ahead of their first sign-in, without a password'),
+  )
     .option('--password <password>', 'the password (prefer --password-stdin)')
     .option('--password-stdin', 'read the password from standard input')
     .option('--admin', 'make the user a system administrator')
-    .action(async (username: string, opts: UserFlags & PasswordFlags & { admin?: boolean }) => {
-      if (!USERNAME.test(username) || username === 'me') throw new CliError('username: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit (not "me")');
+    .addOption(new Option('--source <source>', 'where the account lives').choices(['local', 'ldap', 'oidc']).default('local'))
+    .action(async (username: string, opts: UserFlags & PasswordFlags & { admin?: boolean; source: string }) => {
+      const local = opts.source === 'local';
+      if (username === 'me') throw new CliError('username: "me" is reserved (it names the caller)');
+      if (local && !USERNAME.test(username)) throw new CliError('username: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit (not "me")');
+      if (!local && !isUsername(username)) throw new CliError('username: at most 255 characters, without "/", ":", control characters or surrounding spaces');
+      if (!local && (opts.password !== undefined || opts.passwordStdin)) {
+        throw new CliError(`--password: a ${opts.source} user signs in through ${SOURCE_NAMES[opts.source]} and has no password in Berth`);
+      }
       const target = await targetOf(opts);
-      const { next } = await passwordsOf(opts, username, false);
       let created: User;
+      if (!local) {
+        if (target.kind === 'server') created = await target.client.post<User>('/users', { username, admin: Boolean(opts.admin), source: opts.source });
+        else {
+          created = await withDatabase(target.dataDir, async (meta, audit) => {
+            if (await meta.users.find(username)) throw new CliError(`user "${username}" already exists`);
+            const row = await meta.users.createExternal({ username, source: opts.source, externalId: null, isAdmin: Boolean(opts.admin) });
+            await audit('user.create', username, { admin: Boolean(opts.admin), source: opts.source });
+            return view(row);
+          });
+        }
+        if (opts.json) return printJSON(created);
+        console.log(`created ${opts.source} user "${created.username}"${created.admin ? ' (admin)' : ''}: they sign in through ${SOURCE_NAMES[opts.source]}, with no password in Berth`);
+        return;
+      }
+      const { next } = await passwordsOf(opts, username, false);
       if (target.kind === 'server') {
         created = await target.client.post<User>('/users', { username, admin: Boolean(opts.admin), ...(next !== undefined ? { password: next } : {}) });
       } else {
@@ -197,7 +240,7 @@ export function userCommand(program: Command): void {
           const { hashPassword } = await import('../auth/passwords.ts');
           if (await meta.users.find(username)) throw new CliError(`user "${username}" already exists`);
           await meta.users.create(username, await hashPassword(password), Boolean(opts.admin));
-          await audit('user.create', username, { admin: Boolean(opts.admin) });
+          await audit('user.create', username, { admin: Boolean(opts.admin), source: 'local' });
           return view((await meta.users.find(username))!);
         });
         if (next === undefined) created.password = password;
@@ -216,6 +259,10 @@ export function userCommand(program: Command): void {
       // Through the server your own password needs the current one (a stolen token must not take
       // the account over); an administrator resets others' without it, as the data-directory mode does.
       const self = target.kind === 'server' && name === target.login.username;
+      if (target.kind === 'server') {
+        // Before asking for passwords: a user of LDAP or OIDC has none here (the server refuses it too).
+        refuseExternalPassword(name, (await target.client.get<User>(`/users/${segment(name)}`)).source);
+      }
       const { current, next } = await passwordsOf(opts, name, self);
       const password = next ?? generate();
       if (target.kind === 'server') {
@@ -224,6 +271,7 @@ export function userCommand(program: Command): void {
         await withDatabase(target.dataDir, async (meta, audit) => {
           const { hashPassword } = await import('../auth/passwords.ts');
           const row = await findUser(meta, name);
+          refuseExternalPassword(row.username, row.source);
           await meta.users.setPassword(name, await hashPassword(password));
           await meta.tokens.deleteSessionsOf(row.id);
           await audit('user.update', name, { passwordChanged: true, reset: true });

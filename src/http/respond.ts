@@ -5,14 +5,14 @@ import type { Context } from './context.ts';
 import { discardBody, type DiscardLimits } from './body.ts';
 
 /** Sends a JSON body with an exact Content-Length. */
-export function sendJSON(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJSON(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
   const data = Buffer.from(JSON.stringify(body));
   res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': data.length, ...headers });
   res.end(data);
 }
 
 /** Sends a response without a body. */
-export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number> = {}): void {
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number | string[]> = {}): void {
   res.writeHead(status, { 'Content-Length': 0, ...headers });
   res.end();
 }

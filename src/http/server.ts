@@ -107,7 +107,7 @@ function begin(req: IncomingMessage, res: ServerResponse, { log, metrics, secure
         {
           method,
           path,
-          query: q < 0 ? undefined : rawUrl.slice(q + 1, q + 513),
+          query: q < 0 ? undefined : loggedQuery(rawUrl.slice(q + 1, q + 513)),
           route: ctx.route,
           status,
           bytesIn,
@@ -182,4 +182,16 @@ function lastResort(req: IncomingMessage, res: ServerResponse, log: Logger, err:
       // Nothing left to close.
     }
   }
+}
+
+/**
+ * Query parameters whose values are credentials or one-time proofs (an OpenID provider's code and
+ * state on the sign-in callback, tokens some clients put in URLs): the access log shows them as
+ * `REDACTED`.
+ */
+const SECRET_PARAMETERS = /(^|&)(code|state|session_state|id_token|access_token|refresh_token|token|password|client_secret|device_code)=[^&]*/gi;
+
+/** The query string as the access log records it: secret parameters' values replaced. */
+export function loggedQuery(query: string): string {
+  return query.replace(SECRET_PARAMETERS, '$1$2=REDACTED');
 }

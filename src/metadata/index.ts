@@ -12,6 +12,9 @@ import { UploadStore } from './uploads.ts';
 import { UserStore } from './users.ts';
 import { AuditStore } from './audit.ts';
 import { ProjectStore } from './projects.ts';
+import { MemberStore } from './members.ts';
+import { GroupStore } from './groups.ts';
+import { AuthFlowStore } from './auth-flows.ts';
 import { RobotStore } from './robots.ts';
 import { TokenStore } from './tokens.ts';
 import { JobStore } from './jobs.ts';
@@ -47,6 +50,12 @@ export interface Metadata {
   artifacts: ArtifactStore;
   uploads: UploadStore;
   projects: ProjectStore;
+  /** Who has which role in which project: users and groups. */
+  members: MemberStore;
+  /** Groups of the identity sources (LDAP, OIDC) and who is in them. */
+  groups: GroupStore;
+  /** OpenID Connect sign-ins in progress (src/auth/oidc/flows.ts), shared by replicas. */
+  authFlows: AuthFlowStore;
   robots: RobotStore;
   tokens: TokenStore;
   audit: AuditStore;
@@ -128,6 +137,9 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     manifests: new ManifestStore(db, projects, events, blobs),
     uploads: new UploadStore(db, projects, repositories, blobs),
     projects,
+    members: new MemberStore(db),
+    groups: new GroupStore(db),
+    authFlows: new AuthFlowStore(db),
     robots: new RobotStore(db),
     tokens: new TokenStore(db),
     audit,

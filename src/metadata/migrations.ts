@@ -543,6 +543,60 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['state', 'next_at']).execute();
       },
     },
+    '0013_identity': {
+      async up(db: Kysely<unknown>) {
+        // Where a user's account lives (src/auth/external.ts): `local` (password in Berth), `ldap`
+        // or `oidc`; `external_id` ties the row to the person at that source (DN, issuer + sub).
+        await db.schema.alterTable('users').addColumn('source', 'varchar(16)', (c) => c.notNull().defaultTo('local')).execute();
+        await db.schema.alterTable('users').addColumn('external_id', 'varchar(1024)').execute();
+        await db.schema.alterTable('users').addColumn('email', 'varchar(255)').execute();
+        await db.schema.alterTable('users').addColumn('last_login_at', 'bigint').execute();
+        // When the user's groups were last read from the source (sign-in, or an LDAP re-check).
+        await db.schema.alterTable('users').addColumn('groups_synced_at', 'bigint').execute();
+        // Groups of an identity source, known once a member signed in or an administrator named one.
+        await db.schema
+          .createTable('groups')
+          .addColumn('id', traits.idType, (c) => c.primaryKey())
+          .addColumn('source', 'varchar(16)', (c) => c.notNull())
+          .addColumn('name', 'varchar(255)', (c) => c.notNull())
+          .addColumn('external_id', 'varchar(1024)', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addUniqueConstraint('groups_source_external', ['source', 'external_id'])
+          .execute();
+        await db.schema.createIndex('groups_name').on('groups').column('name').execute();
+        // Who is in which group, as the source said at the member's last sign-in or re-check.
+        await db.schema
+          .createTable('group_memberships')
+          .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('group_id', 'integer', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+          .addPrimaryKeyConstraint('group_memberships_pk', ['user_id', 'group_id'])
+          .execute();
+        await db.schema.createIndex('group_memberships_group').on('group_memberships').column('group_id').execute();
+        // Groups as project members: each member of the group has the role (with their own, the union).
+        await db.schema
+          .createTable('project_group_members')
+          .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+          .addColumn('group_id', 'integer', (c) => c.notNull().references('groups.id').onDelete('cascade'))
+          .addColumn('role', 'varchar(32)', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .addPrimaryKeyConstraint('project_group_members_pk', ['project_id', 'group_id'])
+          .execute();
+        await db.schema.createIndex('project_group_members_group').on('project_group_members').column('group_id').execute();
+        // Sign-ins through an OpenID provider in progress (browser, CLI and device flows): what the
+        // callback or the next poll needs, under a hash of the flow's id. Any replica may finish
+        // a flow another began. Rows live minutes; expired ones are removed by housekeeping.
+        await db.schema
+          .createTable('auth_flows')
+          .addColumn('id_hash', 'varchar(128)', (c) => c.primaryKey())
+          .addColumn('kind', 'varchar(16)', (c) => c.notNull())
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('user_id', 'integer', (c) => c.references('users.id').onDelete('cascade'))
+          .addColumn('expires_at', 'bigint', (c) => c.notNull())
+          .addColumn('created_at', 'bigint', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('auth_flows_expiry').on('auth_flows').column('expires_at').execute();
+      },
+    },
   };
 }
 

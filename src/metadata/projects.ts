@@ -10,12 +10,6 @@ import type { ProjectRow } from './schema.ts';
 /** Usage rows per project: concurrent pushes spread their additions over them (see ProjectUsageTable). */
 export const USAGE_SHARDS = 16;
 
-export interface Member {
-  username: string;
-  role: string;
-  createdAt: number;
-}
-
 /** What a new project is made with. */
 export interface NewProject {
   public?: boolean;
@@ -31,7 +25,7 @@ export interface ProjectPage {
   total: number;
 }
 
-/** Projects, their members, and their deduplicated storage usage. */
+/** Projects and their deduplicated storage usage (members: members.ts). */
 export class ProjectStore {
   /**
    * name → row; dropped on every change made through this store, on any replica (the `project`
@@ -41,7 +35,6 @@ export class ProjectStore {
   private static readonly CACHE_MS = 5_000;
 
   private readonly byName;
-  private readonly role;
   private readonly counted;
   private readonly usageSum;
   private readonly chargeBlob;
@@ -60,9 +53,6 @@ export class ProjectStore {
     this.dialect = sqlDialectOf(db);
     changes.subscribe('project', (name) => (name === undefined ? this.cache.clear() : this.cache.delete(name)));
     this.byName = new PreparedQuery(db, (name: string) => db.selectFrom('projects').selectAll().where('name', '=', name));
-    this.role = new PreparedQuery(db, (projectId: number, userId: number) =>
-      db.selectFrom('project_members').select('role').where('project_id', '=', projectId).where('user_id', '=', userId),
-    );
     this.counted = new PreparedQuery(db, (projectId: number, digest: string) =>
       db.selectFrom('project_blobs').select('digest').where('project_id', '=', projectId).where('digest', '=', digest),
     );
@@ -183,43 +173,6 @@ export class ProjectStore {
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
     const items = await query.selectAll().orderBy('name').offset(options.offset).limit(options.limit).execute();
     return { items, total };
-  }
-
-  // ---- members ----
-
-  /** The role of `userId` in the project, if a member. */
-  async roleOf(projectId: number, userId: number): Promise<string | undefined> {
-    return (await this.role.first(projectId, userId))?.role;
-  }
-
-  /** Ids of the projects a user belongs to. */
-  async projectsOf(userId: number): Promise<number[]> {
-    return (await this.db.selectFrom('project_members').select('project_id').where('user_id', '=', userId).execute()).map((r) => r.project_id);
-  }
-
-  /** Adds a member or changes their role. */
-  async setMember(projectId: number, userId: number, role: string): Promise<void> {
-    await this.db
-      .insertInto('project_members')
-      .values({ project_id: projectId, user_id: userId, role, created_at: Date.now() })
-      .onConflict((oc) => oc.columns(['project_id', 'user_id']).doUpdateSet({ role }))
-      .execute();
-  }
-
-  async removeMember(projectId: number, userId: number): Promise<boolean> {
-    const result = await this.db.deleteFrom('project_members').where('project_id', '=', projectId).where('user_id', '=', userId).executeTakeFirst();
-    return Number(result.numDeletedRows) > 0;
-  }
-
-  async members(projectId: number): Promise<Member[]> {
-    const rows = await this.db
-      .selectFrom('project_members as pm')
-      .innerJoin('users as u', 'u.id', 'pm.user_id')
-      .select(['u.username', 'pm.role', 'pm.created_at'])
-      .where('pm.project_id', '=', projectId)
-      .orderBy('u.username')
-      .execute();
-    return rows.map((r) => ({ username: r.username, role: r.role, createdAt: Number(r.created_at) }));
   }
 
   // ---- usage ----

@@ -1,4 +1,4 @@
-import type { Generated, Insertable, Selectable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 
 /** Table types for Kysely. Times are milliseconds since the epoch (portable across SQLite and PostgreSQL). */
 export interface Database {
@@ -11,6 +11,10 @@ export interface Database {
   upload_sessions: UploadSessionsTable;
   projects: ProjectsTable;
   project_members: ProjectMembersTable;
+  groups: GroupsTable;
+  group_memberships: GroupMembershipsTable;
+  project_group_members: ProjectGroupMembersTable;
+  auth_flows: AuthFlowsTable;
   project_blobs: ProjectBlobsTable;
   project_usage: ProjectUsageTable;
   robots: RobotsTable;
@@ -46,6 +50,46 @@ export interface UsersTable {
   credential_generation: number;
   /** A random identity that is never reused: tokens and sessions name it, not the (reusable) name or id. */
   uid: string;
+  created_at: number;
+  /** Where the account lives: `local`, `ldap` or `oidc` (src/auth/external.ts). Only local users have a usable password_hash. */
+  source: ColumnType<string, string | undefined, string>;
+  /** The person's id at the source (LDAP DN, OIDC `<issuer> <sub>`); null for local users. */
+  external_id: ColumnType<string | null, string | null | undefined, string | null>;
+  email: ColumnType<string | null, string | null | undefined, string | null>;
+  last_login_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** When the user's groups were last read from the source. */
+  groups_synced_at: ColumnType<number | null, number | null | undefined, number | null>;
+}
+
+/** A group of an identity source (LDAP group entry, OIDC groups-claim value). */
+export interface GroupsTable {
+  id: Generated<number>;
+  source: string;
+  name: string;
+  external_id: string;
+  created_at: number;
+}
+
+export interface GroupMembershipsTable {
+  user_id: number;
+  group_id: number;
+}
+
+/** A group's role in a project (a user's is in project_members). */
+export interface ProjectGroupMembersTable {
+  project_id: number;
+  group_id: number;
+  role: string;
+  created_at: number;
+}
+
+/** An OpenID Connect sign-in in progress (src/auth/oidc/); `data` is JSON the flow defines. */
+export interface AuthFlowsTable {
+  id_hash: string;
+  kind: string;
+  data: string;
+  user_id: number | null;
+  expires_at: number;
   created_at: number;
 }
 
@@ -511,6 +555,7 @@ export interface WebhookDeliveriesTable {
 }
 
 export type UserRow = Selectable<UsersTable>;
+export type GroupRow = Selectable<GroupsTable>;
 export type ProjectRow = Selectable<ProjectsTable>;
 export type RobotRow = Selectable<RobotsTable>;
 export type PersonalTokenRow = Selectable<PersonalTokensTable>;

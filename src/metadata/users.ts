@@ -3,7 +3,10 @@ import type { DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { UserRow } from './schema.ts';
 
-/** Users: the people (and, later, robots) that authenticate. Passwords arrive already hashed. */
+/** What password_hash holds for users of an identity source: no argon2 hash, so no password matches it. */
+export const EXTERNAL_PASSWORD = '!external';
+
+/** Users: the people that authenticate (robots: robots.ts). Passwords arrive already hashed. */
 export class UserStore {
   private readonly byName;
 
@@ -33,6 +36,52 @@ export class UserStore {
       .insertInto('users')
       .values({ username, password_hash: passwordHash, is_admin: isAdmin ? 1 : 0, credential_generation: 0, uid: randomUUID(), created_at: Date.now() })
       .execute();
+  }
+
+  /**
+   * Creates the user a person of an external identity source signs in as (no password in Berth:
+   * the stored hash can match none). Rejects with `UserExistsError` when the name is taken.
+   */
+  async createExternal(user: { username: string; source: string; externalId: string | null; email?: string | null; isAdmin: boolean }): Promise<UserRow> {
+    if (await this.find(user.username)) throw new UserExistsError(user.username);
+    await this.db
+      .insertInto('users')
+      .values({
+        username: user.username,
+        password_hash: EXTERNAL_PASSWORD,
+        is_admin: user.isAdmin ? 1 : 0,
+        credential_generation: 0,
+        uid: randomUUID(),
+        created_at: Date.now(),
+        source: user.source,
+        external_id: user.externalId,
+        email: user.email ?? null,
+      })
+      .execute();
+    return (await this.find(user.username))!;
+  }
+
+  /** Notes a sign-in through an identity source: what it said of the person now, and when. */
+  async recordSignIn(id: number, seen: { externalId: string; email: string | null; isAdmin: boolean; at: number }): Promise<void> {
+    await this.db
+      .updateTable('users')
+      .set({ external_id: seen.externalId, email: seen.email, is_admin: seen.isAdmin ? 1 : 0, last_login_at: seen.at, groups_synced_at: seen.at })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /**
+   * Ends every credential the user holds by moving their credential generation (tokens, sessions
+   * and cached logins of older generations stop working): for a person the directory no longer
+   * lists. False when no such user.
+   */
+  async bumpGeneration(username: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set((eb) => ({ credential_generation: eb('credential_generation', '+', 1) }))
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** Replaces a password and invalidates refresh tokens issued before; false when no such user. */

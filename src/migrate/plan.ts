@@ -33,6 +33,9 @@ export const TABLE_PLAN: readonly TablePlan[] = [
   { table: 'manifest_references', action: 'copy', key: ['repository_id', 'manifest_digest', 'child_digest'] },
   { table: 'tags', action: 'copy', key: ['repository_id', 'name'] },
   { table: 'project_members', action: 'copy', key: ['project_id', 'user_id'] },
+  { table: 'groups', action: 'copy', key: ['id'] },
+  { table: 'group_memberships', action: 'copy', key: ['user_id', 'group_id'] },
+  { table: 'project_group_members', action: 'copy', key: ['project_id', 'group_id'] },
   { table: 'project_blobs', action: 'copy', key: ['project_id', 'digest'] },
   { table: 'project_usage', action: 'copy', key: ['project_id', 'shard'] },
   // What storage holds: the blobs the command copies are these rows' (see referencedBlobs).
@@ -66,6 +69,7 @@ export const TABLE_PLAN: readonly TablePlan[] = [
   },
   { table: 'job_logs', action: 'skip', key: [], why: 'the logs of the jobs left out' },
   { table: 'leases', action: 'skip', key: [], why: 'short leases of fetches in progress on the old installation' },
+  { table: 'auth_flows', action: 'skip', key: [], why: 'single sign-ons in progress, minutes long: they start again' },
   { table: 'job_items', action: 'skip', key: [], why: 'what the jobs left out decided, item by item (retention decisions)' },
   {
     table: 'upload_sessions',

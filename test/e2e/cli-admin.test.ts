@@ -15,6 +15,7 @@ import { createRandomImage } from '../support/images.ts';
 import { ProcessRegistry } from '../support/processes.ts';
 import { cleanEnv, run } from '../support/run.ts';
 import { ensurePackages } from '../support/system.ts';
+import { openMetadata } from '../../src/metadata/index.ts';
 
 const PROJECT = 'team';
 const DEV = 'dev';
@@ -125,8 +126,8 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     const added = await admin(['project', 'member', 'add', PROJECT, DEV, '--role', 'developer']);
     assert.equal(added.stdout.trim(), `added ${DEV} to project "${PROJECT}" as developer`);
     const table = rows((await admin(['project', 'member', 'list', PROJECT])).stdout);
-    assert.deepEqual(table[0], ['USERNAME', 'ROLE', 'ADDED']);
-    assert.deepEqual(table.find((r) => r[0] === DEV)?.slice(0, 2), [DEV, 'developer']);
+    assert.deepEqual(table[0], ['KIND', 'NAME', 'ROLE', 'GROUP ID', 'SOURCE', 'ADDED']);
+    assert.deepEqual(table.find((r) => r[1] === DEV)?.slice(0, 5), ['user', DEV, 'developer', '-', '-']);
     const members = await admin.json<{ username: string; role: string }[]>(['project', 'member', 'list', PROJECT]);
     assert.equal(members.find((m) => m.username === DEV)?.role, 'developer');
 
@@ -240,7 +241,7 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     assert.equal(members.find((m) => m.username === DEV)?.role, 'maintainer');
     const removed = await admin(['project', 'member', 'remove', PROJECT, DEV]);
     assert.equal(removed.stdout.trim(), `removed ${DEV} from project "${PROJECT}"`);
-    assert.ok(!rows((await admin(['project', 'member', 'list', PROJECT])).stdout).some((r) => r[0] === DEV));
+    assert.ok(!rows((await admin(['project', 'member', 'list', PROJECT])).stdout).some((r) => r[1] === DEV));
     const hidden = await dev(['project', 'show', PROJECT], { fails: true });
     assert.match(hidden.stderr, /^berth: 404 NOT_FOUND: /m, 'a private project is invisible to non-members');
     const conflict = await admin(['project', 'delete', PROJECT], { fails: true });
@@ -362,6 +363,71 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
         ['admin', 'tag', `${PROJECT}/app:1.0`],
       ],
     );
+  });
+
+  test('groups: members by name, DN or id, the KIND column, ambiguous names; group list and show', async () => {
+    // Groups as LDAP and OIDC sign-ins record them (no directory or provider runs here).
+    const meta = await openMetadata(berth.dataDir);
+    const [ci, opsA, opsB] = [
+      ...(await meta.groups.upsert('oidc', [{ externalId: 'ci', name: 'ci' }])),
+      ...(await meta.groups.upsert('ldap', [
+        { externalId: 'cn=ops,ou=a,dc=example,dc=org', name: 'ops' },
+        { externalId: 'cn=ops,ou=b,dc=example,dc=org', name: 'ops' },
+      ])),
+    ];
+    await meta.groups.setUserGroups((await meta.users.find(DEV))!.id, [ci!.id]);
+    await meta.close();
+    await admin(['project', 'create', 'squad']);
+
+    const added = await admin(['project', 'member', 'add', 'squad', '--group', 'ci', '--role', 'developer']);
+    assert.equal(added.stdout.trim(), `added group "ci" (oidc, id ${ci!.id}) to project "squad" as developer`);
+    const seen = await dev.json<{ permissions: string[] }>(['project', 'show', 'squad']);
+    assert.ok(seen.permissions.includes('repository.push'), `a role through the group: ${JSON.stringify(seen.permissions)}`);
+    const ambiguous = await admin(['project', 'member', 'add', 'squad', '--group', 'ops', '--role', 'guest'], { fails: true });
+    assert.match(ambiguous.stderr, /^berth: 409 CONFLICT: several groups are named "ops": .*cn=ops,ou=a,dc=example,dc=org.*cn=ops,ou=b,dc=example,dc=org/m);
+    for (const dn of ['cn=ops,ou=a,dc=example,dc=org', 'cn=ops,ou=b,dc=example,dc=org']) await admin(['project', 'member', 'add', 'squad', '--group', dn, '--role', 'guest']);
+    const neither = await admin(['project', 'member', 'add', 'squad', '--role', 'guest'], { fails: true });
+    assert.match(neither.stderr, /^berth: name a user, or a group with --group/m);
+
+    const table = rows((await admin(['project', 'member', 'list', 'squad'])).stdout);
+    assert.deepEqual(table, [
+      ['KIND', 'NAME', 'ROLE', 'GROUP ID', 'SOURCE', 'ADDED'],
+      ['user', 'admin', 'projectAdmin', '-', '-', table[1]![5]!],
+      ['group', 'ci', 'developer', String(ci!.id), 'oidc', table[2]![5]!],
+      ['group', 'ops', 'guest', String(opsA!.id), 'ldap', table[3]![5]!],
+      ['group', 'ops', 'guest', String(opsB!.id), 'ldap', table[4]![5]!],
+    ]);
+    const json = await admin.json<{ kind: string; name: string; group?: { id: number; externalId: string } }[]>(['project', 'member', 'list', 'squad']);
+    assert.deepEqual(json.filter((m) => m.kind === 'group').map((m) => m.group!.externalId), ['ci', 'cn=ops,ou=a,dc=example,dc=org', 'cn=ops,ou=b,dc=example,dc=org']);
+
+    const updated = await admin(['project', 'member', 'update', 'squad', '--group', 'ci', '--role', 'maintainer']);
+    assert.equal(updated.stdout.trim(), `group "ci" (oidc, id ${ci!.id}) is now maintainer in project "squad"`);
+    const which = await admin(['project', 'member', 'remove', 'squad', '--group', 'ops'], { fails: true });
+    assert.match(which.stderr, new RegExp(`several group members of project "squad" are named "ops"; give the id with --group:\n  id ${opsA!.id}: ldap cn=ops,ou=a`));
+    await admin(['project', 'member', 'remove', 'squad', '--group', String(opsA!.id)]);
+    await admin(['project', 'member', 'remove', 'squad', '--group', 'cn=ops,ou=b,dc=example,dc=org']);
+    const gone = await admin(['project', 'member', 'remove', 'squad', '--group', 'ops'], { fails: true });
+    assert.match(gone.stderr, /^berth: no group named "ops" is a member of project "squad"/m);
+
+    const groups = rows((await admin(['group', 'list'])).stdout);
+    assert.deepEqual(groups, [
+      ['ID', 'NAME', 'SOURCE', 'MEMBERS', 'EXTERNAL ID'],
+      [String(ci!.id), 'ci', 'oidc', '1', 'ci'],
+      [String(opsA!.id), 'ops', 'ldap', '0', 'cn=ops,ou=a,dc=example,dc=org'],
+      [String(opsB!.id), 'ops', 'ldap', '0', 'cn=ops,ou=b,dc=example,dc=org'],
+    ]);
+    assert.deepEqual((await admin.json<{ id: number }[]>(['group', 'list', '--source', 'ldap', '-q', 'op'])).map((g) => g.id), [opsA!.id, opsB!.id]);
+    const show = (await admin(['group', 'show', String(ci!.id)])).stdout;
+    assert.match(show, /^Name:\s+ci$/m);
+    assert.match(show, /^squad\s+maintainer\s/m);
+    assert.match(show, new RegExp(`^${DEV}\\s+-\\s+never$`, 'm'));
+    const detail = await admin.json<{ memberCount: number; projects: { project: string; role: string }[] }>(['group', 'show', String(ci!.id)]);
+    assert.deepEqual([detail.memberCount, detail.projects.map((p) => [p.project, p.role])], [1, [['squad', 'maintainer']]]);
+    const bad = await admin(['group', 'show', 'ci'], { fails: true });
+    assert.match(bad.stderr, /^berth: id: the group id, a number/m);
+    const denied = await dev(['group', 'list'], { fails: true });
+    assert.match(denied.stderr, /^berth: 403 DENIED: /m);
+    await admin(['project', 'delete', 'squad']);
   });
 
   test('logout revokes the stored token and removes the login', async () => {

@@ -77,14 +77,14 @@ describe('berth user: through the server when logged in, on the data directory w
     assert.equal(await whoamiStatus('gen', generated.password), 200);
 
     const table = tableRows((await admin(['user', 'list'])).stdout);
-    assert.deepEqual(table[0], ['USERNAME', 'ADMIN', 'CREATED']);
+    assert.deepEqual(table[0], ['USERNAME', 'ADMIN', 'SOURCE', 'LAST LOGIN', 'CREATED']);
     const carolRow = table.find((r) => r[0] === CAROL);
-    assert.deepEqual(carolRow?.slice(0, 2), [CAROL, 'no']);
-    assert.match(carolRow[2]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
+    assert.deepEqual(carolRow?.slice(0, 4), [CAROL, 'no', 'local', '-']);
+    assert.match(carolRow[4]!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
     assert.deepEqual(table.find((r) => r[0] === 'admin')?.slice(0, 2), ['admin', 'yes']);
     const listed = await admin.json<{ username: string; admin: boolean; createdAt: string }[]>(['user', 'list']);
     assert.deepEqual(listed.map((u) => u.username), ['admin', CAROL, DEV, 'gen']);
-    for (const u of listed) assert.deepEqual(Object.keys(u).sort(), ['admin', 'createdAt', 'username']);
+    for (const u of listed) assert.deepEqual(Object.keys(u).sort(), ['admin', 'createdAt', 'email', 'lastLoginAt', 'source', 'username']);
     assert.equal(listed.find((u) => u.username === CAROL)?.admin, false);
 
     // An administrator resets another user's password without knowing it.
@@ -117,10 +117,39 @@ describe('berth user: through the server when logged in, on the data directory w
     assert.deepEqual(ofCarol, [
       { actor: 'admin', action: 'user.delete', client: '127.0.0.1', detail: null },
       { actor: 'admin', action: 'user.update', client: '127.0.0.1', detail: { passwordChanged: true, reset: true } },
-      { actor: 'admin', action: 'user.create', client: '127.0.0.1', detail: { admin: false } },
+      { actor: 'admin', action: 'user.create', client: '127.0.0.1', detail: { admin: false, source: 'local' } },
     ]);
     const ownChange = await admin.json<{ actor: string; resource: string; detail: Record<string, unknown> }[]>(['audit', '--actor', DEV, '--action', 'user.update']);
     assert.deepEqual(ownChange.map((e) => [e.resource, e.detail]), [[DEV, { passwordChanged: true }]]);
+    assertNoLocalDatabase();
+  });
+
+  test('users of LDAP and OIDC: added without a password (--source), listed with SOURCE and LAST LOGIN, never given a Berth password', async () => {
+    const added = await admin(['user', 'add', 'Erin.Ortiz@example.com', '--source', 'oidc']);
+    assert.equal(added.stdout.trim(), 'created oidc user "Erin.Ortiz@example.com": they sign in through OpenID Connect, with no password in Berth');
+    const withPassword = await admin(['user', 'add', 'lena', '--source', 'ldap', '--password-stdin'], { input: 'lena-password-1\n', fails: true });
+    assert.match(withPassword.stderr, /^berth: --password: a ldap user signs in through LDAP and has no password in Berth$/m);
+    const localName = await admin(['user', 'add', 'Erin.Ortiz@example.com'], { fails: true });
+    assert.match(localName.stderr, /^berth: username: 1-64 characters/m);
+    const viaDataDir = await nobody(['user', 'add', 'lena', '--source', 'ldap', '--data-dir', berth.dataDir]);
+    assert.match(viaDataDir.stdout, /^created ldap user "lena"/);
+
+    const table = tableRows((await admin(['user', 'list'])).stdout);
+    assert.deepEqual(table.find((r) => r[0] === 'lena')?.slice(0, 4), ['lena', 'no', 'ldap', 'never']);
+    assert.deepEqual(table.find((r) => r[0] === 'Erin.Ortiz@example.com')?.slice(0, 4), ['Erin.Ortiz@example.com', 'no', 'oidc', 'never']);
+    const json = await admin.json<{ username: string; createdAt: string; source: string; lastLoginAt: string | null }[]>(['user', 'list']);
+    assert.deepEqual(json.find((u) => u.username === 'lena'), { username: 'lena', admin: false, createdAt: json.find((u) => u.username === 'lena')!.createdAt, source: 'ldap', email: null, lastLoginAt: null });
+
+    // Refused before any password is asked for, through the server and on the data directory.
+    const reset = await admin(['user', 'passwd', 'lena', '--password-stdin'], { input: 'lena-password-1\n', fails: true });
+    assert.equal(reset.stderr, 'berth: lena signs in through LDAP: change the password in the directory\n');
+    const offline = await nobody(['user', 'passwd', 'Erin.Ortiz@example.com', '--data-dir', berth.dataDir, '--password-stdin'], { input: 'erin-password-1\n', fails: true });
+    assert.equal(offline.stderr, 'berth: Erin.Ortiz@example.com signs in through OpenID Connect: change the password at the OpenID provider\n');
+    for (const [name, secret] of [['lena', 'lena-password-1'], ['lena', '!external'], ['Erin.Ortiz@example.com', 'erin-password-1']] as const) {
+      assert.equal(await whoamiStatus(name, secret), 401, `no password works for ${name}`);
+    }
+    await admin(['user', 'delete', 'lena']);
+    await admin(['user', 'delete', 'Erin.Ortiz@example.com']);
     assertNoLocalDatabase();
   });
 
@@ -141,7 +170,7 @@ describe('berth user: through the server when logged in, on the data directory w
     assert.equal(await whoamiStatus('local-user', 'local-password-1'), 200);
     const listed = await nobody.json<{ username: string; admin: boolean; createdAt: string }[]>(['user', 'list', '--data-dir', berth.dataDir]);
     assert.deepEqual(listed.map((u) => [u.username, u.admin]), [['admin', true], [DEV, false], ['local-user', false]]);
-    assert.deepEqual(tableRows((await nobody(['user', 'list', '--data-dir', berth.dataDir])).stdout)[0], ['USERNAME', 'ADMIN', 'CREATED']);
+    assert.deepEqual(tableRows((await nobody(['user', 'list', '--data-dir', berth.dataDir])).stdout)[0], ['USERNAME', 'ADMIN', 'SOURCE', 'LAST LOGIN', 'CREATED']);
     await nobody(['user', 'delete', 'local-user', '--data-dir', berth.dataDir]);
     assert.equal(await whoamiStatus('local-user', 'local-password-1'), 401);
     // Put the original password back (also through the data directory).
@@ -154,8 +183,10 @@ describe('berth user: through the server when logged in, on the data directory w
       [
         ['user.update', 'admin', 'local', true, { passwordChanged: true, reset: true }],
         ['user.delete', 'local-user', 'local', true, null],
-        ['user.create', 'local-user', 'local', true, { admin: false }],
+        ['user.create', 'local-user', 'local', true, { admin: false, source: 'local' }],
         ['user.update', 'admin', 'local', true, { passwordChanged: true, reset: true }],
+        // From the test before: an LDAP user registered on the data directory.
+        ['user.create', 'lena', 'local', true, { admin: false, source: 'ldap' }],
       ],
     );
 

@@ -1,10 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../../domain/errors.ts';
 import { INVALID_CREDENTIALS, type Authenticator } from '../../auth/authenticator.ts';
-import type { CredentialCheck } from '../../auth/credentials.ts';
+import type { Binding, CredentialCheck } from '../../auth/credentials.ts';
 import { ANONYMOUS, type Identity } from '../../auth/identity.ts';
 import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { Metadata } from '../../metadata/index.ts';
+import type { UserRow } from '../../metadata/schema.ts';
 import type { Context } from '../context.ts';
 import { readCredentials } from '../credentials.ts';
 import { normalizeHost } from '../realm.ts';
@@ -127,15 +128,23 @@ export class ApiAuthenticator implements CallerIdentifier {
     if (identity.kind !== 'user') throw new RegistryError('DENIED', 'robot accounts cannot open sessions: send the robot secret with Basic authentication instead');
     const user = await this.meta.users.find(identity.name);
     if (!user || !identity.binding) throw unauthorized('invalid username or password');
+    return this.openFor(ctx, user, identity.binding);
+  }
+
+  /**
+   * Opens a session for `user`, whose sign-in the caller has already proven (a password, an OpenID
+   * provider's callback), bound to the credential that proved it (`binding`, see credentials.ts):
+   * the session ends when that credential does, and never outlives a personal access token.
+   */
+  async openFor(ctx: Context, user: UserRow, binding: Binding): Promise<OpenedSession> {
     await this.meta.tokens.deleteExpiredSessions();
     const id = newSecret();
-    // A session opened with a personal access token never outlives the token.
-    const notAfter = await this.credentials.notAfter(identity.binding);
+    const notAfter = await this.credentials.notAfter(binding);
     const now = Date.now();
     const maxAge = notAfter === null ? this.settings.sessionTTL : Math.max(0, Math.min(this.settings.sessionTTL, Math.floor((notAfter - now) / 1000)));
     const expiresAt = now + maxAge * 1000;
-    await this.meta.tokens.createSession(hashSecret(id), user.id, identity.binding.cred, expiresAt);
-    ctx.auth.identity = identity;
+    await this.meta.tokens.createSession(hashSecret(id), user.id, binding.cred, expiresAt);
+    ctx.auth.identity = { kind: 'user', name: user.username, isAdmin: user.is_admin === 1, binding };
     return { username: user.username, expiresAt, setCookie: cookie(ctx, id, maxAge) };
   }
 

@@ -4,7 +4,10 @@ import { z } from 'zod';
 import { RegistryError } from '../../domain/errors.ts';
 import type { ProjectAuthorizer } from '../../auth/authorizer.ts';
 import type { Authenticator } from '../../auth/authenticator.ts';
+import type { ExternalGroup } from '../../auth/external.ts';
 import type { CredentialCheck } from '../../auth/credentials.ts';
+import type { OidcFlows } from '../../auth/oidc/flows.ts';
+import type { Onboarding } from '../../auth/onboarding.ts';
 import { identityName, type Identity } from '../../auth/identity.ts';
 import { PERMISSIONS, type Permission } from '../../auth/roles.ts';
 import type { Config } from '../../config/schema.ts';
@@ -34,6 +37,16 @@ export interface ApiDeps {
   endpoints: EndpointService;
   /** Webhook policies of projects: settings validated, secrets sealed, test events. */
   webhookPolicies: WebhookService;
+  /**
+   * With `auth.mode` ldap: the directory's groups whose name or DN is `nameOrDN` (none: an empty
+   * list), for naming a group as a project member before any of its members signed in. Rejects
+   * with IdentitySourceUnavailableError when the directory cannot answer.
+   */
+  directoryGroups?: (nameOrDN: string) => Promise<ExternalGroup[]>;
+  /** Sign-in flows through the OpenID provider (`auth.mode: oidc`); unset otherwise. */
+  oidc?: OidcFlows;
+  /** Turns a person an identity source vouched for into a user (LDAP and OIDC modes). */
+  onboarding?: Onboarding;
 }
 
 /** The dependencies plus what the API builds for itself. */

@@ -6,6 +6,7 @@ import { auditOperations } from './audit.ts';
 import { jobOperations } from './jobs.ts';
 import { jobStartOperations } from './job-start.ts';
 import { gcOperations } from './gc.ts';
+import { groupOperations } from './groups.ts';
 import type { ApiDeps, ApiServices } from './common.ts';
 import { immutabilityOperations } from './immutability.ts';
 import { memberOperations } from './members.ts';
@@ -18,6 +19,7 @@ import { retentionOperations } from './retention.ts';
 import { robotOperations } from './robots.ts';
 import { operation, toRoute, type ApiResult, type Operation } from './route.ts';
 import { sessionOperations } from './session.ts';
+import { ssoOperations } from './sso.ts';
 import { systemOperations } from './system.ts';
 import { tokenOperations } from './tokens.ts';
 import { userOperations } from './users.ts';
@@ -32,10 +34,12 @@ export function apiOperations(services: ApiServices): Operation[] {
   const operations = [
     ...systemOperations(services),
     ...sessionOperations(services),
+    ...ssoOperations(services),
     ...tokenOperations(services),
     ...userOperations(services),
     ...projectOperations(services),
     ...memberOperations(services),
+    ...groupOperations(services),
     ...immutabilityOperations(services),
     ...retentionOperations(services),
     ...robotOperations(services),

@@ -147,7 +147,7 @@ export function projectOperations(services: ApiServices): Operation[] {
         // Cached artifacts age out through retention, as anything else does: the admin may change it later.
         if (proxy) await meta.retention.set(row, PROXY_RETENTION, creator ?? null);
         const user = identity.kind === 'user' ? await meta.users.find(identity.name) : undefined;
-        if (user) await meta.projects.setMember(row.id, user.id, 'projectAdmin');
+        if (user) await meta.members.setUser(row.id, user.id, 'projectAdmin');
         await audit(services, ctx, identity, {
           action: 'project.create',
           resourceType: 'project',

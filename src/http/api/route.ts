@@ -28,7 +28,8 @@ export interface ApiCall<P, Q, B> {
 export interface ApiResult {
   status?: number;
   body?: unknown;
-  headers?: Record<string, string>;
+  /** A list sends the header once per value (several Set-Cookie). */
+  headers?: Record<string, string | string[]>;
 }
 
 /** An endpoint as a module declares it. */

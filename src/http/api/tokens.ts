@@ -1,11 +1,10 @@
 import { z } from 'zod';
 import { provesPassword, type Identity } from '../../auth/identity.ts';
-import { TOKEN_PREFIX, hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { PersonalTokenRow, UserRow } from '../../metadata/schema.ts';
 import { audit, conflict, expiresInDays, expiryFrom, iso, isoTime, notFound, pageOf, pageQuery, paged, refuse, requireSignedIn, slice, type ApiServices } from './common.ts';
+import { issuePersonalToken, personalTokenName } from './personal-tokens.ts';
 import { invalid, operation, type Operation } from './route.ts';
 
-const tokenName = z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._@-]*$/, 'letters, digits, ".", "_", "@" and "-", starting with a letter or digit');
 const token = z.object({
   name: z.string(),
   prefix: z.string().describe('the first characters of the token, to recognise it'),
@@ -14,9 +13,6 @@ const token = z.object({
   lastUsedAt: isoTime.nullable(),
   createdAt: isoTime,
 });
-
-/** Characters of a token kept (with the prefix) to recognise it in lists. */
-const SHOWN = 6;
 
 function view(row: PersonalTokenRow) {
   return {
@@ -76,7 +72,7 @@ export function tokenOperations(services: ApiServices): Operation[] {
         'Needs proof of the password: Basic authentication with the password, a session opened with the password in the last 10 minutes, ' +
         'or `currentPassword` in the body. A request authenticated by a personal access token cannot create a token that outlives it.',
       body: z.strictObject({
-        name: tokenName,
+        name: personalTokenName,
         expiresInDays: expiresInDays.optional(),
         currentPassword: z.string().max(1024).optional().describe('your password, unless this request already proves it'),
       }),
@@ -86,14 +82,12 @@ export function tokenOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, body }) => {
         const user = await caller(identity);
         if (!provesPassword(identity)) await services.sessions.requirePassword(ctx, user.username, body.currentPassword, 'to create a token without signing in with your password');
-        const secret = newSecret(TOKEN_PREFIX);
         const expiresAt = expiryFrom(body.expiresInDays);
         await notLongerLived(identity, expiresAt);
-        const created = await meta.tokens.create(user.id, body.name, hashSecret(secret), secret.slice(0, TOKEN_PREFIX.length + SHOWN), expiresAt);
-        if (!created) throw conflict(`you already have a token named "${body.name}" (revoked ones keep their name)`);
+        const issued = await issuePersonalToken(meta, user.id, body.name, expiresAt);
+        if (!issued) throw conflict(`you already have a token named "${body.name}" (revoked ones keep their name)`);
         await audit(services, ctx, identity, { action: 'token.create', resourceType: 'token', resource: `${user.username}/${body.name}`, detail: { expiresAt: iso(expiresAt) } });
-        const row = (await meta.tokens.list(user.id)).find((t) => t.name === body.name)!;
-        return { status: 201, body: { ...view(row), token: secret } };
+        return { status: 201, body: { ...view(issued.row), token: issued.token } };
       },
     }),
     operation({

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { isUsername } from '../../auth/external.ts';
 import { hashPassword } from '../../auth/passwords.ts';
 import type { Identity } from '../../auth/identity.ts';
 import { UserExistsError } from '../../metadata/users.ts';
@@ -7,18 +8,31 @@ import type { UserRow } from '../../metadata/schema.ts';
 import { audit, conflict, isoTime, iso, notFound, pageOf, pageQuery, paged, refuse, requireSignedIn, slice, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
-/** The same rule as `berth user add`. */
-const username = z
-  .string()
-  .regex(/^[a-z0-9][a-z0-9._-]{0,63}$/, '1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit')
-  .refine((name) => name !== 'me', '"me" is reserved (it names the caller in paths)');
+/** The same rule as `berth user add` for local users. */
+const LOCAL_USERNAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 const password = z.string().min(8, 'at least 8 characters').max(1024);
 
-const user = z.object({ username: z.string(), admin: z.boolean(), createdAt: isoTime });
+const SOURCES = ['local', 'ldap', 'oidc'] as const;
+const SOURCE_NAMES: Record<string, string> = { ldap: 'LDAP', oidc: 'OpenID Connect' };
+
+const user = z.object({
+  username: z.string(),
+  admin: z.boolean(),
+  createdAt: isoTime,
+  source: z.string().describe('where the account lives: local, ldap or oidc'),
+  email: z.string().nullable(),
+  lastLoginAt: isoTime.nullable().describe('the last sign-in through LDAP or OIDC; null for local users and before the first'),
+});
 const nameParam = z.object({ name: z.string().min(1).max(255).describe('a user name, or "me" for the caller') });
 
 function view(row: UserRow) {
-  return { username: row.username, admin: row.is_admin === 1, createdAt: iso(row.created_at) };
+  return { username: row.username, admin: row.is_admin === 1, createdAt: iso(row.created_at), source: row.source, email: row.email, lastLoginAt: iso(row.last_login_at) };
+}
+
+/** Why a user of an identity source has no password to set in Berth. */
+function noPasswordHere(row: UserRow): string {
+  const where = row.source === 'ldap' ? 'change the password in the directory' : 'change the password at the OpenID provider';
+  return `${row.username} signs in through ${SOURCE_NAMES[row.source] ?? row.source}: ${where}`;
 }
 
 /** `/users`: administrators manage users; every user may read themself and change their password (`me`). */
@@ -50,12 +64,16 @@ export function userOperations(services: ApiServices): Operation[] {
       path: '/users',
       tag: 'users',
       summary: 'List users (administrators)',
-      query: z.object({ q: z.string().max(255).optional().describe('substring of the user name'), ...pageQuery }),
+      query: z.object({
+        q: z.string().max(255).optional().describe('substring of the user name'),
+        source: z.enum(SOURCES).optional().describe('only users whose account lives there'),
+        ...pageQuery,
+      }),
       response: pageOf(user),
       errors: [403],
       handler: async ({ ctx, identity, query }) => {
         if (!(await authorizer.isAdmin(identity))) throw refuse(identity, 'system administrator needed');
-        const all = (await meta.users.list()).filter((u) => !query.q || u.username.includes(query.q));
+        const all = (await meta.users.list()).filter((u) => (!query.q || u.username.includes(query.q)) && (!query.source || u.source === query.source));
         return paged(ctx, query, slice(all, query).map(view), all.length);
       },
     }),
@@ -65,20 +83,45 @@ export function userOperations(services: ApiServices): Operation[] {
       path: '/users',
       tag: 'users',
       summary: 'Create a user (administrators); a generated password is shown once when none is given',
-      body: z.strictObject({ username, password: password.optional(), admin: z.boolean().optional() }),
+      description:
+        'A local user (the default) has a Berth password. A user of `source` ldap or oidc is registered ahead of their first sign-in ' +
+        '(needed when auth.oidc.autoOnboard is off) and has no password here: the name must be the one the source will give. ' +
+        'Local names: 1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit; ldap/oidc names: 1-255 characters without "/", ":" or control characters. "me" is reserved.',
+      body: z
+        .strictObject({
+          username: z.string().min(1).max(255),
+          password: password.optional(),
+          admin: z.boolean().optional(),
+          source: z.enum(SOURCES).optional().describe('where the account lives (default local)'),
+        })
+        .superRefine((b, check) => {
+          const local = (b.source ?? 'local') === 'local';
+          if (b.username === 'me') check.addIssue({ code: 'custom', path: ['username'], message: '"me" is reserved (it names the caller in paths)' });
+          else if (local && !LOCAL_USERNAME.test(b.username)) {
+            check.addIssue({ code: 'custom', path: ['username'], message: '1-64 characters of a-z, 0-9, ".", "_", "-", starting with a letter or digit' });
+          } else if (!local && !isUsername(b.username)) {
+            check.addIssue({ code: 'custom', path: ['username'], message: 'at most 255 characters, without "/", ":", control characters, surrounding spaces or the "robot$" prefix' });
+          }
+          if (!local && b.password !== undefined) {
+            check.addIssue({ code: 'custom', path: ['password'], message: `a ${b.source} user signs in through ${SOURCE_NAMES[b.source!]} and has no password in Berth` });
+          }
+        }),
       status: 201,
-      response: user.extend({ password: z.string().optional().describe('the generated password, only when none was given') }),
+      response: user.extend({ password: z.string().optional().describe('the generated password, only when none was given (local users)') }),
       errors: [403, 409],
       handler: async ({ ctx, identity, body }) => {
         if (!(await authorizer.isAdmin(identity))) throw refuse(identity, 'system administrator needed');
-        const generated = body.password === undefined ? randomBytes(15).toString('base64url') : undefined;
+        const source = body.source ?? 'local';
+        const generated = source === 'local' && body.password === undefined ? randomBytes(15).toString('base64url') : undefined;
         try {
-          await meta.users.create(body.username, await hashPassword(body.password ?? generated!), body.admin ?? false);
+          if (source === 'local') await meta.users.create(body.username, await hashPassword(body.password ?? generated!), body.admin ?? false);
+          // The person's id at the source is learnt, and tied to the row, at their first sign-in.
+          else await meta.users.createExternal({ username: body.username, source, externalId: null, isAdmin: body.admin ?? false });
         } catch (err) {
           if (err instanceof UserExistsError) throw conflict(`user "${body.username}" already exists`);
           throw err;
         }
-        await audit(services, ctx, identity, { action: 'user.create', resourceType: 'user', resource: body.username, detail: { admin: body.admin ?? false } });
+        await audit(services, ctx, identity, { action: 'user.create', resourceType: 'user', resource: body.username, detail: { admin: body.admin ?? false, source } });
         authorizer.forget(body.username);
         services.credentials.forget(body.username);
         const row = (await meta.users.find(body.username))!;
@@ -90,11 +133,14 @@ export function userOperations(services: ApiServices): Operation[] {
       method: 'GET',
       path: '/users/{name}',
       tag: 'users',
-      summary: 'A user (administrators; anyone for "me")',
+      summary: 'A user with the groups of their identity source (administrators; anyone for "me")',
       params: nameParam,
-      response: user,
+      response: user.extend({ groups: z.array(z.string()).describe('names of the LDAP or OIDC groups the user was in at their last sign-in') }),
       errors: [403, 404],
-      handler: async ({ identity, params }) => ({ body: view((await target(identity, params.name, 'read')).row) }),
+      handler: async ({ identity, params }) => {
+        const { row } = await target(identity, params.name, 'read');
+        return { body: { ...view(row), groups: (await meta.groups.ofUser(row.id)).map((g) => g.name) } };
+      },
     }),
     operation({
       id: 'updateUser',
@@ -104,7 +150,8 @@ export function userOperations(services: ApiServices): Operation[] {
       summary: 'Change a password or the administrator flag (a user may change only their own password)',
       description:
         'Changing your own password needs `currentPassword`. An administrator resetting another user\'s password does not. ' +
-        'Either way every session of that user ends and every refresh token from the old password stops working; personal access tokens keep working.',
+        'Either way every session of that user ends and every refresh token from the old password stops working; personal access tokens keep working. ' +
+        'Users of LDAP or OIDC have no password in Berth: setting one is refused (409).',
       params: nameParam,
       body: z.strictObject({
         password: password.optional(),
@@ -116,7 +163,11 @@ export function userOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, params, body }) => {
         const { row, self, admin } = await target(identity, params.name, 'change');
         if (body.admin !== undefined && !admin) throw refuse(identity, 'system administrator needed to change "admin"');
+        if (body.admin !== undefined && services.onboarding?.adminManaged(row.source)) {
+          throw conflict(`"${row.username}" is an administrator or not as the ${row.source === 'ldap' ? 'directory' : 'OpenID provider'}'s admin group says, at each sign-in: change the group membership there`);
+        }
         if (body.admin === false) await keepAnAdmin(row, 'take administration from');
+        if (body.password !== undefined && row.source !== 'local') throw conflict(noPasswordHere(row));
         // A stolen token or session must not be able to take the account over by changing its password.
         if (body.password !== undefined && self) await services.sessions.requirePassword(ctx, row.username, body.currentPassword, 'to change your password');
         if (body.password !== undefined) {

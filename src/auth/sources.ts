@@ -1,0 +1,112 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { ConfigError } from '../config/overrides.ts';
+import type { Metadata } from '../metadata/index.ts';
+import type { ExternalLogins } from './authenticator.ts';
+import { IdentitySourceUnavailableError, type ExternalGroup } from './external.ts';
+import { LdapDirectory } from './ldap/directory.ts';
+import { OidcClient } from './oidc/client.ts';
+import { OidcFlows } from './oidc/flows.ts';
+import { Onboarding } from './onboarding.ts';
+
+/** The path of the OpenID Connect callback under Berth's URL; registered at the provider as the redirect URI. */
+export const OIDC_CALLBACK_PATH = '/api/v1/auth/oidc/callback';
+
+/** The identity sources `auth.mode` names, assembled: what the authenticator, the API and the CLI flows use. */
+export interface IdentitySources {
+  mode: Config['auth']['mode'];
+  onboarding: Onboarding;
+  /** For the Authenticator: sign-in beside local users (unset in local mode). */
+  external?: ExternalLogins;
+  /** LDAP mode: groups of the directory by name or DN (adding a group as a project member before anyone of it signed in). */
+  directoryGroups?: (nameOrDN: string) => Promise<ExternalGroup[]>;
+  /** OIDC mode: the sign-in flows (portal, CLI, device) through the provider. */
+  oidcFlows?: OidcFlows;
+  /** Checks at start that the source answers; a failure is logged (the local `admin` can still sign in), never fatal. */
+  probe(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds what `auth.mode` needs. Local users (the `admin` account among them) and robots always
+ * work; LDAP users sign in with their directory password everywhere (Basic, `docker login`,
+ * sessions), OIDC users through the provider (portal, `berth login --sso|--device`) and then with
+ * personal access tokens. Throws ConfigError for a configuration that cannot work (an OIDC redirect
+ * URI that cannot be known, an unreadable CA file).
+ */
+export function openIdentitySources(config: Config, meta: Metadata, log: Logger, forget: (username: string) => void): IdentitySources {
+  const { mode } = config.auth;
+  let directory: LdapDirectory | undefined;
+  const forgetEverywhere = (username: string) => {
+    directory?.forget(username);
+    forget(username);
+  };
+  const onboarding = new Onboarding(meta, {
+    autoOnboard: (source) => source === 'ldap' || (config.auth.oidc?.autoOnboard ?? true),
+    adminFromSource: (source) => (source === 'ldap' ? config.auth.ldap?.adminGroup : config.auth.oidc?.adminGroup) !== undefined,
+    forget: forgetEverywhere,
+  });
+
+  if (mode === 'ldap') {
+    const settings = config.auth.ldap!;
+    try {
+      directory = new LdapDirectory(settings, log.child({ component: 'ldap' }));
+    } catch (err) {
+      throw new ConfigError(`auth.ldap: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    const ldap = directory;
+    return {
+      mode,
+      onboarding,
+      external: { directory: ldap, onboarding, resyncMs: settings.cacheTTL * 1000 },
+      directoryGroups: (nameOrDN) => ldap.findGroups(nameOrDN),
+      async probe() {
+        try {
+          await ldap.check();
+          log.info({ url: settings.url }, 'ldap directory reachable');
+        } catch (err) {
+          log.error({ url: settings.url, err: err instanceof Error ? err.message : String(err) }, 'ldap directory check failed: directory users cannot sign in until it answers');
+        }
+      },
+      close: () => ldap.close(),
+    };
+  }
+
+  if (mode === 'oidc') {
+    const settings = config.auth.oidc!;
+    const base = config.externalURL[0];
+    if (!settings.redirectURL && !base) {
+      throw new ConfigError(`auth.oidc needs redirectURL (e.g. https://registry.example.com${OIDC_CALLBACK_PATH}) or externalURL: the redirect URI registered at the provider must be known exactly`);
+    }
+    const redirectURI = settings.redirectURL ?? `${base}${OIDC_CALLBACK_PATH}`;
+    let discovered: Promise<OidcClient> | undefined;
+    const oidc = (): Promise<OidcClient> => {
+      discovered ??= OidcClient.discover(settings, log.child({ component: 'oidc' })).catch((err: unknown) => {
+        discovered = undefined;
+        throw err instanceof IdentitySourceUnavailableError ? err : new IdentitySourceUnavailableError(`OpenID provider ${settings.issuer}: ${err instanceof Error ? err.message : String(err)}`);
+      });
+      return discovered;
+    };
+    return {
+      mode,
+      onboarding,
+      external: { onboarding, resyncMs: 0, passwordHint: `people who sign in with ${settings.displayName} use a personal access token as the password: berth login --sso` },
+      // The provider is discovered at the first need (and again after a failed discovery).
+      oidcFlows: new OidcFlows({ party: oidc, store: meta.authFlows, redirectUri: redirectURI }),
+      async probe() {
+        try {
+          await oidc();
+          log.info({ issuer: settings.issuer, redirectURI }, 'openid provider discovered');
+        } catch (err) {
+          log.error({ issuer: settings.issuer, err: err instanceof Error ? err.message : String(err) }, 'openid provider discovery failed: it is tried again at the next sign-in');
+        }
+      },
+      async close() {
+        const client = await discovered?.catch(() => undefined);
+        await client?.close?.();
+      },
+    };
+  }
+
+  return { mode, onboarding, probe: async () => undefined, close: async () => undefined };
+}

@@ -78,6 +78,8 @@ export class Authenticator {
   private dummyHash: Promise<string> | undefined;
   /** When each (credential, scope, client) token login was last audited. */
   private readonly audited = new Map<string, number>();
+  /** Directory re-checks in progress, by user name. */
+  private readonly rechecks = new Map<string, Promise<boolean>>();
 
   constructor(private readonly meta: Metadata, throttle: Partial<ThrottleOptions> = {}, private readonly external?: ExternalLogins) {
     this.throttle = new LoginThrottle(throttle);
@@ -181,6 +183,15 @@ export class Authenticator {
     if (user.source !== 'ldap') return true;
     if (!directory) return false;
     if (user.groups_synced_at !== null && Date.now() - Number(user.groups_synced_at) < this.external!.resyncMs) return true;
+    // A burst of requests of one user (a CI job's pulls) asks the directory once.
+    const running = this.rechecks.get(user.username);
+    if (running) return running;
+    const asked = this.askDirectory(user, directory, context).finally(() => this.rechecks.delete(user.username));
+    this.rechecks.set(user.username, asked);
+    return asked;
+  }
+
+  private async askDirectory(user: UserRow, directory: PasswordDirectory, context: SignInVia): Promise<boolean> {
     const person = await this.unlessUnavailable(directory.lookup(user.username));
     if (!person || person.externalId !== user.external_id) {
       await this.external!.onboarding.revoke(user.username, context, person ? 'the directory entry of this name is another person now' : 'the directory no longer lists this user');

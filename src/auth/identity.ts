@@ -31,10 +31,10 @@ export function identityFromSubject(subject: string | undefined, binding?: Bindi
 export const FRESH_SESSION_MS = 10 * 60_000;
 
 /**
- * Whether this request proved the user's own sign-in: Basic with the password (local or directory),
- * or a session opened with the password or through the OpenID provider within FRESH_SESSION_MS. Changing the password and creating personal
- * access tokens need this (or the current password in the request), so a stolen token cannot
- * turn itself into the account.
+ * Whether this request proved the user's own sign-in: Basic with the password (local or
+ * directory), or a session opened with the password or through the OpenID provider within
+ * FRESH_SESSION_MS. Changing the password and creating personal access tokens need this (or the
+ * current password in the request), so a stolen token cannot turn itself into the account.
  */
 export function provesPassword(identity: Identity, now = Date.now()): boolean {
   if (identity.kind !== 'user' || !identity.binding || !provesSignIn(identity.binding.cred)) return false;

@@ -53,6 +53,7 @@ export class Onboarding {
       }
       try {
         user = await this.meta.users.createExternal({ username: person.username, source: person.source, externalId: person.externalId, email: person.email ?? null, isAdmin: this.adminManaged(person.source) && person.admin });
+        created = true;
       } catch {
         // Two first sign-ins at once (two replicas): the other created the row.
         user = await this.meta.users.find(person.username);
@@ -60,7 +61,6 @@ export class Onboarding {
           return this.refuse(person, context, `the user name "${person.username}" was taken at the same moment: try again`);
         }
       }
-      created = true;
     }
     const groups = await this.meta.groups.upsert(person.source, person.groups);
     const change = await this.meta.groups.setUserGroups(user.id, groups.map((g) => g.id));

@@ -108,7 +108,8 @@ export class GroupStore {
       const removed = before.filter((g) => !want.has(g.id));
       const addedIds = [...want].filter((id) => !had.has(id));
       if (removed.length > 0) await tx.deleteFrom('group_memberships').where('user_id', '=', userId).where('group_id', 'in', removed.map((g) => g.id)).execute();
-      if (addedIds.length > 0) await tx.insertInto('group_memberships').values(addedIds.map((group_id) => ({ user_id: userId, group_id }))).execute();
+      // Two sign-ins of one person at once (two replicas) may add the same membership: the second is a no-op.
+      if (addedIds.length > 0) await tx.insertInto('group_memberships').values(addedIds.map((group_id) => ({ user_id: userId, group_id }))).onConflict((oc) => oc.columns(['user_id', 'group_id']).doNothing()).execute();
       const added = addedIds.length > 0 ? await tx.selectFrom('groups').selectAll().where('id', 'in', addedIds).execute() : [];
       return { added, removed };
     });

@@ -189,6 +189,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     ...apiRoutes({
       meta, registry, store, passwords, authorizer, credentials, config, endpoints, webhookPolicies,
       onboarding: identity.onboarding,
+      testIdentity: (username) => identity.test(username),
       ...(identity.oidcFlows ? { oidc: identity.oidcFlows } : {}),
       ...(identity.directoryGroups ? { directoryGroups: identity.directoryGroups } : {}),
     }),

@@ -24,7 +24,42 @@ export interface IdentitySources {
   oidcFlows?: OidcFlows;
   /** Checks at start that the source answers; a failure is logged (the local `admin` can still sign in), never fatal. */
   probe(): Promise<void>;
+  /**
+   * Asks the source now, for an administrator connecting Berth to it: whether it answers (and
+   * why not), and with `username` (LDAP), how the directory describes that person. Never throws
+   * for the source's failures: they are in `error`.
+   */
+  test(username?: string): Promise<IdentityTest>;
   close(): Promise<void>;
+}
+
+/** What a test of the identity source found. */
+export interface IdentityTest {
+  mode: Config['auth']['mode'];
+  ok: boolean;
+  /** The directory's URL or the provider's issuer. */
+  target?: string;
+  elapsedMs: number;
+  /** Why not, in words naming the cause (never a password). */
+  error?: string;
+  /** OIDC: whether the provider offers the device flow (`berth login --device`). */
+  deviceFlow?: boolean;
+  /** LDAP with a user name: the person as the directory describes them now, or `found: false`. */
+  person?: { found: false } | { found: true; externalId: string; username: string; email?: string; groups: string[]; admin: boolean };
+}
+
+/** Runs `check`, timing it; the source's unavailability (or refusal) becomes `error`. */
+async function timed(mode: Config['auth']['mode'], target: string, check: (result: IdentityTest) => Promise<void>): Promise<IdentityTest> {
+  const started = performance.now();
+  const result: IdentityTest = { mode, ok: true, target, elapsedMs: 0 };
+  try {
+    await check(result);
+  } catch (err) {
+    result.ok = false;
+    result.error = err instanceof Error ? err.message : String(err);
+  }
+  result.elapsedMs = Math.round(performance.now() - started);
+  return result;
 }
 
 /**
@@ -68,6 +103,13 @@ export function openIdentitySources(config: Config, meta: Metadata, log: Logger,
           log.error({ url: settings.url, err: err instanceof Error ? err.message : String(err) }, 'ldap directory check failed: directory users cannot sign in until it answers');
         }
       },
+      test: (username) =>
+        timed(mode, settings.url, async (result) => {
+          await ldap.check();
+          if (username === undefined) return;
+          const person = await ldap.lookup(username);
+          result.person = person ? { found: true, externalId: person.externalId, username: person.username, ...(person.email ? { email: person.email } : {}), groups: person.groups.map((g) => g.name), admin: person.admin } : { found: false };
+        }),
       close: () => ldap.close(),
     };
   }
@@ -101,6 +143,16 @@ export function openIdentitySources(config: Config, meta: Metadata, log: Logger,
           log.error({ issuer: settings.issuer, err: err instanceof Error ? err.message : String(err) }, 'openid provider discovery failed: it is tried again at the next sign-in');
         }
       },
+      test: () =>
+        timed(mode, settings.issuer, async (result) => {
+          // Asked afresh (not the client discovered at start): the provider as it answers now.
+          const fresh = await OidcClient.discover(settings, log.child({ component: 'oidc' }));
+          try {
+            result.deviceFlow = fresh.supportsDeviceFlow;
+          } finally {
+            await fresh.close();
+          }
+        }),
       async close() {
         const client = await discovered?.catch(() => undefined);
         await client?.close?.();
@@ -108,5 +160,5 @@ export function openIdentitySources(config: Config, meta: Metadata, log: Logger,
     };
   }
 
-  return { mode, onboarding, probe: async () => undefined, close: async () => undefined };
+  return { mode, onboarding, probe: async () => undefined, test: async () => ({ mode, ok: true, elapsedMs: 0 }), close: async () => undefined };
 }

@@ -19,6 +19,7 @@ const ENDPOINTS = [
   'POST /auth/oidc/cli/exchange',
   'POST /auth/oidc/device',
   'POST /auth/oidc/device/poll',
+  'POST /auth/test',
   'GET /system/info',
   'GET /health',
   'GET /users',

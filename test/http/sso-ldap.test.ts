@@ -98,6 +98,23 @@ describe('auth.mode ldap: directory users, groups as members', { timeout: 120_00
     await expectStatus(await api(server.url, 'PATCH', '/users/alice', { auth: adminBasic(), body: { password: 'a-new-password-1' } }), 409);
   });
 
+  it('tests the directory for an administrator: the service bind, and a person as the directory describes them', async () => {
+    const alice = await expectStatus<{ ok: boolean; mode: string; person: { found: boolean; externalId: string; groups: string[]; admin: boolean } }>(
+      await api(server.url, 'POST', '/auth/test', { auth: adminBasic(), body: { username: 'alice' } }),
+      200,
+    );
+    assert.equal(alice.ok, true);
+    assert.equal(alice.mode, 'ldap');
+    assert.equal(alice.person.found, true);
+    assert.equal(alice.person.externalId, ldap.userDN('alice'));
+    assert.ok(alice.person.groups.includes('developers'), JSON.stringify(alice));
+    assert.equal(alice.person.admin, false);
+    const nobody = await expectStatus<{ ok: boolean; person: { found: boolean } }>(await api(server.url, 'POST', '/auth/test', { auth: adminBasic(), body: { username: 'nobody*' } }), 200);
+    assert.deepEqual([nobody.ok, nobody.person.found], [true, false]);
+    // Not for everyone: a directory user who is no administrator.
+    await expectStatus(await api(server.url, 'POST', '/auth/test', { auth: basic('bob', password('bob')), body: {} }), 403);
+  });
+
   it('refuses wrong passwords, filtered-out users, unknown names and hostile names, without a 500', async () => {
     assert.equal(await granted('alice', 'not-her-password'), 401);
     assert.equal(await granted('alice', ''), 401);
@@ -159,6 +176,10 @@ describe('auth.mode ldap: directory users, groups as members', { timeout: 120_00
       const admin = await fetch(`${server.url}/service/token?service=berth&scope=repository:${REPO}:pull`, { headers: { Authorization: adminBasic() } });
       assert.equal(admin.status, 200);
       await admin.arrayBuffer();
+      // The administrator's test names the cause, and answers (200) rather than failing.
+      const test = await expectStatus<{ ok: boolean; error: string }>(await api(server.url, 'POST', '/auth/test', { auth: adminBasic(), body: {} }), 200);
+      assert.equal(test.ok, false);
+      assert.match(test.error, /cannot connect|connect/i);
     } finally {
       await ldap.start();
     }

@@ -316,6 +316,13 @@ describe('single sign-on through an OpenID provider', () => {
     assert.equal(res.headers.get('set-cookie'), null);
   });
 
+  test('an administrator tests the provider: discovery and the device flow; a person cannot be looked up there', async () => {
+    const result = await expectStatus<{ ok: boolean; mode: string; target: string; deviceFlow: boolean }>(await api(url, 'POST', '/auth/test', { auth: admin, body: {} }), 200);
+    assert.deepEqual([result.ok, result.mode, result.target, result.deviceFlow], [true, 'oidc', provider.issuer, true]);
+    await expectInvalid(await api(url, 'POST', '/auth/test', { auth: admin, body: { username: 'alice' } }), 'username');
+    await expectError(await api(url, 'POST', '/auth/test', { body: {} }), 401, 'UNAUTHORIZED');
+  });
+
   test('a provider that is down: 503 with Retry-After, never a 500', async () => {
     const started = new URL(await begin('return=/'));
     await provider.stop();
@@ -326,6 +333,10 @@ describe('single sign-on through an OpenID provider', () => {
     const res = await get(callback.href);
     assert.equal(res.headers.get('retry-after'), '10');
     await expectError(res, 503, 'UNAVAILABLE');
+    // The administrator's test asks the provider afresh: it says so, with a 200.
+    const tested = await expectStatus<{ ok: boolean; error: string }>(await api(url, 'POST', '/auth/test', { auth: admin, body: {} }), 200);
+    assert.equal(tested.ok, false);
+    assert.ok(tested.error.length > 0);
     await expectError(await api(url, 'POST', '/auth/oidc/device'), 503, 'UNAVAILABLE');
   });
 

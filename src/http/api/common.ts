@@ -8,6 +8,7 @@ import type { ExternalGroup } from '../../auth/external.ts';
 import type { CredentialCheck } from '../../auth/credentials.ts';
 import type { OidcFlows } from '../../auth/oidc/flows.ts';
 import type { Onboarding } from '../../auth/onboarding.ts';
+import type { IdentitySources } from '../../auth/sources.ts';
 import { identityName, type Identity } from '../../auth/identity.ts';
 import { PERMISSIONS, type Permission } from '../../auth/roles.ts';
 import type { Config } from '../../config/schema.ts';
@@ -46,6 +47,8 @@ export interface ApiDeps {
   /** Sign-in flows through the OpenID provider (`auth.mode: oidc`); unset otherwise. */
   oidc?: OidcFlows;
   /** Turns a person an identity source vouched for into a user (LDAP and OIDC modes). */
+  /** Asks the identity source now (administrators connecting Berth to a directory or provider). */
+  testIdentity?: IdentitySources['test'];
   onboarding?: Onboarding;
 }
 

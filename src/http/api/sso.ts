@@ -7,7 +7,7 @@ import type { Onboarding } from '../../auth/onboarding.ts';
 import type { UserRow } from '../../metadata/schema.ts';
 import { hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { Context } from '../context.ts';
-import { audit, conflict, iso, isoTime, notFound, type ApiServices } from './common.ts';
+import { audit, conflict, iso, isoTime, notFound, requireAdmin, type ApiServices } from './common.ts';
 import { issuePersonalToken, personalTokenName } from './personal-tokens.ts';
 import { API_PREFIX, invalid, operation, type ApiResult, type Operation } from './route.ts';
 
@@ -122,6 +122,36 @@ export function ssoOperations(services: ApiServices): Operation[] {
           ...(config.auth.mode === 'oidc' && config.auth.oidc ? { oidc: { displayName: config.auth.oidc.displayName, loginPath: OIDC_LOGIN_PATH } } : {}),
         },
       }),
+    }),
+    operation({
+      id: 'testIdentitySource',
+      method: 'POST',
+      path: '/auth/test',
+      tag: 'auth',
+      summary: 'Ask the directory or OpenID provider now: does it answer, and (LDAP) how does it describe a person (system administrators)',
+      description:
+        'LDAP: connects, binds as the service account, reads baseDN, and with `username` looks the person up (no password needed) with their groups and admin flag. ' +
+        'OIDC: reads the discovery document afresh. Always 200 once the request is valid: `ok` and `error` say what happened.',
+      body: z.strictObject({ username: z.string().min(1).max(255).optional().describe('LDAP: a person to look up') }),
+      response: z.object({
+        mode: z.enum(['local', 'ldap', 'oidc']),
+        ok: z.boolean(),
+        target: z.string().optional().describe("the directory's URL or the provider's issuer"),
+        elapsedMs: z.number(),
+        error: z.string().optional(),
+        deviceFlow: z.boolean().optional(),
+        person: z
+          .union([z.object({ found: z.literal(false) }), z.object({ found: z.literal(true), externalId: z.string(), username: z.string(), email: z.string().optional(), groups: z.array(z.string()), admin: z.boolean() })])
+          .optional(),
+      }),
+      errors: [403],
+      handler: async ({ ctx, identity, body }) => {
+        await requireAdmin(services, identity);
+        if (body.username !== undefined && config.auth.mode !== 'ldap') throw invalid([{ path: 'username', message: 'looking a person up is for auth.mode ldap (an OpenID provider answers only for the person signing in)' }]);
+        const result = services.testIdentity ? await services.testIdentity(body.username) : { mode: config.auth.mode, ok: true, elapsedMs: 0 };
+        ctx.log.info({ mode: result.mode, ok: result.ok, elapsedMs: result.elapsedMs }, 'identity source tested');
+        return { body: result };
+      },
     }),
     operation({
       id: 'oidcLogin',

@@ -43,6 +43,11 @@ export function ldapSchema(duration: DurationSchema) {
       groupFilter: z.string().min(1).default('(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames)(objectClass=group))'),
       /** The group attribute that lists its members' DNs (`member`, `uniqueMember`). */
       groupMembershipAttribute: z.string().min(1).default('member'),
+      /**
+       * What the membership attribute holds: `dn` (the member's DN: groupOfNames, groupOfUniqueNames,
+       * Active Directory) or `uid` (the member's user name: posixGroup's `memberUid`).
+       */
+      groupMemberValue: z.enum(['dn', 'uid']).default('dn'),
       /** The group attribute used as the group's name in Berth. */
       groupNameAttribute: z.string().min(1).default('cn'),
       /**
@@ -63,7 +68,8 @@ export function ldapSchema(duration: DurationSchema) {
       cacheTTL: z.union([z.literal(0), duration]).default(60),
     })
     .refine((l) => Boolean(l.bindDN) === Boolean(l.bindPassword), 'auth.ldap.bindDN and auth.ldap.bindPassword must be given together')
-    .refine((l) => !(l.startTLS && l.url.startsWith('ldaps:')), 'auth.ldap.startTLS is for ldap:// URLs (ldaps:// is TLS from the start)');
+    .refine((l) => !(l.startTLS && l.url.startsWith('ldaps:')), 'auth.ldap.startTLS is for ldap:// URLs (ldaps:// is TLS from the start)')
+    .refine((l) => !(l.groupMemberValue === 'uid' && l.nestedGroups !== 'none'), 'auth.ldap.nestedGroups needs groupMemberValue dn (groups listing user names cannot list groups)');
 }
 
 /** `auth.oidc`: sign-in through an OpenID Connect provider (Keycloak, Dex, Azure AD, Google, GitLab…). */

@@ -37,6 +37,7 @@ function config(overrides: Partial<LdapConfig> = {}): LdapConfig {
     groupMembershipAttribute: 'member',
     groupNameAttribute: 'cn',
     nestedGroups: 'none',
+    groupMemberValue: 'dn',
     adminGroup: ldap.groupDN('registry-admins'),
     timeout: 2,
     poolSize: 2,
@@ -189,6 +190,19 @@ describe('search-and-bind against OpenLDAP', () => {
       await ldap.delete(`cn=loop-a,${ldap.groupsDN}`);
       await ldap.delete(`cn=loop-b,${ldap.groupsDN}`);
       for (const cn of chain.reverse()) await ldap.delete(`cn=${cn},${ldap.groupsDN}`);
+    }
+  });
+
+  it('reads posixGroup groups that list members by user name (groupMemberValue uid)', async () => {
+    await ldap.add(`dn: cn=posix-devs,${ldap.groupsDN}\nobjectClass: posixGroup\ncn: posix-devs\ngidNumber: 5001\nmemberUid: alice\nmemberUid: carol\n`);
+    try {
+      const posix = directory({ groupFilter: '(objectClass=posixGroup)', groupMembershipAttribute: 'memberUid', groupMemberValue: 'uid' });
+      assert.deepEqual(names((await posix.authenticate('alice', 'alice-secret'))?.groups ?? []), ['posix-devs']);
+      assert.deepEqual(names((await posix.lookup('bob'))?.groups ?? []), []);
+      // The same directory read by DN finds none of them: posixGroup holds names, not DNs.
+      assert.deepEqual(names((await directory({ groupFilter: '(objectClass=posixGroup)', groupMembershipAttribute: 'memberUid' }).lookup('alice'))?.groups ?? []), []);
+    } finally {
+      await ldap.delete(`cn=posix-devs,${ldap.groupsDN}`);
     }
   });
 

@@ -111,6 +111,7 @@ test('config: auth.mode ldap and oidc are validated at start, naming the field',
     refused('auth:\n  mode: ldap\n  ldap:\n    url: ldap://l\n    baseDN: dc=x\n    bindDN: cn=svc\n', /bindDN and auth\.ldap\.bindPassword must be given together/);
     refused('auth:\n  mode: ldap\n  ldap:\n    url: ldaps://l\n    startTLS: true\n    baseDN: dc=x\n', /startTLS is for ldap:\/\/ URLs/);
     refused('auth:\n  mode: ldap\n  ldap:\n    url: ldap://l\n    baseDN: dc=x\n    nestedGroups: deep\n', /auth\.ldap\.nestedGroups/);
+    refused('auth:\n  mode: ldap\n  ldap:\n    url: ldap://l\n    baseDN: dc=x\n    groupMemberValue: uid\n    nestedGroups: search\n', /nestedGroups needs groupMemberValue dn/);
     refused('auth:\n  mode: oidc\n  oidc:\n    issuer: ftp://idp\n    clientId: berth\n', /auth\.oidc\.issuer: must be an https:\/\//);
     refused('auth:\n  mode: oidc\n  oidc:\n    issuer: https://idp\n', /auth\.oidc\.clientId/);
     // Secrets from the environment rather than the file.

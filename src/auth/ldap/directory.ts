@@ -265,16 +265,17 @@ export class LdapDirectory {
       this.#log.warn({ dn: found.dn, attribute: c.uidAttribute }, 'ldap user name is not usable in berth');
       return undefined;
     }
-    const groups = await this.#groupsOf(found.dn);
+    const groups = await this.#groupsOf(c.groupMemberValue === 'uid' ? username : found.dn);
     const email = values(found.entry, c.emailAttribute)[0];
     const admin = this.#adminGroup !== undefined && groups.some((g) => normalizeDN(g.externalId) === this.#adminGroup);
     return { source: 'ldap', externalId: found.dn, username, ...(email ? { email } : {}), groups, admin };
   }
 
-  async #groupsOf(memberDN: string): Promise<ExternalGroup[]> {
+  /** The groups of a member: `member` is the user's DN, or their user name when groups list names (groupMemberValue uid). */
+  async #groupsOf(member: string): Promise<ExternalGroup[]> {
     const c = this.#config;
     if (c.groupBaseDN === undefined) return [];
-    const direct = await this.#searchGroups(groupMembershipFilter(c.groupFilter, c.groupMembershipAttribute, memberDN, c.nestedGroups));
+    const direct = await this.#searchGroups(groupMembershipFilter(c.groupFilter, c.groupMembershipAttribute, member, c.nestedGroups));
     if (c.nestedGroups !== 'search') return dedupe(direct);
     const seen = new Map<string, ExternalGroup>();
     let frontier: ExternalGroup[] = [];

@@ -140,6 +140,8 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     ttl: config.auth.tokenTTL,
     refreshTTL: config.auth.refreshTokenTTL,
   });
+  // Secrets at rest (registry endpoint credentials, OIDC refresh tokens): under secrets.key, else a key derived from the signing key.
+  const sealer = new Sealer(config.secrets.key ? parseSecretsKey(config.secrets.key)! : deriveSecret(signingKey, 'secrets at rest'));
   const credentials = new CredentialCheck(meta);
   const authorizer = new ProjectAuthorizer(meta, config.auth.anonymousPull);
   // Where people's accounts live (auth.mode): a sign-in that changes a user drops what every replica caches of them.
@@ -148,7 +150,7 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
     identity = openIdentitySources(config, meta, log, (name) => {
       authorizer.forget(name);
       credentials.forget(name);
-    });
+    }, sealer);
   } catch (err) {
     await store.close();
     await meta.close();
@@ -159,8 +161,6 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
   credentials.recheck = (user) => passwords.recheck(user, { client: 'system', via: 'refresh' });
   const registry = createRegistry(store, meta, deriveSecret(signingKey, 'upload session ids'), { auditPulls: config.audit.pulls, uploads: { resumableHash: meta.dialect === 'postgres' } });
   const metrics = createMetrics();
-  // Secrets at rest (registry endpoint credentials): under secrets.key, else a key derived from the signing key.
-  const sealer = new Sealer(config.secrets.key ? parseSecretsKey(config.secrets.key)! : deriveSecret(signingKey, 'secrets at rest'));
   const endpoints = new EndpointService({ registries: meta.registries, sealer, timeoutMs: config.proxy.timeout * 1000 });
   // Resource URLs in webhook payloads name the first external URL, else the address Berth listens on.
   let ownURL: string | undefined;

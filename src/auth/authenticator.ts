@@ -3,7 +3,7 @@ import { RegistryError } from '../domain/errors.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { UserRow } from '../metadata/schema.ts';
 import { robotCredential } from './credentials.ts';
-import { IdentitySourceUnavailableError, type ExternalIdentity } from './external.ts';
+import { IdentitySourceUnavailableError, type ExternalIdentity, type ExternalSource } from './external.ts';
 import { ROBOT_PREFIX, type Identity } from './identity.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { TOKEN_PREFIX, hashSecret } from './secrets.ts';
@@ -43,16 +43,23 @@ export type SecretKind = 'any' | 'password';
 export interface PasswordDirectory {
   /** The person, or undefined when the name and password do not check out; throws IdentitySourceUnavailableError. */
   authenticate(username: string, password: string): Promise<ExternalIdentity | undefined>;
-  /** The person as the directory lists them now (no password), undefined when no longer listed; throws IdentitySourceUnavailableError. */
-  lookup(username: string): Promise<ExternalIdentity | undefined>;
 }
 
 /** Sign-in through an identity source beside local users (`auth.mode` ldap or oidc). */
 export interface ExternalLogins {
+  /** Where this mode's people come from; users of another source (a mode changed since) are refused. */
+  source: ExternalSource;
   /** LDAP mode: the directory that checks passwords of users who are not local. */
   directory?: PasswordDirectory;
+  /**
+   * The person as the source describes them now, for a user who comes with a token rather than
+   * their password: the identity (still accepted: groups and admin flag are brought up to date),
+   * null (no longer: every credential ends), undefined (the source cannot tell: accepted as is).
+   * Throws IdentitySourceUnavailableError. Unset: never asked.
+   */
+  recheckPerson?: (user: UserRow) => Promise<ExternalIdentity | null | undefined>;
   onboarding: Onboarding;
-  /** How often (ms) a directory user's groups are read again: at a password login, a personal access token's use, a refresh grant. */
+  /** How often (ms) a user's groups are read again: at a directory password login, a personal access token's use, a refresh grant, a session. */
   resyncMs: number;
   /** Appended to the refusal of a password for an account without one here (OIDC mode: how those people log in instead). */
   passwordHint?: string;
@@ -173,31 +180,35 @@ export class Authenticator {
   }
 
   /**
-   * Whether a directory (LDAP) user is still listed by the directory: asked again when their groups
-   * were last read more than `resyncMs` ago, which also brings their groups and admin flag up to
-   * date; a person no longer listed loses every credential (Onboarding.revoke). True at once for
-   * everyone else. Throws UNAVAILABLE (503) when the directory cannot answer.
+   * Whether a user of the identity source is still accepted by it (the directory still lists them;
+   * the OpenID provider still refreshes their grant): asked again when their groups were last read
+   * more than `resyncMs` ago, which also brings their groups and admin flag up to date; a person
+   * no longer accepted loses every credential (Onboarding.revoke). True at once for local users;
+   * false for users of a source not configured now. Throws UNAVAILABLE (503) when the source
+   * cannot answer.
    */
   async recheck(user: UserRow, context: SignInVia): Promise<boolean> {
-    const directory = this.external?.directory;
-    if (user.source !== 'ldap') return true;
-    if (!directory) return false;
-    if (user.groups_synced_at !== null && Date.now() - Number(user.groups_synced_at) < this.external!.resyncMs) return true;
-    // A burst of requests of one user (a CI job's pulls) asks the directory once.
+    if (user.source === 'local') return true;
+    const external = this.external;
+    if (!external || user.source !== external.source) return false;
+    if (!external.recheckPerson || (user.groups_synced_at !== null && Date.now() - Number(user.groups_synced_at) < external.resyncMs)) return true;
+    // A burst of requests of one user (a CI job's pulls) asks the source once.
     const running = this.rechecks.get(user.username);
     if (running) return running;
-    const asked = this.askDirectory(user, directory, context).finally(() => this.rechecks.delete(user.username));
+    const asked = this.askSource(user, external, external.recheckPerson, context).finally(() => this.rechecks.delete(user.username));
     this.rechecks.set(user.username, asked);
     return asked;
   }
 
-  private async askDirectory(user: UserRow, directory: PasswordDirectory, context: SignInVia): Promise<boolean> {
-    const person = await this.unlessUnavailable(directory.lookup(user.username));
-    if (!person || person.externalId !== user.external_id) {
-      await this.external!.onboarding.revoke(user.username, context, person ? 'the directory entry of this name is another person now' : 'the directory no longer lists this user');
+  private async askSource(user: UserRow, external: ExternalLogins, recheckPerson: NonNullable<ExternalLogins['recheckPerson']>, context: SignInVia): Promise<boolean> {
+    const person = await this.unlessUnavailable(recheckPerson(user));
+    if (person === undefined) return true;
+    if (person === null || person.externalId !== user.external_id) {
+      const why = person ? 'the source now gives this name to another person' : user.source === 'ldap' ? 'the directory no longer lists this user' : 'the OpenID provider no longer accepts this user';
+      await external.onboarding.revoke(user.username, context, why);
       return false;
     }
-    return (await this.external!.onboarding.signIn(person, context)).user !== undefined;
+    return (await external.onboarding.signIn(person, context)).user !== undefined;
   }
 
   /** Checks the password with the directory and brings the user up to date (at most every resyncMs). */

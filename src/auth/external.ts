@@ -18,6 +18,11 @@ export interface ExternalIdentity {
   groups: ExternalGroup[];
   /** Whether the source's administrators' group is among them (then a system administrator in Berth). */
   admin: boolean;
+  /**
+   * OIDC: the provider's refresh token, when it sent one: kept sealed to ask the provider later
+   * whether the person is still accepted. A secret: never logged, never returned.
+   */
+  refreshToken?: string;
 }
 
 export type ExternalSource = 'ldap' | 'oidc';

@@ -22,6 +22,8 @@ export interface OnboardingOptions {
    * sign-in sets the user's admin flag; otherwise the flag stays what an administrator made it.
    */
   adminFromSource: (source: string) => boolean;
+  /** Seals an OIDC provider's refresh token for storage (users.external_refresh). */
+  seal: (refreshToken: string) => string;
 }
 
 /**
@@ -66,7 +68,13 @@ export class Onboarding {
     const change = await this.meta.groups.setUserGroups(user.id, groups.map((g) => g.id));
     const wasAdmin = user.is_admin === 1;
     const admin = this.adminManaged(person.source) ? person.admin : wasAdmin;
-    await this.meta.users.recordSignIn(user.id, { externalId: person.externalId, email: person.email ?? null, isAdmin: admin, at: now });
+    await this.meta.users.recordSignIn(user.id, {
+      externalId: person.externalId,
+      email: person.email ?? null,
+      isAdmin: admin,
+      at: now,
+      ...(person.refreshToken !== undefined ? { externalRefresh: this.options.seal(person.refreshToken) } : {}),
+    });
     const adminChanged = !created && wasAdmin !== admin;
     if (created) {
       await this.meta.audit.record({

@@ -2,12 +2,17 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { ConfigError } from '../config/overrides.ts';
 import type { Metadata } from '../metadata/index.ts';
+import type { UserRow } from '../metadata/schema.ts';
+import type { Sealer } from './sealed.ts';
 import type { ExternalLogins } from './authenticator.ts';
 import { IdentitySourceUnavailableError, type ExternalGroup } from './external.ts';
 import { LdapDirectory } from './ldap/directory.ts';
-import { OidcClient } from './oidc/client.ts';
+import { OidcClient, OidcError } from './oidc/client.ts';
 import { OidcFlows } from './oidc/flows.ts';
 import { Onboarding } from './onboarding.ts';
+
+/** The sealing context of OpenID providers' refresh tokens kept in users.external_refresh. */
+const REFRESH_CONTEXT = 'oidc refresh token';
 
 /** The path of the OpenID Connect callback under Berth's URL; registered at the provider as the redirect URI. */
 export const OIDC_CALLBACK_PATH = '/api/v1/auth/oidc/callback';
@@ -69,7 +74,7 @@ async function timed(mode: Config['auth']['mode'], target: string, check: (resul
  * personal access tokens. Throws ConfigError for a configuration that cannot work (an OIDC redirect
  * URI that cannot be known, an unreadable CA file).
  */
-export function openIdentitySources(config: Config, meta: Metadata, log: Logger, forget: (username: string) => void): IdentitySources {
+export function openIdentitySources(config: Config, meta: Metadata, log: Logger, forget: (username: string) => void, sealer: Sealer): IdentitySources {
   const { mode } = config.auth;
   let directory: LdapDirectory | undefined;
   const forgetEverywhere = (username: string) => {
@@ -80,6 +85,7 @@ export function openIdentitySources(config: Config, meta: Metadata, log: Logger,
     autoOnboard: (source) => source === 'ldap' || (config.auth.oidc?.autoOnboard ?? true),
     adminFromSource: (source) => (source === 'ldap' ? config.auth.ldap?.adminGroup : config.auth.oidc?.adminGroup) !== undefined,
     forget: forgetEverywhere,
+    seal: (refreshToken) => sealer.seal(refreshToken, REFRESH_CONTEXT),
   });
 
   if (mode === 'ldap') {
@@ -93,7 +99,14 @@ export function openIdentitySources(config: Config, meta: Metadata, log: Logger,
     return {
       mode,
       onboarding,
-      external: { directory: ldap, onboarding, resyncMs: settings.cacheTTL * 1000 },
+      external: {
+        source: 'ldap',
+        directory: ldap,
+        // Still listed, as the same entry? (Onboarding compares the DN.)
+        recheckPerson: async (user) => (await ldap.lookup(user.username)) ?? null,
+        onboarding,
+        resyncMs: settings.cacheTTL * 1000,
+      },
       directoryGroups: (nameOrDN) => ldap.findGroups(nameOrDN),
       async probe() {
         try {
@@ -132,7 +145,36 @@ export function openIdentitySources(config: Config, meta: Metadata, log: Logger,
     return {
       mode,
       onboarding,
-      external: { onboarding, resyncMs: 0, passwordHint: `people who sign in with ${settings.displayName} use a personal access token as the password: berth login --sso` },
+      external: {
+        source: 'oidc',
+        // Still accepted by the provider? One refresh-token grant with the token it sent at the last
+        // sign-in; without one (the provider issues none) the provider cannot be asked.
+        ...(settings.recheckInterval > 0
+          ? {
+              recheckPerson: async (user: UserRow) => {
+                if (user.external_refresh === null || user.external_id === null) return undefined;
+                let refreshToken: string;
+                try {
+                  refreshToken = sealer.open(user.external_refresh, REFRESH_CONTEXT);
+                } catch {
+                  return undefined; // sealed under another key (secrets.key changed): asked again at the next sign-in
+                }
+                try {
+                  return await (await oidc()).refresh(refreshToken, user.external_id);
+                } catch (err) {
+                  if (err instanceof OidcError) {
+                    log.info({ user: user.username, reason: err.message }, 'oidc provider refused the refresh');
+                    return null;
+                  }
+                  throw err;
+                }
+              },
+            }
+          : {}),
+        onboarding,
+        resyncMs: settings.recheckInterval * 1000,
+        passwordHint: `people who sign in with ${settings.displayName} use a personal access token as the password: berth login --sso`,
+      },
       // The provider is discovered at the first need (and again after a failed discovery).
       oidcFlows: new OidcFlows({ party: oidc, store: meta.authFlows, redirectUri: redirectURI }),
       async probe() {

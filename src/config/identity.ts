@@ -103,5 +103,11 @@ export function oidcSchema(duration: DurationSchema) {
     timeout: duration.default(10),
     /** Clock skew allowed when checking ID tokens' times. */
     clockTolerance: duration.default(30),
+    /**
+     * How often a person using personal access tokens or a portal session is checked with the
+     * provider (a refresh-token grant: still accepted, current groups); 0: never. Needs a provider
+     * that issues refresh tokens (add `offline_access` to scopes where it asks for it).
+     */
+    recheckInterval: z.union([z.literal(0), duration]).default(300),
   });
 }

@@ -553,6 +553,9 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.alterTable('users').addColumn('last_login_at', 'bigint').execute();
         // When the user's groups were last read from the source (sign-in, or an LDAP re-check).
         await db.schema.alterTable('users').addColumn('groups_synced_at', 'bigint').execute();
+        // OIDC: the provider's refresh token (sealed), to ask the provider now and then whether the
+        // person is still accepted, while they use personal access tokens.
+        await db.schema.alterTable('users').addColumn('external_refresh', 'text').execute();
         // Groups of an identity source, known once a member signed in or an administrator named one.
         await db.schema
           .createTable('groups')

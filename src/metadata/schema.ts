@@ -59,6 +59,8 @@ export interface UsersTable {
   last_login_at: ColumnType<number | null, number | null | undefined, number | null>;
   /** When the user's groups were last read from the source. */
   groups_synced_at: ColumnType<number | null, number | null | undefined, number | null>;
+  /** OIDC: the provider's refresh token, sealed (src/auth/sealed.ts); null when it sent none, or after a revocation. */
+  external_refresh: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 /** A group of an identity source (LDAP group entry, OIDC groups-claim value). */

@@ -61,11 +61,21 @@ export class UserStore {
     return (await this.find(user.username))!;
   }
 
-  /** Notes a sign-in through an identity source: what it said of the person now, and when. */
-  async recordSignIn(id: number, seen: { externalId: string; email: string | null; isAdmin: boolean; at: number }): Promise<void> {
+  /**
+   * Notes a sign-in through an identity source: what it said of the person now, and when;
+   * `externalRefresh` (sealed) replaces the stored refresh token when given.
+   */
+  async recordSignIn(id: number, seen: { externalId: string; email: string | null; isAdmin: boolean; at: number; externalRefresh?: string }): Promise<void> {
     await this.db
       .updateTable('users')
-      .set({ external_id: seen.externalId, email: seen.email, is_admin: seen.isAdmin ? 1 : 0, last_login_at: seen.at, groups_synced_at: seen.at })
+      .set({
+        external_id: seen.externalId,
+        email: seen.email,
+        is_admin: seen.isAdmin ? 1 : 0,
+        last_login_at: seen.at,
+        groups_synced_at: seen.at,
+        ...(seen.externalRefresh !== undefined ? { external_refresh: seen.externalRefresh } : {}),
+      })
       .where('id', '=', id)
       .execute();
   }
@@ -73,12 +83,12 @@ export class UserStore {
   /**
    * Ends every credential the user holds by moving their credential generation (tokens, sessions
    * and cached logins of older generations stop working): for a person the directory no longer
-   * lists. False when no such user.
+   * lists; the source's refresh token is forgotten too. False when no such user.
    */
   async bumpGeneration(username: string): Promise<boolean> {
     const result = await this.db
       .updateTable('users')
-      .set((eb) => ({ credential_generation: eb('credential_generation', '+', 1) }))
+      .set((eb) => ({ credential_generation: eb('credential_generation', '+', 1), external_refresh: null }))
       .where('username', '=', username)
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;

@@ -44,6 +44,7 @@ function oidcConfig(issuer: string, overrides: Partial<OidcConfig> = {}): OidcCo
     displayName: 'Test IdP',
     timeout: 5,
     clockTolerance: 30,
+    recheckInterval: 300,
     ...overrides,
   };
 }
@@ -98,7 +99,8 @@ describe('OpenID Connect relying party', () => {
   });
 
   test('the code flow gives the identity with groups and the admin flag', async () => {
-    const alice = await signIn('alice', 'alice-pw');
+    const { refreshToken, ...alice } = await signIn('alice', 'alice-pw');
+    assert.equal(typeof refreshToken, 'string', 'the provider issues refresh tokens: kept to ask it again later');
     assert.deepEqual(alice, {
       source: 'oidc',
       externalId: `${provider.issuer} u-alice`,
@@ -115,6 +117,25 @@ describe('OpenID Connect relying party', () => {
     assert.deepEqual(bob.groups, [{ externalId: 'developers', name: 'developers' }], 'a string claim is one group');
     assert.equal(bob.admin, false);
     assert.equal(bob.email, undefined, 'an email claim that is no address is dropped');
+  });
+
+  test('a refresh asks the provider again: the person as it describes them now; refused once it drops them', async () => {
+    const first = await signIn('bob', 'bob-pw');
+    const again = await client.refresh(first.refreshToken!, first.externalId);
+    assert.equal(again.username, 'bob');
+    assert.deepEqual(again.groups, first.groups);
+    assert.equal(typeof again.refreshToken, 'string');
+    // Another person's id with bob's token: refused, never bob's identity under another name.
+    await assert.rejects(client.refresh(again.refreshToken!, `${provider.issuer} u-alice`), (error: unknown) => error instanceof OidcError && error.kind === 'id_token');
+    await assert.rejects(client.refresh('not-a-refresh-token', first.externalId), (error: unknown) => error instanceof OidcError && error.kind === 'provider');
+    // The provider no longer lists bob: his grant's refresh is invalid_grant.
+    const fresh = await signIn('bob', 'bob-pw');
+    await provider.setUsers(users.filter((u) => u.login !== 'bob'));
+    try {
+      await assert.rejects(client.refresh(fresh.refreshToken!, fresh.externalId), (error: unknown) => error instanceof OidcError && error.kind === 'provider' && /invalid_grant/.test(error.message));
+    } finally {
+      await provider.setUsers(users);
+    }
   });
 
   test('a callback whose state differs is refused', async () => {

@@ -42,7 +42,7 @@ describe('single sign-on through an OpenID provider', () => {
       keys: [await generateSigningKey()],
     });
     const oidc = { issuer: provider.issuer, clientId: 'berth', scopes: ['openid', 'profile', 'email', 'groups'], displayName: 'Test <IdP>' };
-    server = await startTestServer({ addr: `127.0.0.1:${port}`, auth: { mode: 'oidc', oidc: { ...oidc, redirectURL: `http://127.0.0.1:${port}${CALLBACK}` } } });
+    server = await startTestServer({ addr: `127.0.0.1:${port}`, auth: { mode: 'oidc', oidc: { ...oidc, redirectURL: `http://127.0.0.1:${port}${CALLBACK}`, recheckInterval: 1 } } });
     closed = await startTestServer({ addr: `127.0.0.1:${closedPort}`, auth: { mode: 'oidc', oidc: { ...oidc, autoOnboard: false, redirectURL: `http://127.0.0.1:${closedPort}${CALLBACK}` } } });
     url = server.url;
   });
@@ -314,6 +314,40 @@ describe('single sign-on through an OpenID provider', () => {
     const env = await expectError(res, 403, 'DENIED');
     assert.match(env.errors[0]!.message, /not a Berth user yet/);
     assert.equal(res.headers.get('set-cookie'), null);
+  });
+
+  test('the provider is asked again (recheckInterval): group changes follow, and a person it drops loses tokens and sessions', async () => {
+    const frank = person('frank', ['team-b']);
+    await provider.setUsers([alice, bob, carol, dave, erin, frank]);
+    await expectStatus(await api(url, 'POST', '/projects', { auth: admin, body: { name: 'recheck' } }), 201);
+    await expectStatus(await api(url, 'POST', '/projects/recheck/members', { auth: admin, body: { group: 'team-a', role: 'developer' } }), 201);
+    const cookie = sessionCookie(await portal(frank));
+    const { token } = await expectStatus<{ token: string }>(
+      await api(url, 'POST', '/users/me/tokens', { headers: { cookie, 'X-Berth-Request': '1' }, body: { name: 'ci', expiresInDays: 30 } }),
+      201,
+    );
+    rememberSecret(token);
+    const pushPull = async () => {
+      const res = await fetch(`${url}/service/token?service=berth&scope=repository:recheck/app:push,pull`, { headers: { Authorization: basic('frank', token) } });
+      if (res.status !== 200) return res.status;
+      const granted = JSON.parse(Buffer.from(((await res.json()) as { token: string }).token.split('.')[1]!, 'base64url').toString()) as { access: { actions: string[] }[] };
+      return (granted.access[0]?.actions ?? []).sort();
+    };
+    assert.deepEqual(await pushPull(), []);
+    // frank joins team-a at the provider: with his token alone (no sign-in), the role follows.
+    await provider.setUsers([alice, bob, carol, dave, erin, { ...frank, claims: { ...frank.claims, groups: ['team-b', 'team-a'] } }]);
+    await sleep(1_100);
+    assert.deepEqual(await pushPull(), ['pull', 'push']);
+    const groupRows = await auditRows('user.groups', 'frank');
+    assert.ok(groupRows.some((r) => (r.detail?.['added'] as string[] | undefined)?.includes('team-a')), JSON.stringify(groupRows));
+    // The provider drops frank: his token, and his portal session, stop working at the next check.
+    await provider.setUsers([alice, bob, carol, dave, erin]);
+    await sleep(1_100);
+    assert.equal(await pushPull(), 401);
+    await expectError(await api(url, 'GET', '/auth/whoami', { headers: { cookie } }), 401, 'UNAUTHORIZED');
+    const revoked = await expectStatus<{ items: { resource: string; detail: Record<string, unknown> }[] }>(await api(url, 'GET', '/audit?action=user.revoke&resource=frank', { auth: admin }), 200);
+    assert.ok(revoked.items.some((r) => r.resource === 'frank' && /no longer accepts/.test(String(r.detail['why']))), JSON.stringify(revoked.items));
+    // The provider's refresh token is a secret: never in a log line (the leak scanner checks the server's).
   });
 
   test('an administrator tests the provider: discovery and the device flow; a person cannot be looked up there', async () => {

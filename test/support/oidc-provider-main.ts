@@ -62,6 +62,9 @@ const provider = new Provider(issuer, {
   jwks: { keys: options.keys },
   cookies: { keys: [randomBytes(32).toString('hex')] },
   pkce: { required: () => true },
+  // A refresh token for every client allowed the grant (as Keycloak does), offline_access or not:
+  // Berth uses it to ask whether the person is still accepted.
+  issueRefreshToken: async (_ctx: Ctx, client: { grantTypeAllowed(type: string): boolean }) => client.grantTypeAllowed('refresh_token'),
   conformIdTokenClaims: options.conformIdTokenClaims ?? false,
   claims: {
     openid: ['sub'],
@@ -143,13 +146,13 @@ provider.use(async (ctx, next) => {
   }
 });
 
-function readBody(req: http.IncomingMessage): Promise<string> {
+function readBody(req: http.IncomingMessage, limit = 64 * 1024): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size > 64 * 1024) req.destroy(new Error('body too large'));
+      if (size > limit) req.destroy(new Error('body too large'));
       else chunks.push(chunk);
     });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
@@ -213,8 +216,11 @@ async function control(req: http.IncomingMessage, res: http.ServerResponse, url:
     return;
   }
   if (url.pathname === '/__test/control' && req.method === 'POST') {
-    const body = JSON.parse(await readBody(req)) as { tamper?: TamperMode | null; deviceCodeTTL?: number };
+    // The test's own people may be many and large (a user with 10,000 groups).
+    const body = JSON.parse(await readBody(req, 8 * 1024 * 1024)) as { tamper?: TamperMode | null; deviceCodeTTL?: number; users?: ProviderProcessOptions['users'] };
     if ('tamper' in body) tamper = body.tamper ?? undefined;
+    // The people and their claims from now on (findAccount reads them at every grant, refreshes included).
+    if (Array.isArray(body.users)) options.users = body.users;
     if (typeof body.deviceCodeTTL === 'number') deviceCodeTTL = body.deviceCodeTTL;
     res.writeHead(204).end();
     return;

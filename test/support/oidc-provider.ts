@@ -77,6 +77,8 @@ export interface OidcProviderHandle {
   setTamper(mode: TamperMode | undefined): Promise<void>;
   /** Sets the device code lifetime for codes issued from now on. */
   setDeviceCodeTTL(seconds: number): Promise<void>;
+  /** Replaces the people and their claims at runtime (grants survive: a refresh for a person no longer listed is invalid_grant). */
+  setUsers(users: OidcTestUser[]): Promise<void>;
   /** Requests per path (`/jwks`, `/token`, `/me`, `/.well-known/openid-configuration`…) since the process started. */
   stats(): Promise<Record<string, number>>;
   /** {@link signInWithForm}. */
@@ -148,6 +150,10 @@ export async function startOidcProvider(initial: OidcProviderOptions): Promise<O
     setDeviceCodeTTL: async (seconds) => {
       current = { ...current, deviceCodeTTL: seconds };
       await control('/__test/control', { deviceCodeTTL: seconds });
+    },
+    setUsers: async (users) => {
+      current = { ...current, users };
+      await control('/__test/control', { users });
     },
     stats: async () => (await control('/__test/stats'))!,
     signIn: signInWithForm,

@@ -120,7 +120,7 @@ test('config: auth.mode ldap and oidc are validated at start, naming the field',
     assert.equal(ok.auth.ldap?.cacheTTL, 60);
     // An OIDC redirect URI that cannot be known exactly stops Berth at start.
     const oidc = load('auth:\n  mode: oidc\n  oidc:\n    issuer: https://idp.example.com\n    clientId: berth\n');
-    assert.throws(() => openIdentitySources(oidc, undefined as never, undefined as never, () => undefined), (err: unknown) => err instanceof ConfigError && /redirectURL .* or externalURL/.test(err.message));
+    assert.throws(() => openIdentitySources(oidc, undefined as never, undefined as never, () => undefined, undefined as never), (err: unknown) => err instanceof ConfigError && /redirectURL .* or externalURL/.test(err.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

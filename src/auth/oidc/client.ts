@@ -253,6 +253,35 @@ export class OidcClient {
     return { status: 'done', identity: await this.#identity(tokens) };
   }
 
+  /**
+   * Asks the provider whether the person a refresh token was issued to is still accepted: one
+   * refresh-token grant. Returns the person as the provider describes them now — from the new ID
+   * token (the same checks as {@link finish}, without nonce) or, when it sends none, from userinfo —
+   * with the refresh token to keep (a rotated one, or the same). Throws OidcError (`provider`, e.g.
+   * invalid_grant: the person or the grant is gone) when refused, `id_token` when the answer is
+   * about another person than `externalId`, IdentitySourceUnavailableError when the provider is down.
+   */
+  async refresh(refreshToken: string, externalId: string): Promise<ExternalIdentity> {
+    const sub = externalId.startsWith(`${this.issuer} `) ? externalId.slice(this.issuer.length + 1) : undefined;
+    if (sub === undefined) throw new OidcError('id_token', `the account was not made by ${this.displayName} (${this.issuer})`);
+    const tokens = await client.refreshTokenGrant(this.#openid, refreshToken).catch((error: unknown) => {
+      throw translateError(error, this.displayName, 'refresh token grant');
+    });
+    let identity: ExternalIdentity;
+    if (typeof tokens.id_token === 'string') {
+      identity = await this.#identity(tokens);
+    } else {
+      const userinfoEndpoint = this.#openid.serverMetadata().userinfo_endpoint;
+      if (!userinfoEndpoint) throw new OidcError('id_token', `${this.displayName} answered a refresh with neither an ID token nor a userinfo endpoint`);
+      const userinfo = await client.fetchUserInfo(this.#openid, tokens.access_token, sub).catch((error: unknown) => {
+        throw translateError(error, this.displayName, 'userinfo request');
+      });
+      identity = this.#fromClaims({ ...userinfo });
+    }
+    if (identity.externalId !== externalId) throw new OidcError('id_token', `${this.displayName} answered the refresh about another person`);
+    return { ...identity, refreshToken: tokens.refresh_token ?? refreshToken };
+  }
+
   /** Closes the connections to the provider; the client is unusable afterwards. */
   close(): Promise<void> {
     return this.#transport.close();
@@ -280,6 +309,11 @@ export class OidcClient {
       });
       for (const name of [usernameClaim, groupsClaim, 'email']) if (claims[name] === undefined && userinfo[name] !== undefined) claims[name] = userinfo[name];
     }
+    const identity = this.#fromClaims(claims);
+    return tokens.refresh_token ? { ...identity, refreshToken: tokens.refresh_token } : identity;
+  }
+
+  #fromClaims(claims: Record<string, unknown>): ExternalIdentity {
     const { identity, droppedGroups } = identityFromClaims(this.issuer, claims, this.#config, this.displayName);
     if (droppedGroups > 0) this.#log.warn({ user: identity.username, kept: identity.groups.length, dropped: droppedGroups }, 'oidc groups claim values ignored');
     return identity;

@@ -201,7 +201,17 @@ export class Authenticator {
   }
 
   private async askSource(user: UserRow, external: ExternalLogins, recheckPerson: NonNullable<ExternalLogins['recheckPerson']>, context: SignInVia): Promise<boolean> {
-    const person = await this.unlessUnavailable(recheckPerson(user));
+    // One replica asks (another one's check is as good); the claim is given back if the source does not answer.
+    const claimed = Date.now();
+    const previous = user.groups_synced_at === null ? null : Number(user.groups_synced_at);
+    if (!(await this.meta.users.claimResync(user.id, previous, claimed))) return true;
+    let person: ExternalIdentity | null | undefined;
+    try {
+      person = await this.unlessUnavailable(recheckPerson(user));
+    } catch (err) {
+      await this.meta.users.releaseResync(user.id, claimed, previous).catch(() => undefined);
+      throw err;
+    }
     if (person === undefined) return true;
     if (person === null || person.externalId !== user.external_id) {
       const why = person ? 'the source now gives this name to another person' : user.source === 'ldap' ? 'the directory no longer lists this user' : 'the OpenID provider no longer accepts this user';

@@ -81,6 +81,27 @@ export class UserStore {
   }
 
   /**
+   * Claims the next check of a user with their identity source: moves `groups_synced_at` from
+   * `seen` (what the caller read) to `now`. True for the one caller (of every replica) that moved
+   * it; the others go on as if checked. Refresh tokens that the source rotates must not be used
+   * twice at once.
+   */
+  async claimResync(id: number, seen: number | null, now: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('users')
+      .set({ groups_synced_at: now })
+      .where('id', '=', id)
+      .where((eb) => (seen === null ? eb('groups_synced_at', 'is', null) : eb('groups_synced_at', '=', seen)))
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Puts back `groups_synced_at` after a check that could not be made (the source did not answer), unless it moved since. */
+  async releaseResync(id: number, claimed: number, previous: number | null): Promise<void> {
+    await this.db.updateTable('users').set({ groups_synced_at: previous }).where('id', '=', id).where('groups_synced_at', '=', claimed).execute();
+  }
+
+  /**
    * Ends every credential the user holds by moving their credential generation (tokens, sessions
    * and cached logins of older generations stop working): for a person the directory no longer
    * lists; the source's refresh token is forgotten too. False when no such user.

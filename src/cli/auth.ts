@@ -4,17 +4,7 @@ import type { Command } from 'commander';
 import { type CommonFlags, loggedInClient, withCommon } from './api-client.ts';
 import { printFields, printJSON } from './format.ts';
 import { CliError } from './output.ts';
-
-/** What the server's test found (see IdentityTest in src/auth/sources.ts). */
-interface IdentityTestView {
-  mode: 'local' | 'ldap' | 'oidc';
-  ok: boolean;
-  target?: string;
-  elapsedMs: number;
-  error?: string;
-  deviceFlow?: boolean;
-  person?: { found: false } | { found: true; externalId: string; username: string; email?: string; groups: string[]; admin: boolean };
-}
+import type { IdentityTest } from '../auth/sources.ts';
 
 /** `berth auth test [--user NAME]` (system administrators). */
 export function authCommand(program: Command): void {
@@ -23,7 +13,7 @@ export function authCommand(program: Command): void {
     .option('--user <name>', 'LDAP: look this person up (no password needed): DN, email, groups, admin')
     .action(async (opts: CommonFlags & { user?: string }) => {
       const { client } = await loggedInClient(opts.url);
-      const t = await client.post<IdentityTestView>('/auth/test', opts.user === undefined ? {} : { username: opts.user });
+      const t = await client.post<IdentityTest>('/auth/test', opts.user === undefined ? {} : { username: opts.user });
       if (opts.json) printJSON(t);
       else if (t.mode === 'local') console.log('auth.mode is local: no directory or provider to test');
       else {

@@ -46,6 +46,9 @@ export async function findBinary(binary: string): Promise<string | undefined> {
 
 let aptUpdated: Promise<void> | undefined;
 
+/** The lock file that serialises the test processes' apt-get runs. */
+const APT_LOCK = '/tmp/berth-tests-apt.lock';
+
 /**
  * Makes sure every binary is installed. Missing ones are installed with `apt-get install -y` when
  * running as root (after one `apt-get update` per process); otherwise this throws an Error naming
@@ -61,14 +64,18 @@ export async function ensurePackages(pkgs: readonly PackageNeed[]): Promise<void
     throw new Error(`missing ${what}; install with: apt-get install -y ${names.join(' ')}`);
   }
   const env = cleanEnv({ DEBIAN_FRONTEND: 'noninteractive' });
-  aptUpdated ??= run('apt-get', ['update'], { env, timeoutMs: 600_000 }).then(() => undefined);
+  // Test files run in parallel processes, several needing packages (slapd, chromium…): apt runs
+  // one at a time under a lock file of ours (flock), and waits for dpkg's own lock besides (the
+  // machine's own apt may hold it) instead of failing at once.
+  const apt = (args: string[], timeoutMs: number) => run('flock', [APT_LOCK, 'apt-get', '-o', 'DPkg::Lock::Timeout=600', ...args], { env, timeoutMs });
+  aptUpdated ??= apt(['update'], 600_000).then(() => undefined);
   try {
     await aptUpdated;
   } catch (error) {
     aptUpdated = undefined;
     throw new Error(`apt-get update failed while installing ${names.join(' ')}`, { cause: error });
   }
-  await run('apt-get', ['install', '-y', ...names], { env, timeoutMs: 900_000 });
+  await apt(['install', '-y', ...names], 900_000);
   for (const need of missing) {
     if (!(await findBinary(need.binary))) {
       throw new Error(`installed package ${need.pkg} but ${need.binary} is still missing`);

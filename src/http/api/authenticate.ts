@@ -179,19 +179,32 @@ export function unauthorized(message = 'authentication required'): RegistryError
 
 /** The session id from the request's cookies, if it carries a well-formed one. */
 export function sessionId(req: IncomingMessage): string | undefined {
+  return cookieValue(req, SESSION_COOKIE);
+}
+
+/** The value of cookie `name` in the request, if it is a well-formed Berth secret (newSecret's alphabet and length). */
+export function cookieValue(req: IncomingMessage, name: string): string | undefined {
   const header = req.headers.cookie;
   if (!header) return undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== SESSION_COOKIE) continue;
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
     const value = part.slice(eq + 1).trim();
     if (/^[A-Za-z0-9_-]{20,100}$/.test(value)) return value;
   }
   return undefined;
 }
 
-/** `Set-Cookie` for the session: HttpOnly, SameSite=Strict, Path=/api, Secure when the client came by https. */
-function cookie(ctx: Context, value: string, maxAge: number): string {
+/**
+ * `Set-Cookie` for one of Berth's HttpOnly cookies, Secure when the client came by https (an
+ * empty value with maxAge 0 clears it).
+ */
+export function setCookie(ctx: Context, name: string, value: string, options: { path: string; maxAge: number; sameSite: 'Strict' | 'Lax' }): string {
   const secure = ctx.origin.scheme === 'https' ? '; Secure' : '';
-  return `${SESSION_COOKIE}=${value}; Path=/api; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure}`;
+  return `${name}=${value}; Path=${options.path}; Max-Age=${options.maxAge}; HttpOnly; SameSite=${options.sameSite}${secure}`;
+}
+
+/** `Set-Cookie` for the session: Path=/api, SameSite=Strict. */
+function cookie(ctx: Context, value: string, maxAge: number): string {
+  return setCookie(ctx, SESSION_COOKIE, value, { path: '/api', maxAge, sameSite: 'Strict' });
 }

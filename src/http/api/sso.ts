@@ -7,6 +7,7 @@ import type { Onboarding } from '../../auth/onboarding.ts';
 import type { UserRow } from '../../metadata/schema.ts';
 import { hashSecret, newSecret } from '../../auth/secrets.ts';
 import type { Context } from '../context.ts';
+import { cookieValue, setCookie } from './authenticate.ts';
 import { audit, conflict, iso, isoTime, notFound, requireAdmin, type ApiServices } from './common.ts';
 import { issuePersonalToken, personalTokenName } from './personal-tokens.ts';
 import { API_PREFIX, invalid, operation, type ApiResult, type Operation } from './route.ts';
@@ -198,7 +199,7 @@ export function ssoOperations(services: ApiServices): Operation[] {
         for (const [name, value] of Object.entries(query)) if (value !== undefined) answer.searchParams.set(name, value);
         let result;
         try {
-          const browser = cookieValue(ctx, FLOW_COOKIE);
+          const browser = cookieValue(ctx.req, FLOW_COOKIE);
           result = await flows.callback(query.state, answer, browser === undefined ? undefined : hashSecret(browser));
         } catch (err) {
           if (err instanceof FlowError && err.kind === 'proof') throw invalid([{ path: 'state', message: 'belongs to a sign-in started in another browser: start the sign-in again here' }]);
@@ -336,18 +337,5 @@ const FLOW_COOKIE_SECONDS = 600;
  * sends the browser back with a top-level cross-site navigation (Strict would withhold it).
  */
 function flowCookie(ctx: Context, value: string, maxAge: number): string {
-  const secure = ctx.origin.scheme === 'https' ? '; Secure' : '';
-  return `${FLOW_COOKIE}=${value}; Path=/api/v1/auth/oidc; Max-Age=${maxAge}; HttpOnly; SameSite=Lax${secure}`;
-}
-
-/** A well-formed cookie value of the request, by name. */
-function cookieValue(ctx: Context, name: string): string | undefined {
-  for (const part of (ctx.req.headers.cookie ?? '').split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) {
-      const value = part.slice(eq + 1).trim();
-      if (/^[A-Za-z0-9_-]{20,100}$/.test(value)) return value;
-    }
-  }
-  return undefined;
+  return setCookie(ctx, FLOW_COOKIE, value, { path: '/api/v1/auth/oidc', maxAge, sameSite: 'Lax' });
 }

@@ -46,7 +46,8 @@ async function ssoConfig(server: ApiClient): Promise<{ displayName: string; logi
   return config.oidc;
 }
 
-function tokenNames(base: string): string[] {
+/** The token names a login tries in turn: `base`, then `base-2` … `base-9` (the user already has one of that name). */
+export function tokenNames(base: string): string[] {
   return Array.from({ length: NAME_ATTEMPTS }, (_, i) => (i === 0 ? base : `${base}-${i + 1}`));
 }
 

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { ApiClient, ApiError, segment } from './api-client.ts';
 import { formatTime, printJSON } from './format.ts';
-import { authConfig, browserLogin, deviceLogin } from './login-sso.ts';
+import { authConfig, browserLogin, deviceLogin, tokenNames } from './login-sso.ts';
 import { findLogin, normalizeUrl, removeLogin, saveLogin, type StoredLogin } from './login-store.ts';
 import { CliError, readStdin } from './output.ts';
 import { TOKEN_PREFIX } from '../auth/secrets.ts';
@@ -123,14 +123,16 @@ async function finishLogin(url: string, username: string, created: CreatedToken,
 
 /** Creates the token; a second login within the same minute gets `-2`, `-3`… instead of a conflict. */
 async function createToken(client: ApiClient, base: string): Promise<CreatedToken> {
-  for (let attempt = 1; ; attempt++) {
-    const name = attempt === 1 ? base : `${base}-${attempt}`;
+  let taken: unknown;
+  for (const name of tokenNames(base)) {
     try {
       return await client.post<CreatedToken>('/users/me/tokens', { name, expiresInDays: TOKEN_DAYS });
     } catch (err) {
-      if (!(err instanceof ApiError && err.status === 409) || attempt >= 9) throw err;
+      if (!(err instanceof ApiError && err.status === 409)) throw err;
+      taken = err;
     }
   }
+  throw taken;
 }
 
 /** A personal access token the user already has, with its name and expiry as the server lists them. */

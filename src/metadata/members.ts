@@ -4,7 +4,7 @@ import { PreparedQuery } from './prepared.ts';
 /** A project member: a user, or a group of an identity source whose members all have the role. */
 export type Member =
   | { kind: 'user'; name: string; role: string; createdAt: number }
-  | { kind: 'group'; name: string; groupId: number; source: string; role: string; createdAt: number };
+  | { kind: 'group'; name: string; groupId: number; source: string; externalId: string; role: string; createdAt: number };
 
 /**
  * Who has which role in which project. A user's permissions in a project are the union of their
@@ -105,14 +105,14 @@ export class MemberStore {
     const groups = await this.db
       .selectFrom('project_group_members as pg')
       .innerJoin('groups as g', 'g.id', 'pg.group_id')
-      .select(['g.id', 'g.name', 'g.source', 'pg.role', 'pg.created_at'])
+      .select(['g.id', 'g.name', 'g.source', 'g.external_id', 'pg.role', 'pg.created_at'])
       .where('pg.project_id', '=', projectId)
       .orderBy('g.name')
       .orderBy('g.id')
       .execute();
     return [
       ...users.map((r): Member => ({ kind: 'user', name: r.username, role: r.role, createdAt: Number(r.created_at) })),
-      ...groups.map((r): Member => ({ kind: 'group', name: r.name, groupId: r.id, source: r.source, role: r.role, createdAt: Number(r.created_at) })),
+      ...groups.map((r): Member => ({ kind: 'group', name: r.name, groupId: r.id, source: r.source, externalId: r.external_id, role: r.role, createdAt: Number(r.created_at) })),
     ];
   }
 }

@@ -24,9 +24,9 @@ const groupMemberParams = z.object({ project: projectName, id: groupId });
 type UserMember = Member & { kind: 'user' };
 type GroupMember = Member & { kind: 'group' };
 
-function view(m: Member, externalId?: string) {
+function view(m: Member) {
   const common = { kind: m.kind, name: m.name, role: m.role, createdAt: iso(m.createdAt) };
-  return m.kind === 'user' ? { ...common, username: m.name } : { ...common, group: { id: m.groupId, source: m.source, externalId: externalId ?? '' } };
+  return m.kind === 'user' ? { ...common, username: m.name } : { ...common, group: { id: m.groupId, source: m.source, externalId: m.externalId } };
 }
 
 /**
@@ -56,11 +56,6 @@ export function memberOperations(services: ApiServices): Operation[] {
     return { member: current, row };
   }
 
-  /** The list's items with each group's id at its source (the list itself does not carry it). */
-  async function views(members: Member[]) {
-    return Promise.all(members.map(async (m) => (m.kind === 'user' ? view(m) : view(m, (await meta.groups.get(m.groupId))?.external_id))));
-  }
-
   async function groupAudited(ctx: Parameters<typeof audit>[1], identity: Parameters<typeof audit>[2], action: string, project: ProjectRow, group: GroupRow, role: string | null, previous: string | null) {
     await audit(services, ctx, identity, {
       action,
@@ -85,7 +80,7 @@ export function memberOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, params, query }) => {
         const { project } = await projectAccess(services, identity, params.project, 'member.list');
         const all = await meta.members.list(project.id);
-        return paged(ctx, query, await views(slice(all, query)), all.length);
+        return paged(ctx, query, slice(all, query).map(view), all.length);
       },
     }),
     operation({
@@ -122,7 +117,7 @@ export function memberOperations(services: ApiServices): Operation[] {
           }
           await meta.members.setGroup(project.id, group.id, body.role);
           await groupAudited(ctx, identity, 'member.add', project, group, body.role, null);
-          return { status: 201, body: view((await findGroup(project.id, group.id, project.name)).member, group.external_id) };
+          return { status: 201, body: view((await findGroup(project.id, group.id, project.name)).member) };
         }
         const username = body.username!;
         const id = await userId(username);
@@ -182,7 +177,7 @@ export function memberOperations(services: ApiServices): Operation[] {
         const { member: before, row } = await findGroup(project.id, params.id, project.name);
         await meta.members.setGroup(project.id, row.id, body.role);
         await groupAudited(ctx, identity, 'member.update', project, row, body.role, before.role);
-        return { body: view((await findGroup(project.id, row.id, project.name)).member, row.external_id) };
+        return { body: view((await findGroup(project.id, row.id, project.name)).member) };
       },
     }),
     operation({

@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { RegistryError } from '../domain/errors.ts';
 import type { Metadata } from '../metadata/index.ts';
 import type { UserRow } from '../metadata/schema.ts';
@@ -8,14 +8,12 @@ import { ROBOT_PREFIX, type Identity } from './identity.ts';
 import { hashPassword, verifyPassword } from './passwords.ts';
 import { TOKEN_PREFIX, hashSecret } from './secrets.ts';
 import type { Onboarding, SignInContext as SignInVia } from './onboarding.ts';
+import { LoginCache } from './login-cache.ts';
 import { LoginThrottle, type ThrottleOptions } from './throttle.ts';
 
-interface CachedLogin {
-  generation: number;
-  expires: number;
-}
-
-const CACHE_MS = 60_000;
+/** How long a checked local password is remembered, seconds. */
+const CACHE_SECONDS = 60;
+/** How many (credential, scope, client) token-login audits are remembered. */
 const CACHE_MAX = 10_000;
 
 /** Where a login attempt came from, for throttling and the audit log. */
@@ -79,8 +77,8 @@ export interface ExternalLogins {
  * so the answer's timing does not tell which names exist.
  */
 export class Authenticator {
-  private readonly cache = new Map<string, CachedLogin>();
-  private readonly salt = randomBytes(16);
+  /** Local passwords checked lately: the user's credential generation they were checked against. */
+  private readonly cache = new LoginCache<number>(CACHE_SECONDS);
   private readonly throttle: LoginThrottle;
   private dummyHash: Promise<string> | undefined;
   /** When each (credential, scope, client) token login was last audited. */
@@ -255,13 +253,9 @@ export class Authenticator {
       return { reason: this.external?.passwordHint ? `${INVALID_CREDENTIALS} (${this.external.passwordHint})` : INVALID_CREDENTIALS };
     }
     const identity: Identity = { kind: 'user', name: user.username, isAdmin: user.is_admin === 1, binding: { uid: user.uid, cred: `pw:${user.credential_generation}` } };
-    const key = createHash('sha256').update(this.salt).update(username).update('\0').update(password).digest('base64');
-    const cached = this.cache.get(key);
-    const now = Date.now();
-    if (cached && cached.expires > now && cached.generation === user.credential_generation) return { identity };
+    if (this.cache.get(username, password) === user.credential_generation) return { identity };
     if (!(await verifyPassword(user.password_hash, password))) return { reason: INVALID_CREDENTIALS };
-    if (this.cache.size >= CACHE_MAX) this.cache.clear();
-    this.cache.set(key, { generation: user.credential_generation, expires: now + CACHE_MS });
+    this.cache.set(username, password, user.credential_generation);
     return { identity };
   }
 

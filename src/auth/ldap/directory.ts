@@ -9,7 +9,7 @@ import { FilterParser, ResultCodeError, type Entry } from 'ldapts';
 import type { Logger } from 'pino';
 import type { Config } from '../../config/schema.ts';
 import { type ExternalGroup, type ExternalIdentity, IdentitySourceUnavailableError, isUsername } from '../external.ts';
-import { BindCache } from './cache.ts';
+import { LoginCache } from '../login-cache.ts';
 import { type LdapConnection, type LdapTarget, bounded, closeConnection, isConnectionFailure, isStaleConnection, openConnection, unavailable } from './connection.ts';
 import {
   andEquals,
@@ -51,7 +51,7 @@ export class LdapDirectory {
   readonly #log: Logger;
   readonly #target: LdapTarget;
   readonly #pool: Pool<LdapConnection>;
-  readonly #cache: BindCache;
+  readonly #cache: LoginCache<ExternalIdentity>;
   readonly #adminGroup: string | undefined;
 
   /**
@@ -99,7 +99,7 @@ export class LdapDirectory {
       this.#adminGroup = normalizeDN(config.adminGroup);
       if (!this.#adminGroup) throw new Error('auth.ldap.adminGroup must be the DN of a group, e.g. cn=registry-admins,ou=groups,dc=example,dc=com');
     }
-    this.#cache = new BindCache(config.cacheTTL);
+    this.#cache = new LoginCache<ExternalIdentity>(config.cacheTTL, { nameOf: (person) => person.username });
     this.#pool = new Pool<LdapConnection>({
       size: config.poolSize,
       waitMs: this.#target.timeoutMs,

@@ -79,6 +79,11 @@ export function ssoOperations(services: ApiServices): Operation[] {
     return result.user;
   }
 
+  /** Audits a sign-in through the provider that failed before anyone was known (login.failed by anonymous). */
+  async function signInFailed(ctx: Context, via: string, reason: string): Promise<void> {
+    await meta.audit.record({ actor: 'anonymous', action: 'login.failed', resourceType: 'user', resource: '(oidc)', client: ctx.origin.client, success: false, detail: { source: 'oidc', via, reason } });
+  }
+
   /** A refusal by the provider as an API error, audited; unavailability as 503; anything else is rethrown. */
   async function refusal(ctx: Context, err: unknown, via: string): Promise<RegistryError> {
     if (err instanceof IdentitySourceUnavailableError) {
@@ -88,7 +93,7 @@ export function ssoOperations(services: ApiServices): Operation[] {
     }
     if (err instanceof FlowError) return err.kind === 'busy' ? new RegistryError('TOOMANYREQUESTS', err.message) : new RegistryError('INVALID', err.message);
     if (!(err instanceof OidcError)) throw err;
-    await meta.audit.record({ actor: 'anonymous', action: 'login.failed', resourceType: 'user', resource: '(oidc)', client: ctx.origin.client, success: false, detail: { source: 'oidc', via, reason: err.message } });
+    await signInFailed(ctx, via, err.message);
     return new RegistryError(err.kind === 'callback' ? 'INVALID' : 'DENIED', err.message);
   }
 
@@ -251,7 +256,7 @@ export function ssoOperations(services: ApiServices): Operation[] {
           if (!(err instanceof FlowError)) throw err;
           const field = err.kind === 'proof' ? 'verifier' : 'code';
           // A wrong verifier is someone else holding the code; unknown codes (noise anyone can send) are not audited.
-          if (err.kind === 'proof') await meta.audit.record({ actor: 'anonymous', action: 'login.failed', resourceType: 'user', resource: '(oidc)', client: ctx.origin.client, success: false, detail: { source: 'oidc', via: 'oidc-cli', reason: err.message } });
+          if (err.kind === 'proof') await signInFailed(ctx, 'oidc-cli', err.message);
           throw invalid([{ path: field, message: err.kind === 'proof' ? 'does not match the challenge this sign-in started with' : 'is unknown, expired or already used: run berth login again' }]);
         }
         return cliToken(ctx, claimed, body.tokenName);
@@ -300,7 +305,7 @@ export function ssoOperations(services: ApiServices): Operation[] {
             case 'expired':
               return { body: { status: progress.status } };
             case 'denied':
-              await meta.audit.record({ actor: 'anonymous', action: 'login.failed', resourceType: 'user', resource: '(oidc)', client: ctx.origin.client, success: false, detail: { source: 'oidc', via, reason: 'denied at the provider' } });
+              await signInFailed(ctx, via, 'denied at the provider');
               return { body: { status: 'denied' } };
             case 'identity': {
               let user: UserRow;

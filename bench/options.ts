@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { StorageKind } from './measure.ts';
 
 /** The figures of issue 5 (and 13, 14), by name. */
-export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy', 'replication'] as const;
+export const FIGURES = ['push', 'chunked', 'pull', 'manifest', 'small', 'skopeo', 'token', 'memory', 'catalog', 'projects', 'hash', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy', 'replication', 'portal'] as const;
 export type FigureId = (typeof FIGURES)[number];
 
 /** The issue's numbering (and the group `gc`), accepted by `--figures` as well as the names. */
@@ -41,6 +41,12 @@ export const PROXY_FIGURES: readonly FigureId[] = ['proxy'];
  * authentication off, Berth on SQLite + filesystem, on disk (tmpfs when disk is not asked for).
  */
 export const REPLICATION_FIGURES: readonly FigureId[] = ['replication'];
+
+/**
+ * Issue 18's portal list figure: it starts a Berth of its own (seeded through the metadata layer)
+ * and runs once per backend, authentication off, as the lifecycle figures do.
+ */
+export const PORTAL_FIGURES: readonly FigureId[] = ['portal'];
 
 /** With authentication on, only these run (push, pull, manifest GET), so the matrix stays small. */
 export const AUTH_SUBSET: readonly FigureId[] = ['push', 'pull', 'manifest'];
@@ -131,6 +137,9 @@ export interface Scale {
   /** Tag pushes of the webhook burst, and how many clients push them. */
   readonly webhookBurst: number;
   readonly webhookBurstClients: number;
+  /** Tagged artifacts of the portal figure's repository, and repositories of its big project. */
+  readonly portalTags: number;
+  readonly portalRepos: number;
 }
 
 const FULL: Scale = {
@@ -187,6 +196,8 @@ const FULL: Scale = {
   webhookLagSamples: 50,
   webhookBurst: 10_000,
   webhookBurstClients: 16,
+  portalTags: 100_000,
+  portalRepos: 10_000,
 };
 
 const QUICK: Scale = {
@@ -220,6 +231,8 @@ const QUICK: Scale = {
   replEventSamples: 20,
   webhookLagSamples: 20,
   webhookBurst: 2_000,
+  portalTags: 10_000,
+  portalRepos: 1_000,
 };
 
 /** Everything the run was asked to do. */
@@ -249,7 +262,9 @@ export const USAGE = `usage: npm run bench -- [options]
                           gc = ${LIFECYCLE_FIGURES.join(',')}: issue 14, auth off, disk (else tmpfs) per backend;
                           proxy: issue 15's proxy cache vs Distribution's proxy mode, auth off, SQLite + filesystem,
                           disk (else tmpfs); replication: issue 16's replication vs skopeo sync, event-based
-                          replication lag and webhook delivery, auth off, SQLite + filesystem, disk (else tmpfs))
+                          replication lag and webhook delivery, auth off, SQLite + filesystem, disk (else tmpfs);
+                          portal: issue 18's API list pages over 100,000 tags and 10,000 repositories (quick: a tenth)
+                          vs Distribution's tags/list pages, auth off, once per backend, disk (else tmpfs))
   --storage LIST          disk, tmpfs (default both)
   --auth LIST             off, on (default both; "on" runs only ${AUTH_SUBSET.join(', ')})
   --backend B             sqlite-fs, postgres-s3 or both (default both): Berth's metadata and blobs;

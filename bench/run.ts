@@ -17,7 +17,7 @@ import { peakMemory, pull, pushChunked, pushMonolithic, smallPushes, startMemory
 import { skopeoCopy } from './figures/skopeo.ts';
 import { ramDir, type RamDir, s3Limit, sha256Limit, syncedWriteLimit } from './machine.ts';
 import type { FigureContext, Measurement, StorageKind } from './measure.ts';
-import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, PROXY_FIGURES, REPLICA_SUBSET, REPLICATION_FIGURES, USAGE } from './options.ts';
+import { AUTH_SUBSET, type Backend, type BenchOptions, type FigureId, LIFECYCLE_FIGURES, parseOptions, PORTAL_FIGURES, PROXY_FIGURES, REPLICA_SUBSET, REPLICATION_FIGURES, USAGE } from './options.ts';
 import { authOverhead, backendTable, evaluateTargets, figuresTable, hashTable, limitsTable, type MachineLimits, replicasTable, targetsTable } from './report.ts';
 import { lifecycleTable } from './report-lifecycle.ts';
 import { type BenchServer, type BerthStorage, distributionVersion, startBackendServers, startBenchBerth, startBenchDistribution, startBenchReplicas } from './servers.ts';
@@ -27,6 +27,7 @@ import { proxyCache } from './figures/proxy.ts';
 import { proxyTable } from './report-proxy.ts';
 import { replicationFigures } from './figures/replication.ts';
 import { replicationTable } from './report-replication.ts';
+import { portalLists } from './figures/portal.ts';
 
 const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise<void>> = {
@@ -46,13 +47,14 @@ const RUNNERS: Record<Exclude<FigureId, 'hash'>, (ctx: FigureContext) => Promise
   'retention-eval': retentionEval,
   proxy: proxyCache,
   replication: replicationFigures,
+  portal: portalLists,
 };
 /**
  * Run order within a phase: the stream figure after the others on the phase's registries, after
  * the peak-memory reading; then issue 14's, 15's (the proxy cache) and 16's (replication, webhooks),
  * which start registries of their own.
  */
-const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy', 'replication'];
+const ORDER: readonly Exclude<FigureId, 'hash'>[] = ['push', 'chunked', 'pull', 'small', 'manifest', 'token', 'skopeo', 'catalog', 'projects', 'memory', 'gc-sweep', 'gc-mark', 'gc-push', 'retention-eval', 'proxy', 'replication', 'portal'];
 
 /** Cleanup to run however the run ends (also on Ctrl-C): registries by pid, the tmpfs, scratch. */
 const cleanups: (() => Promise<void>)[] = [];
@@ -107,6 +109,7 @@ async function runPhase(options: BenchOptions, spec: PhaseSpec, root: string, sc
       (!auth || AUTH_SUBSET.includes(f)) &&
       (spec.topology === 'direct' || REPLICA_SUBSET.includes(f)) &&
       (!LIFECYCLE_FIGURES.includes(f) || lifecycleHere) &&
+      (!PORTAL_FIGURES.includes(f) || lifecycleHere) &&
       (!PROXY_FIGURES.includes(f) || (lifecycleHere && spec.backend === 'sqlite-fs')) &&
       (!REPLICATION_FIGURES.includes(f) || (lifecycleHere && spec.backend === 'sqlite-fs')),
   );

@@ -32,7 +32,7 @@ const POSTGRES_ROWS = 50_000;
  * bound values; on PostgreSQL with one array per column (`insert … select * from unnest(…)`),
  * which parses a hundred times fewer parameters. Columns null in every row are left to their default.
  */
-async function insertAll<T extends keyof Database>(db: DB, postgres: boolean, table: T, rows: readonly Insertable<Database[T]>[]): Promise<void> {
+export async function insertAll<T extends keyof Database>(db: DB, postgres: boolean, table: T, rows: readonly Insertable<Database[T]>[]): Promise<void> {
   if (rows.length === 0) return;
   const all = rows as readonly Record<string, unknown>[];
   const columns = Object.keys(all[0]!).filter((c) => all.some((r) => r[c] !== null && r[c] !== undefined));
@@ -58,7 +58,7 @@ async function insertAll<T extends keyof Database>(db: DB, postgres: boolean, ta
  * such an insert: a registry that grew to this size over months has its statistics, and a planner
  * without them misjudges every query on these tables. SQLite keeps none unless asked; Berth never asks.
  */
-async function withMetadata<T>(where: BerthStorage, fill: (db: DB, postgres: boolean) => Promise<T>): Promise<T> {
+export async function withMetadata<T>(where: BerthStorage, fill: (db: DB, postgres: boolean) => Promise<T>): Promise<T> {
   const config = configSchema.parse({ dataDir: where.dataDir, ...(where.databaseUrl ? { database: { url: where.databaseUrl } } : {}) });
   const meta = await openMetadataFor(config);
   try {

@@ -10,6 +10,15 @@ export interface Descriptor {
   urls?: string[];
   artifactType?: string;
   annotations?: Record<string, string>;
+  /** An index entry's platform, when it has a well-formed one (read leniently: a malformed one is left out, never refused). */
+  platform?: Platform;
+}
+
+/** The platform an index entry is for (OCI image index). */
+export interface Platform {
+  os: string;
+  architecture: string;
+  variant?: string;
 }
 
 /** What the registry needs to know about a pushed manifest. */
@@ -20,6 +29,10 @@ export interface ParsedManifest {
   blobs: Descriptor[];
   /** Child manifests, for indexes. */
   manifests: Descriptor[];
+  /** An image manifest's config descriptor. */
+  config?: Descriptor;
+  /** An image manifest's layers as listed (`blobs` leaves out foreign layers that live elsewhere). */
+  layers?: Descriptor[];
   subject?: Descriptor;
   /** The referrers API's artifact type: `artifactType`, else the config media type of an image. */
   artifactType?: string;
@@ -70,7 +83,15 @@ function descriptor(value: unknown, field: string): Descriptor {
   if (artifactType) result.artifactType = artifactType;
   const annotations = stringMap(value.annotations, `${field}.annotations`);
   if (annotations) result.annotations = annotations;
+  const platform = platformOf(value.platform);
+  if (platform) result.platform = platform;
   return result;
+}
+
+/** A descriptor's platform when its os and architecture are strings; anything else is ignored, as before it was read. */
+function platformOf(value: unknown): Platform | undefined {
+  if (!isRecord(value) || typeof value.os !== 'string' || typeof value.architecture !== 'string') return undefined;
+  return { os: value.os, architecture: value.architecture, ...(typeof value.variant === 'string' ? { variant: value.variant } : {}) };
 }
 
 function descriptors(value: unknown, field: string): Descriptor[] {
@@ -135,6 +156,8 @@ export function parseManifest(body: Uint8Array, contentType: string | undefined)
     const config = descriptor(json.config, 'config');
     const layers = descriptors(json.layers ?? [], 'layers');
     if (mediaType === MEDIA_TYPES.dockerManifest && layers.length === 0) throw invalid('layers must not be empty', 'layers', 'at least one layer descriptor (Docker schema 2)');
+    parsed.config = config;
+    parsed.layers = layers;
     parsed.blobs = [config, ...layers.filter((l) => !(FOREIGN_LAYERS.has(l.mediaType) && l.urls?.length))];
     parsed.artifactType = (json.artifactType as string | undefined) || config.mediaType;
   } else {

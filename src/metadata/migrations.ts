@@ -600,6 +600,36 @@ export function migrations(traits: DialectTraits): Record<string, Migration> {
         await db.schema.createIndex('auth_flows_expiry').on('auth_flows').column('expires_at').execute();
       },
     },
+    '0014_settings': {
+      async up(db: Kysely<unknown>) {
+        // Run-time system settings an administrator changed (src/metadata/settings.ts): a key's
+        // row overrides the configuration file's value until it is reset. Values are JSON.
+        await db.schema
+          .createTable('settings')
+          .addColumn('key', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('value', 'text', (c) => c.notNull())
+          .addColumn('updated_by', 'varchar(255)')
+          .addColumn('updated_at', 'bigint', (c) => c.notNull())
+          .execute();
+      },
+    },
+    '0015_portal_lists': {
+      async up(db: Kysely<unknown>) {
+        // The portal's artifact list (ArtifactStore.artifacts) in its orders: a page is read along
+        // the index and stops after it, instead of sorting a repository's 100,000 artifacts.
+        await db.schema.createIndex('manifests_pushed').on('manifests').columns(['repository_id', 'created_at', 'digest']).execute();
+        await db.schema.createIndex('manifests_pulled').on('manifests').columns(['repository_id', 'last_pulled_at', 'digest']).execute();
+        // An artifact's first tags by name, and its first tag for the tag order, without sorting
+        // all its tags; it serves every lookup tags_manifest served, which it replaces.
+        await db.schema.createIndex('tags_manifest_name').on('tags').columns(['repository_id', 'manifest_digest', 'name']).execute();
+        await db.schema.dropIndex('tags_manifest').execute();
+        // Whether a manifest is an index's child in its repository (a list's top-level test, per row).
+        await db.schema.createIndex('manifest_references_child_repo').on('manifest_references').columns(['repository_id', 'child_digest']).execute();
+        // A project's repositories by name or creation time (a project may hold 10,000).
+        await db.schema.createIndex('repositories_project_name').on('repositories').columns(['project_id', 'name']).execute();
+        await db.schema.createIndex('repositories_project_created').on('repositories').columns(['project_id', 'created_at']).execute();
+      },
+    },
   };
 }
 

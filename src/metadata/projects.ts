@@ -25,6 +25,10 @@ export interface ProjectPage {
   total: number;
 }
 
+/** Orders of a project list: a field, descending when prefixed with "-"; ties by name. */
+export const PROJECT_SORTS = ['name', '-name', '-createdAt', 'createdAt', '-usage', 'usage'] as const;
+export type ProjectSort = (typeof PROJECT_SORTS)[number];
+
 /** Projects and their deduplicated storage usage (members: members.ts). */
 export class ProjectStore {
   /**
@@ -164,14 +168,22 @@ export class ProjectStore {
    * Projects visible to a caller, by name: all for administrators; otherwise public ones and those
    * in `memberOf` (project ids). `nameLike` filters by substring.
    */
-  async list(options: { all: boolean; memberOf: number[]; offset: number; limit: number; nameLike?: string }): Promise<ProjectPage> {
+  async list(options: { all: boolean; memberOf: number[]; offset: number; limit: number; nameLike?: string; sort?: ProjectSort }): Promise<ProjectPage> {
     let query = this.db.selectFrom('projects');
     if (!options.all) {
       query = query.where((eb) => (options.memberOf.length > 0 ? eb.or([eb('public', '=', 1), eb('id', 'in', options.memberOf)]) : eb('public', '=', 1)));
     }
     if (options.nameLike) query = query.where('name', 'like', containing(options.nameLike));
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-    const items = await query.selectAll().orderBy('name').offset(options.offset).limit(options.limit).execute();
+    const sort = options.sort ?? 'name';
+    const dir = sort.startsWith('-') ? 'desc' : 'asc';
+    let ordered = query.selectAll('projects');
+    if (sort.endsWith('createdAt')) ordered = ordered.orderBy('created_at', dir);
+    else if (sort.endsWith('usage')) {
+      const usage = sql<number>`coalesce((select sum(u.bytes) from project_usage u where u.project_id = projects.id), 0)`;
+      ordered = ordered.orderBy(usage, dir);
+    }
+    const items = await ordered.orderBy('name', sort === '-name' ? 'desc' : 'asc').offset(options.offset).limit(options.limit).execute();
     return { items, total };
   }
 

@@ -8,6 +8,10 @@ import { ImmutableTagError, firstImmutable, type ImmutableCheck } from './immuta
 import { sqlDialectOf } from './jobs.ts';
 import type { ProjectStore } from './projects.ts';
 
+/** Orders of a repository list: a field, descending when prefixed with "-". */
+export const REPOSITORY_SORTS = ['name', '-name', '-createdAt', 'createdAt'] as const;
+export type RepositorySort = (typeof REPOSITORY_SORTS)[number];
+
 /**
  * Repositories and which blobs each may serve.
  *
@@ -190,7 +194,7 @@ export class RepositoryStore {
    * Repositories holding at least one manifest, by name: in `projectIds` (every project when
    * undefined), optionally only names containing `nameLike`.
    */
-  async list(options: { projectIds?: readonly number[]; offset: number; limit: number; nameLike?: string }): Promise<{ items: { id: number; name: string; created_at: number }[]; total: number }> {
+  async list(options: { projectIds?: readonly number[]; offset: number; limit: number; nameLike?: string; sort?: RepositorySort }): Promise<{ items: { id: number; name: string; created_at: number }[]; total: number }> {
     if (options.projectIds && options.projectIds.length === 0) return { items: [], total: 0 };
     let query = this.db
       .selectFrom('repositories as r')
@@ -198,7 +202,10 @@ export class RepositoryStore {
     if (options.projectIds) query = query.where('r.project_id', 'in', options.projectIds);
     if (options.nameLike) query = query.where('r.name', 'like', containing(options.nameLike));
     const total = Number((await query.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
-    const items = await query.select(['r.id', 'r.name', 'r.created_at']).orderBy('r.name').offset(options.offset).limit(options.limit).execute();
+    const sort = options.sort ?? 'name';
+    const dir = sort.startsWith('-') ? 'desc' : 'asc';
+    const ordered = sort.endsWith('createdAt') ? query.orderBy('r.created_at', dir).orderBy('r.name', dir) : query.orderBy('r.name', dir);
+    const items = await ordered.select(['r.id', 'r.name', 'r.created_at']).offset(options.offset).limit(options.limit).execute();
     return { items: items.map((r) => ({ ...r, created_at: Number(r.created_at) })), total };
   }
 

@@ -39,6 +39,7 @@ export interface Database {
   replication_marks: ReplicationMarksTable;
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  settings: SettingsTable;
 }
 
 export interface UsersTable {
@@ -556,6 +557,15 @@ export interface WebhookDeliveriesTable {
   delivered_at: number | null;
 }
 
+/** A run-time system setting an administrator set (migration 0014): it overrides the configuration file. */
+export interface SettingsTable {
+  key: string;
+  /** The value as JSON. */
+  value: string;
+  updated_by: string | null;
+  updated_at: number;
+}
+
 export type UserRow = Selectable<UsersTable>;
 export type GroupRow = Selectable<GroupsTable>;
 export type ProjectRow = Selectable<ProjectsTable>;
@@ -578,3 +588,4 @@ export type ReplicationRuleRow = Selectable<ReplicationRulesTable>;
 export type ReplicationMarkRow = Selectable<ReplicationMarksTable>;
 export type WebhookRow = Selectable<WebhooksTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+export type SettingRow = Selectable<SettingsTable>;

@@ -1,10 +1,27 @@
 import { randomUUID } from 'node:crypto';
-import type { DB } from './dialect.ts';
+import { sql } from 'kysely';
+import { containing, type DB } from './dialect.ts';
 import { PreparedQuery } from './prepared.ts';
 import type { UserRow } from './schema.ts';
 
 /** What password_hash holds for users of an identity source: no argon2 hash, so no password matches it. */
 export const EXTERNAL_PASSWORD = '!external';
+
+/** Orders of the user list: a field, descending when prefixed with "-". */
+export const USER_SORTS = ['username', '-username', 'createdAt', '-createdAt', 'lastLoginAt', '-lastLoginAt'] as const;
+export type UserSort = (typeof USER_SORTS)[number];
+
+/** What `UserStore.search` lists: a page, in an order, optionally filtered. */
+export interface UserQuery {
+  offset: number;
+  limit: number;
+  /** Only users whose name contains this (ASCII case ignored). */
+  q?: string;
+  /** Only users of this identity source. */
+  source?: string;
+  /** Default `username`. */
+  sort?: UserSort;
+}
 
 /** Users: the people that authenticate (robots: robots.ts). Passwords arrive already hashed. */
 export class UserStore {
@@ -22,6 +39,22 @@ export class UserStore {
   /** All users, by name. */
   async list(): Promise<UserRow[]> {
     return this.db.selectFrom('users').selectAll().orderBy('username').execute();
+  }
+
+  /** A page of users matching `query`, with how many match in all (ties by name, so pages never overlap). */
+  async search(query: UserQuery): Promise<{ items: UserRow[]; total: number }> {
+    let base = this.db.selectFrom('users');
+    if (query.q) base = base.where(sql`lower(username)`, 'like', containing(query.q));
+    if (query.source) base = base.where('source', '=', query.source);
+    const total = Number((await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n);
+    const sort = query.sort ?? 'username';
+    const dir = sort.startsWith('-') ? 'desc' : 'asc';
+    let page = base.selectAll();
+    if (sort.endsWith('createdAt')) page = page.orderBy('created_at', dir);
+    // Never signed in counts as longest ago, on both databases (their NULL orders differ).
+    else if (sort.endsWith('lastLoginAt')) page = page.orderBy(sql`last_login_at ${sql.raw(dir === 'asc' ? 'asc nulls first' : 'desc nulls last')}`);
+    const items = await page.orderBy('username', dir).offset(query.offset).limit(query.limit).execute();
+    return { items, total };
   }
 
   async count(): Promise<number> {

@@ -21,6 +21,9 @@ const ENDPOINTS = [
   'POST /auth/oidc/device/poll',
   'POST /auth/test',
   'GET /system/info',
+  'GET /system/settings',
+  'PATCH /system/settings',
+  'GET /system/connection',
   'GET /health',
   'GET /users',
   'POST /users',
@@ -129,6 +132,7 @@ const REQUIRED_BODY_FIELDS: Record<string, string[]> = {
   'PATCH /robots/{name}': [],
   'POST /users/me/tokens': ['name'],
   'POST /system/gc': [],
+  'PATCH /system/settings': [],
   'PUT /system/gc/schedule': ['cron'],
   'POST /registries': ['name', 'type'],
   'PATCH /registries/{name}': [],
@@ -142,14 +146,15 @@ const REQUIRED_BODY_FIELDS: Record<string, string[]> = {
 
 /** Query parameters each list must document. */
 const QUERY_PARAMETERS: Record<string, string[]> = {
-  'GET /projects': ['q', 'page', 'pageSize'],
+  'GET /projects': ['q', 'sort', 'page', 'pageSize'],
   'GET /registries': ['q', 'page', 'pageSize'],
   'GET /projects/{project}/webhooks/{name}/deliveries': ['state', 'page', 'pageSize'],
   'GET /replication/executions/{id}/tasks': ['outcome', 'page', 'pageSize'],
   'GET /robots': ['project', 'page', 'pageSize'],
   'GET /groups': ['q', 'source', 'page', 'pageSize'],
-  'GET /users': ['q', 'source', 'page', 'pageSize'],
-  'GET /repositories': ['project', 'q', 'page', 'pageSize'],
+  'GET /users': ['q', 'source', 'sort', 'page', 'pageSize'],
+  'GET /repositories/{name}/artifacts': ['q', 'sort', 'page', 'pageSize'],
+  'GET /repositories': ['project', 'q', 'sort', 'page', 'pageSize'],
   'GET /audit': ['actor', 'action', 'project', 'resource', 'from', 'to', 'page', 'pageSize'],
 };
 

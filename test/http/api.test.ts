@@ -183,6 +183,19 @@ describe('management API: authentication, system, users, tokens', () => {
     assert.deepEqual(actions, ['user.delete', 'user.update', 'user.update', 'user.update', 'user.create']);
   });
 
+  test('users: the list is filtered, sorted and paged by the server (name case ignored); a bad sort names the field', async () => {
+    const names = async (query: string) => (await expectStatus<ListPage<{ username: string }>>(await api(url, 'GET', `/users?${query}`, { auth: admin }), 200)).items.map((u) => u.username);
+    const all = await names('sort=username');
+    assert.deepEqual(all, [...all].sort());
+    assert.deepEqual(await names('sort=-username'), [...all].sort().reverse());
+    assert.deepEqual(await names('q=ALI'), ['alice']);
+    const page = await expectStatus<ListPage<{ username: string }>>(await api(url, 'GET', '/users?sort=username&pageSize=1&page=2', { auth: admin }), 200);
+    assert.deepEqual([page.items.map((u) => u.username), page.total], [[all[1]], all.length]);
+    const newest = await names('sort=-createdAt');
+    assert.equal(newest.at(-1), 'admin', 'the first user is the oldest');
+    await expectInvalid(await api(url, 'GET', '/users?sort=password', { auth: admin }), 'sort');
+  });
+
   test('the last administrator can be neither demoted nor deleted', async () => {
     await expectError(await api(url, 'PATCH', '/users/admin', { auth: admin, body: { admin: false } }), 409, 'CONFLICT');
     await expectError(await api(url, 'DELETE', '/users/admin', { auth: admin }), 409, 'CONFLICT');

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PERMISSIONS } from '../../auth/roles.ts';
 import { isForeignKeyViolation } from '../../metadata/conflicts.ts';
+import { PROJECT_SORTS } from '../../metadata/projects.ts';
 import type { ProjectRow } from '../../metadata/schema.ts';
 import type { RetentionRule } from '../../lifecycle/retention/rules.ts';
 import {
@@ -20,6 +21,7 @@ import {
   type ApiServices,
 } from './common.ts';
 import { registryName } from './registries.ts';
+import { currentSettings } from './settings.ts';
 import { invalid, operation, type Operation } from './route.ts';
 
 const quotaBytes = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().describe('bytes; null: unlimited');
@@ -89,7 +91,11 @@ export function projectOperations(services: ApiServices): Operation[] {
       path: '/projects',
       tag: 'projects',
       summary: 'Projects the caller may see (public ones, their own; every one for administrators)',
-      query: z.object({ q: z.string().max(255).optional().describe('substring of the project name'), ...pageQuery }),
+      query: z.object({
+        q: z.string().max(255).optional().describe('substring of the project name'),
+        sort: z.enum(PROJECT_SORTS).default('name').describe('order, descending with a leading "-": name, createdAt, usage (bytes stored); ties by name'),
+        ...pageQuery,
+      }),
       response: pageOf(project),
       handler: async ({ ctx, identity, query }) => {
         const visible = await authorizer.visibility(identity);
@@ -97,6 +103,7 @@ export function projectOperations(services: ApiServices): Operation[] {
           all: visible.all,
           memberOf: visible.all ? [] : visible.projectIds,
           ...window(query),
+          sort: query.sort,
           ...(query.q ? { nameLike: query.q } : {}),
         });
         return paged(ctx, query, await Promise.all(found.items.map(view)), found.total);
@@ -107,7 +114,7 @@ export function projectOperations(services: ApiServices): Operation[] {
       method: 'POST',
       path: '/projects',
       tag: 'projects',
-      summary: 'Create a project (administrators, or any user when projects.userCreation is on); the creator becomes its projectAdmin',
+      summary: 'Create a project (administrators, or any user when the setting projectCreation is everyone); the creator becomes its projectAdmin',
       description:
         'With proxyCache (system administrators only), a proxy-cache project: pulls of what it lacks are fetched from the registry endpoint and cached; pushes are refused. ' +
         'It gets the retention policy "retain artifacts pulled or cached within 7 days", run daily, so what is no longer pulled ages out (change it with PUT /projects/{project}/retention).',
@@ -123,8 +130,8 @@ export function projectOperations(services: ApiServices): Operation[] {
       handler: async ({ ctx, identity, body }) => {
         requireSignedIn(identity);
         const admin = await authorizer.isAdmin(identity);
-        if (!admin && !(identity.kind === 'user' && config.projects.userCreation)) {
-          throw refuse(identity, 'system administrator needed to create projects (projects.userCreation is off)');
+        if (!admin && !(identity.kind === 'user' && (await currentSettings(services)).projectCreation === 'everyone')) {
+          throw refuse(identity, 'system administrator needed to create projects (the setting projectCreation is admins)');
         }
         const creator = identity.kind === 'anonymous' ? undefined : identity.name;
         let proxy: { registryId: number; freshness: number | null } | undefined;

@@ -1,10 +1,14 @@
 import { z } from 'zod';
 import { isDigest } from '../../domain/digest.ts';
+import { parseManifest, type ParsedManifest } from '../../domain/manifest.ts';
 import { manifestKind } from '../../domain/media-types.ts';
 import { MAX_NAME_LENGTH, assertRepositoryName, isTag, projectOf } from '../../domain/names.ts';
 import { identityName, type Identity } from '../../auth/identity.ts';
 import type { Permission } from '../../auth/roles.ts';
 import type { ManifestRow } from '../../metadata/schema.ts';
+import { ARTIFACT_SORTS } from '../../metadata/artifacts.ts';
+import { REPOSITORY_SORTS } from '../../metadata/repositories.ts';
+import { configSummary, manifestSummary, readConfig, summarise } from './artifact-detail.ts';
 import type { Context } from '../context.ts';
 import { audit, iso, isoTime, notFound, pageOf, pageQuery, paged, projectAccess, projectName, window, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
@@ -24,21 +28,44 @@ const repositoryName = z
 const reference = z.string().refine((r) => isDigest(r) || isTag(r), 'a digest (sha256:…) or a tag').describe('a digest or a tag');
 const digestOnly = z.string().refine(isDigest, 'a digest such as sha256:… (delete tags with DELETE …/tags/{tag})').describe('the digest of the artifact');
 
+/** Tags shown per artifact in a list (an artifact may carry 100,000); `tagCount` says how many it has. */
+const LIST_TAGS = 20;
+/** Tags shown in an artifact's detail. */
+const DETAIL_TAGS = 100;
+
 const platform = z.object({ os: z.string(), architecture: z.string(), variant: z.string().optional() });
 const artifact = z.object({
   digest: z.string(),
   mediaType: z.string(),
   artifactType: z.string().nullable(),
   size: z.number().int().describe('bytes: the manifest and, each counted once, the blobs and child manifests it references'),
-  tags: z.array(z.string()),
+  tags: z.array(z.string()).describe(`its first tags by name: at most ${LIST_TAGS} in a list, ${DETAIL_TAGS} in the detail (see tagCount)`),
+  tagCount: z.number().int().describe('how many tags it has'),
   platforms: z.array(platform).describe("an index's platforms; empty for single images"),
   pushedBy: z.string().nullable(),
   pushedAt: isoTime,
   lastPulledAt: isoTime.nullable(),
+  subject: z.string().nullable().describe('the artifact this one refers to (a signature, an SBOM: its subject), null for most'),
+});
+const referrer = z.object({
+  digest: z.string(),
+  mediaType: z.string(),
+  artifactType: z.string().nullable(),
+  size: z.number().int().describe("the referrer manifest's bytes"),
+  annotations: z.record(z.string(), z.string()),
+  pushedAt: isoTime,
+});
+const artifactDetail = artifact.extend({
+  manifest: manifestSummary.nullable().describe('the manifest as parsed (null if its content cannot be read)'),
+  config: configSummary.nullable().describe(`an image config's summary; null for other config types, indexes, and configs that are missing, over 4 MiB or not JSON`),
+  referrers: z.array(referrer).describe('artifacts whose subject is this one (signatures, SBOMs…), oldest first, as /v2/{name}/referrers/{digest} lists them'),
 });
 const repository = z.object({ name: z.string(), project: z.string(), artifactCount: z.number().int(), createdAt: isoTime });
 
 type Platform = z.infer<typeof platform>;
+
+/** Indexes' platforms by digest (content-addressed, so never stale), so a list page reads storage once per index. */
+const PLATFORMS_CACHED = 10_000;
 
 /** `/repositories`: repositories, their artifacts (with tags, platforms, who pushed and when), and deletion. */
 export function repositoryOperations(services: ApiServices): Operation[] {
@@ -52,36 +79,48 @@ export function repositoryOperations(services: ApiServices): Operation[] {
     return id;
   }
 
-  /** The platforms an index lists (attestation entries, "unknown/unknown", left out). */
-  async function platforms(ctx: Context, row: ManifestRow): Promise<Platform[]> {
-    if (manifestKind(row.media_type) !== 'index') return [];
+  const platformCache = new Map<string, Platform[]>();
+
+  /** The stored manifest, parsed as its push was; undefined (logged) when it cannot be read or parsed. */
+  async function parsedManifest(ctx: Context, row: ManifestRow): Promise<ParsedManifest | undefined> {
     try {
-      const index = JSON.parse((await store.readAll(row.digest)).toString('utf8')) as { manifests?: { platform?: Partial<Platform> }[] };
-      return (index.manifests ?? []).flatMap(({ platform: p }) =>
-        p && typeof p.os === 'string' && typeof p.architecture === 'string' && p.os !== 'unknown'
-          ? [{ os: p.os, architecture: p.architecture, ...(typeof p.variant === 'string' ? { variant: p.variant } : {}) }]
-          : [],
-      );
+      return parseManifest(await store.readAll(row.digest), row.media_type);
     } catch (err) {
-      ctx.log.warn({ err, digest: row.digest }, 'cannot read index for its platforms');
-      return [];
+      ctx.log.warn({ err, digest: row.digest }, 'cannot read stored manifest');
+      return undefined;
     }
   }
 
-  async function views(ctx: Context, repositoryId: number, rows: ManifestRow[]) {
+  /** The platforms an index lists (attestation entries, "unknown/unknown", left out). */
+  async function platforms(ctx: Context, row: ManifestRow, parsed?: ParsedManifest): Promise<Platform[]> {
+    if (manifestKind(row.media_type) !== 'index') return [];
+    const cached = platformCache.get(row.digest);
+    if (cached) return cached;
+    const index = parsed ?? (await parsedManifest(ctx, row));
+    if (!index) return [];
+    const found = index.manifests.flatMap(({ platform: p }) => (p && p.os !== 'unknown' ? [p] : []));
+    if (platformCache.size >= PLATFORMS_CACHED) platformCache.clear();
+    platformCache.set(row.digest, found);
+    return found;
+  }
+
+  /** List entries of `rows`: their tags and their sizes each read in one query for the page. */
+  async function views(ctx: Context, repositoryId: number, rows: ManifestRow[], maxTags = LIST_TAGS, parsed?: ParsedManifest) {
     const digests = rows.map((r) => r.digest);
-    const [tags, sizes] = await Promise.all([meta.artifacts.tagsOf(repositoryId, digests), meta.artifacts.totalSizes(repositoryId, digests)]);
+    const [tags, sizes] = await Promise.all([meta.artifacts.tagPreviews(repositoryId, digests, maxTags), meta.artifacts.totalSizes(repositoryId, digests)]);
     return Promise.all(
       rows.map(async (row) => ({
         digest: row.digest,
         mediaType: row.media_type,
         artifactType: row.artifact_type,
         size: sizes.get(row.digest) ?? Number(row.size),
-        tags: tags.get(row.digest) ?? [],
-        platforms: await platforms(ctx, row),
+        tags: tags.get(row.digest)?.tags ?? [],
+        tagCount: tags.get(row.digest)?.count ?? 0,
+        platforms: await platforms(ctx, row, parsed),
         pushedBy: row.pushed_by,
         pushedAt: iso(row.created_at),
         lastPulledAt: iso(row.last_pulled_at),
+        subject: row.subject_digest,
       })),
     );
   }
@@ -99,7 +138,12 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       path: '/repositories',
       tag: 'repositories',
       summary: "Repositories of a project (repository.list), or of every project the caller may see",
-      query: z.object({ project: projectName.optional(), q: z.string().max(255).optional().describe('substring of the repository name'), ...pageQuery }),
+      query: z.object({
+        project: projectName.optional(),
+        q: z.string().max(255).optional().describe('substring of the repository name'),
+        sort: z.enum(REPOSITORY_SORTS).default('name').describe('order: name or createdAt, descending with a leading "-"'),
+        ...pageQuery,
+      }),
       response: pageOf(repository),
       errors: [403, 404],
       handler: async ({ ctx, identity, query }) => {
@@ -109,7 +153,7 @@ export function repositoryOperations(services: ApiServices): Operation[] {
           const visible = await services.authorizer.visibility(identity);
           projectIds = visible.all ? undefined : visible.projectIds;
         }
-        const found = await meta.repositories.list({ ...(projectIds ? { projectIds } : {}), ...window(query), ...(query.q ? { nameLike: query.q } : {}) });
+        const found = await meta.repositories.list({ ...(projectIds ? { projectIds } : {}), ...window(query), sort: query.sort, ...(query.q ? { nameLike: query.q } : {}) });
         const counts = await meta.artifacts.artifactCounts(found.items.map((r) => r.id));
         const items = found.items.map((r) => ({ name: r.name, project: projectOf(r.name), artifactCount: counts.get(r.id) ?? 0, createdAt: iso(r.created_at) }));
         return paged(ctx, query, items, found.total);
@@ -120,15 +164,21 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       method: 'GET',
       path: '/repositories/{name+}/artifacts',
       tag: 'repositories',
-      summary: "A repository's artifacts, newest first (platform images show under their index) (repository.list)",
+      summary: "A repository's artifacts, newest first unless sorted otherwise (platform images show under their index) (repository.list)",
       params: z.object({ name: repositoryName }),
-      query: z.object(pageQuery),
+      query: z.object({
+        q: z.string().max(150).optional().describe('only artifacts with a tag containing this text (ASCII case ignored), or whose digest starts with it ("sha256:" optional)'),
+        sort: z
+          .enum(ARTIFACT_SORTS)
+          .default('-pushedAt')
+          .describe('order, descending with a leading "-": pushedAt; tag (each artifact\'s first tag by name, untagged artifacts last); lastPulledAt (never pulled counts as longest ago)'),
+        ...pageQuery,
+      }),
       response: pageOf(artifact),
       errors: [403, 404],
       handler: async ({ ctx, identity, params, query }) => {
         const id = await repositoryFor(identity, params.name, 'repository.list');
-        const { offset, limit } = window(query);
-        const found = await meta.artifacts.artifacts(id, offset, limit);
+        const found = await meta.artifacts.artifacts(id, { ...window(query), sort: query.sort, ...(query.q ? { q: query.q } : {}) });
         return paged(ctx, query, await views(ctx, id, found.items), found.total);
       },
     }),
@@ -137,14 +187,31 @@ export function repositoryOperations(services: ApiServices): Operation[] {
       method: 'GET',
       path: '/repositories/{name+}/artifacts/{reference}',
       tag: 'repositories',
-      summary: 'One artifact by digest or tag (repository.list)',
+      summary: 'One artifact by digest or tag, with its manifest, config summary and referrers (repository.list)',
       params: z.object({ name: repositoryName, reference }),
-      response: artifact,
+      response: artifactDetail,
       errors: [403, 404],
       handler: async ({ ctx, identity, params }) => {
         const id = await repositoryFor(identity, params.name, 'repository.list');
-        const [view] = await views(ctx, id, [await findArtifact(id, params.name, params.reference)]);
-        return { body: view };
+        const row = await findArtifact(id, params.name, params.reference);
+        const parsed = await parsedManifest(ctx, row);
+        const [[view], config, referrers] = await Promise.all([
+          views(ctx, id, [row], DETAIL_TAGS, parsed),
+          readConfig(store, parsed?.config).catch((err: unknown) => {
+            ctx.log.warn({ err, digest: row.digest }, 'cannot read image config');
+            return null;
+          }),
+          // The referrers API's own query, so both list the same artifacts.
+          meta.artifacts.referrersPushed(id, row.digest),
+        ]);
+        return {
+          body: {
+            ...view!,
+            manifest: parsed ? summarise(parsed) : null,
+            config,
+            referrers: referrers.map((r) => ({ digest: r.digest, mediaType: r.mediaType, artifactType: r.artifactType ?? null, size: r.size, annotations: r.annotations ?? {}, pushedAt: iso(r.pushedAt) })),
+          },
+        };
       },
     }),
     operation({

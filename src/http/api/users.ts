@@ -3,9 +3,9 @@ import { z } from 'zod';
 import { isUsername } from '../../auth/external.ts';
 import { hashPassword } from '../../auth/passwords.ts';
 import type { Identity } from '../../auth/identity.ts';
-import { UserExistsError } from '../../metadata/users.ts';
+import { USER_SORTS, UserExistsError } from '../../metadata/users.ts';
 import type { UserRow } from '../../metadata/schema.ts';
-import { audit, conflict, isoTime, iso, notFound, pageOf, pageQuery, paged, refuse, requireSignedIn, slice, type ApiServices } from './common.ts';
+import { audit, conflict, isoTime, iso, notFound, pageOf, pageQuery, paged, refuse, requireSignedIn, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
 /** The same rule as `berth user add` for local users. */
@@ -65,16 +65,17 @@ export function userOperations(services: ApiServices): Operation[] {
       tag: 'users',
       summary: 'List users (administrators)',
       query: z.object({
-        q: z.string().max(255).optional().describe('substring of the user name'),
+        q: z.string().max(255).optional().describe('substring of the user name (ASCII case ignored)'),
         source: z.enum(SOURCES).optional().describe('only users whose account lives there'),
+        sort: z.enum(USER_SORTS).optional().describe('order, descending with a leading "-": username (default), createdAt, lastLoginAt (never counts as longest ago)'),
         ...pageQuery,
       }),
       response: pageOf(user),
       errors: [403],
       handler: async ({ ctx, identity, query }) => {
         if (!(await authorizer.isAdmin(identity))) throw refuse(identity, 'system administrator needed');
-        const all = (await meta.users.list()).filter((u) => (!query.q || u.username.includes(query.q)) && (!query.source || u.source === query.source));
-        return paged(ctx, query, slice(all, query).map(view), all.length);
+        const { items, total } = await meta.users.search({ q: query.q, source: query.source, sort: query.sort, offset: (query.page - 1) * query.pageSize, limit: query.pageSize });
+        return paged(ctx, query, items.map(view), total);
       },
     }),
     operation({

@@ -12,9 +12,10 @@ import type { DB } from './dialect.ts';
  * - `repository`: a repository by name (deleted);
  * - `immutability`: a project's tag immutability rules, by project id (added, changed, deleted);
  * - `registry`: a registry endpoint, by id (URL, credentials or TLS options changed, deleted);
- * - `webhook`: a project's webhook policies, by project id (created, changed, deleted).
+ * - `webhook`: a project's webhook policies, by project id (created, changed, deleted);
+ * - `settings`: the run-time system settings, by key (set or reset by an administrator).
  */
-export const CHANGE_TOPICS = ['principal', 'project', 'repository', 'immutability', 'registry', 'webhook'] as const;
+export const CHANGE_TOPICS = ['principal', 'project', 'repository', 'immutability', 'registry', 'webhook', 'settings'] as const;
 export type ChangeTopic = (typeof CHANGE_TOPICS)[number];
 
 /** Told that `key` changed; `undefined`: anything of the topic may have changed (notifications were missed). */

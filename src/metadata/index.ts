@@ -29,6 +29,7 @@ import { RegistryStore } from './registries.ts';
 import { ProxyTagStore } from './proxy-tags.ts';
 import { ReplicationStore } from './replication.ts';
 import { WebhookStore } from './webhooks.ts';
+import { SettingStore } from './settings.ts';
 import { listenForChanges, localChanges, type ChangeFeed } from './changes.ts';
 
 /** Every metadata aggregate over one database connection. */
@@ -82,6 +83,8 @@ export interface Metadata {
   replication: ReplicationStore;
   /** Webhook policies of projects and their deliveries (secrets sealed by src/webhooks/). */
   webhooks: WebhookStore;
+  /** Run-time system settings an administrator changed (overriding the configuration), cached and kept current on every replica. */
+  settings: SettingStore;
   /** Tells every process sharing the database what changed, so that their caches drop it (changes.ts). */
   changes: ChangeFeed;
   close(): Promise<void>;
@@ -123,6 +126,9 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
   const repositories = new RepositoryStore(db, projects, changes, blobs);
   await repositories.adoptOrphans();
   const audit = new AuditStore(db);
+  const settings = new SettingStore(db, changes);
+  // Loaded before the first request: a pull must not miss an auditPulls set at run time.
+  await settings.load();
   const events = new EventStore(db, { dialect: opened.name });
   // A push that takes its project past the warning share of its quota says so, in its own transaction.
   projects.onQuotaWarning = (tx, w) => events.append(tx, { type: 'quota.warning', project: w.project, digest: w.digest, detail: { quotaBytes: w.quotaBytes, usageBytes: w.usageBytes } });
@@ -155,6 +161,7 @@ async function assemble(opened: OpenedDialect, postgres: ClientConfig | undefine
     replication: new ReplicationStore(db),
     proxyTags: new ProxyTagStore(db),
     webhooks: new WebhookStore(db, changes),
+    settings,
     changes,
     async close() {
       await changes.close();

@@ -61,6 +61,8 @@ export const TABLE_PLAN: readonly TablePlan[] = [
   { table: 'schedules', action: 'copy', key: ['name'] },
   { table: 'events', action: 'copy', key: ['id'] },
   { table: 'event_cursors', action: 'copy', key: ['consumer'] },
+  // Run-time system settings an administrator changed (they override the configuration file).
+  { table: 'settings', action: 'copy', key: ['key'] },
   {
     table: 'jobs',
     action: 'skip',

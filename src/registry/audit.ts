@@ -14,7 +14,17 @@ export const QUOTA_EXCEEDED_ACTION = 'quota.exceeded';
  * caller, never turned into a failed push.
  */
 export class AuditService {
-  constructor(private readonly meta: Metadata, readonly recordPulls: boolean) {}
+  /** `auditPulls`: the configuration's `audit.pulls`, in effect unless an administrator set it at run time. */
+  constructor(private readonly meta: Metadata, private readonly auditPulls: boolean) {}
+
+  /**
+   * Whether pulls are written to the audit log: the run-time setting `auditPulls` when one was set
+   * (on any replica), else the configuration's. Synchronous and answered from memory (see
+   * SettingStore.cached), as every pull asks.
+   */
+  get recordPulls(): boolean {
+    return this.meta.settings.cached().auditPulls?.value ?? this.auditPulls;
+  }
 
   async record(event: AuditEvent): Promise<void> {
     await this.meta.audit.record(event);

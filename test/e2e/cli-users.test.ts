@@ -153,6 +153,23 @@ describe('berth user: through the server when logged in, on the data directory w
     assertNoLocalDatabase();
   });
 
+  test('berth settings: shows where each value comes from, sets and resets at run time, refuses unknown keys and bad values', async () => {
+    const before = await admin.json<Record<string, { value: unknown; source: string }>>(['settings']);
+    assert.deepEqual(before.auditPulls, { ...before.auditPulls, value: false, source: 'config' });
+    const set = await admin.json<Record<string, { value: unknown; source: string; updatedBy: string | null }>>(['settings', 'set', 'announcement', 'Maintenance at 18:00']);
+    assert.equal(set.announcement?.value, 'Maintenance at 18:00');
+    assert.equal(set.announcement?.source, 'runtime');
+    assert.equal(set.announcement?.updatedBy, 'admin');
+    const table = tableRows((await admin(['settings', 'show'])).stdout);
+    assert.ok(table.some((row) => row[0] === 'announcement' && row.includes('runtime')), 'the table says the announcement was set at run time');
+    const bad = await admin(['settings', 'set', 'auditPulls', 'maybe'], { fails: true });
+    assert.match(bad.stderr, /auditPulls: true or false/);
+    const unknown = await admin(['settings', 'reset', 'colour'], { fails: true });
+    assert.match(unknown.stderr, /one of projectCreation, auditPulls, announcement/);
+    const reset = await admin.json<Record<string, { value: unknown; source: string }>>(['settings', 'reset', 'announcement']);
+    assert.deepEqual([reset.announcement?.value, reset.announcement?.source], [null, 'config']);
+  });
+
   test('berth user --data-dir works on the database directly: recovery of the last admin, audited; never creates a database', async () => {
     const actor = `cli:${os.userInfo().username}`;
     // The server keeps running: SQLite's write-ahead log lets both work on the database.

@@ -82,6 +82,15 @@ describe('single sign-on through an OpenID provider', () => {
     return get(callback.href);
   }
 
+  /** A refused portal sign-in: 302 to the portal's sign-in page with exactly `code`, no session, the flow cookie spent. */
+  function assertBackToPortal(res: Response, code: string): void {
+    assert.equal(res.status, 302, `back to the portal with ${code}`);
+    assert.equal(res.headers.get('location'), `/login?error=${code}`);
+    const cookies = res.headers.get('set-cookie') ?? '';
+    assert.doesNotMatch(cookies, /berth_session=/, 'no session');
+    assert.match(cookies, /berth_sso=;/, 'the flow cookie is cleared');
+  }
+
   function sessionCookie(res: Response): string {
     const header = res.headers.get('set-cookie') ?? '';
     const m = /berth_session=([A-Za-z0-9_-]+)/.exec(header);
@@ -262,12 +271,13 @@ describe('single sign-on through an OpenID provider', () => {
     const callbackB = await signInWithForm(await begin('return=/'), alice.login, alice.password);
     const mixed = new URL(callbackB);
     mixed.searchParams.set('state', a.searchParams.get('state')!);
+    // The portal started it (this browser has its flow cookie): the refusal sends the browser back
+    // to the portal's sign-in page with a fixed code, and no session.
     const res = await get(mixed.href);
-    assert.ok(res.status === 400 || res.status === 403, `refused: ${res.status}`);
-    assert.equal(res.headers.get('set-cookie'), null, 'no session');
+    assertBackToPortal(res, 'sso_failed');
     await res.arrayBuffer();
     // And flow A is used up.
-    await expectInvalid(await get(mixed.href), 'state');
+    assertBackToPortal(await get(mixed.href), 'sso_expired');
 
     // A callback URL sent to another browser (login CSRF: the victim would be signed in as the
     // attacker): without the cookie of the browser that started the sign-in, refused.
@@ -277,13 +287,12 @@ describe('single sign-on through an OpenID provider', () => {
     assert.match(refusedHere.errors[0]!.message, /another browser/);
     assert.equal(victim.headers.get('set-cookie'), null, 'no session');
 
-    // The person cancels at the provider: a 403 naming access_denied, no session.
+    // The person cancels at the provider: back to the portal with sso_denied, no session.
     const cancelled = await signInWithForm(await begin('return=/'), alice.login, alice.password, { deny: true });
     assert.equal(cancelled.searchParams.get('error'), 'access_denied');
-    const env = await expectError(await get(cancelled.href), 403, 'DENIED');
-    assert.match(env.errors[0]!.message, /access_denied/);
+    assertBackToPortal(await get(cancelled.href), 'sso_denied');
 
-    // A provider error text with markup comes back as JSON text, never as a page.
+    // A provider error text with markup never reaches the portal: only the fixed code does.
     const c = new URL(await begin('return=/'));
     const crafted = new URL(`${url}${CALLBACK}`);
     crafted.searchParams.set('state', c.searchParams.get('state')!);
@@ -291,9 +300,12 @@ describe('single sign-on through an OpenID provider', () => {
     crafted.searchParams.set('error', 'access_denied');
     crafted.searchParams.set('error_description', '<script>alert(1)</script>');
     const markup = await get(crafted.href);
-    assert.equal(markup.status, 403);
-    assert.match(markup.headers.get('content-type') ?? '', /^application\/json/);
-    await markup.arrayBuffer();
+    assertBackToPortal(markup, 'sso_denied');
+    assert.ok(!(await markup.text()).includes('<script>'));
+
+    // The same answers to a sign-in the portal did not start in this browser stay JSON errors.
+    const env = await expectError(await fetch(cancelled.href, { redirect: 'manual' }), 400, 'INVALID');
+    assert.ok(!JSON.stringify(env).includes('<script>'));
 
     // A CLI sign-in cancelled at the provider: the CLI's listener is told, so it stops waiting.
     const cliCancelled = await signInWithForm(await begin(`cli_port=40124&cli_challenge=${s256(newVerifier())}`), alice.login, alice.password, { deny: true });
@@ -311,9 +323,9 @@ describe('single sign-on through an OpenID provider', () => {
 
   test('autoOnboard false: a person Berth does not know is refused with the reason', async () => {
     const res = await portal(erin, 'return=/', closed.url);
-    const env = await expectError(res, 403, 'DENIED');
-    assert.match(env.errors[0]!.message, /not a Berth user yet/);
-    assert.equal(res.headers.get('set-cookie'), null);
+    assertBackToPortal(res, 'sso_not_onboarded');
+    const failures = await expectStatus<{ items: { detail: Record<string, unknown> | null }[] }>(await api(closed.url, 'GET', '/audit?action=login.failed', { auth: admin }), 200);
+    assert.ok(failures.items.some((row) => String(row.detail?.['reason']).includes('not a Berth user yet')), 'the reason is in the audit log');
   });
 
   test('the provider is asked again (recheckInterval): group changes follow, and a person it drops loses tokens and sessions', async () => {
@@ -357,21 +369,22 @@ describe('single sign-on through an OpenID provider', () => {
     await expectError(await api(url, 'POST', '/auth/test', { body: {} }), 401, 'UNAUTHORIZED');
   });
 
-  test('a provider that is down: 503 with Retry-After, never a 500', async () => {
+  test('a provider that is down: the portal is told sso_unavailable, the API 503 with Retry-After, never a 500', async () => {
     const started = new URL(await begin('return=/'));
     await provider.stop();
     const callback = new URL(`${url}${CALLBACK}`);
     callback.searchParams.set('state', started.searchParams.get('state')!);
     callback.searchParams.set('iss', provider.issuer);
     callback.searchParams.set('code', 'a-code-nobody-can-redeem');
-    const res = await get(callback.href);
-    assert.equal(res.headers.get('retry-after'), '10');
-    await expectError(res, 503, 'UNAVAILABLE');
+    // The portal's sign-in comes back to the portal; the API's flows answer 503 (below).
+    assertBackToPortal(await get(callback.href), 'sso_unavailable');
     // The administrator's test asks the provider afresh: it says so, with a 200.
     const tested = await expectStatus<{ ok: boolean; error: string }>(await api(url, 'POST', '/auth/test', { auth: admin, body: {} }), 200);
     assert.equal(tested.ok, false);
     assert.ok(tested.error.length > 0);
-    await expectError(await api(url, 'POST', '/auth/oidc/device'), 503, 'UNAVAILABLE');
+    const device = await api(url, 'POST', '/auth/oidc/device');
+    assert.equal(device.headers.get('retry-after'), '10');
+    await expectError(device, 503, 'UNAVAILABLE');
   });
 
   test('the flows are off when auth.mode is local', async () => {

@@ -19,6 +19,8 @@ import { retentionOperations } from './retention.ts';
 import { robotOperations } from './robots.ts';
 import { operation, toRoute, type ApiResult, type Operation } from './route.ts';
 import { sessionOperations } from './session.ts';
+import { settingsOperations } from './settings.ts';
+import { connectionOperations } from './connection.ts';
 import { ssoOperations } from './sso.ts';
 import { systemOperations } from './system.ts';
 import { tokenOperations } from './tokens.ts';
@@ -33,6 +35,8 @@ export function apiOperations(services: ApiServices): Operation[] {
   // artifacts and tags before the repository itself.
   const operations = [
     ...systemOperations(services),
+    ...settingsOperations(services),
+    ...connectionOperations(services),
     ...sessionOperations(services),
     ...ssoOperations(services),
     ...tokenOperations(services),

@@ -191,7 +191,9 @@ export function ssoOperations(services: ApiServices): Operation[] {
       path: '/auth/oidc/callback',
       tag: 'auth',
       summary: 'Where the OpenID provider sends the browser back (the redirect URI to register there)',
-      description: 'Portal sign-in: sets the session cookie and redirects to the return path. CLI sign-in: redirects to the CLI\'s listener with a one-time code (or the refusal).',
+      description:
+        'Portal sign-in: sets the session cookie and redirects to the return path; a refusal redirects to /login?error=<code> (sso_denied, sso_expired, sso_state, ' +
+        'sso_unavailable, sso_not_onboarded, sso_failed). CLI sign-in: redirects to the CLI\'s listener with a one-time code (or the refusal). Anything else refused answers JSON.',
       auth: 'none',
       query: callbackQuery,
       status: 302,
@@ -203,10 +205,12 @@ export function ssoOperations(services: ApiServices): Operation[] {
         answer.search = '';
         for (const [name, value] of Object.entries(query)) if (value !== undefined) answer.searchParams.set(name, value);
         let result;
+        const browser = cookieValue(ctx.req, FLOW_COOKIE);
         try {
-          const browser = cookieValue(ctx.req, FLOW_COOKIE);
           result = await flows.callback(query.state, answer, browser === undefined ? undefined : hashSecret(browser));
         } catch (err) {
+          // The flow cookie says a portal started a sign-in in this browser: it goes back there.
+          if (err instanceof FlowError && browser !== undefined) return toPortal(ctx, err.kind === 'proof' ? 'sso_state' : err.kind === 'busy' ? 'sso_unavailable' : 'sso_expired');
           if (err instanceof FlowError && err.kind === 'proof') throw invalid([{ path: 'state', message: 'belongs to a sign-in started in another browser: start the sign-in again here' }]);
           if (err instanceof FlowError) throw invalid([{ path: 'state', message: 'is unknown, expired or already used: start the sign-in again' }]);
           throw err;
@@ -214,8 +218,19 @@ export function ssoOperations(services: ApiServices): Operation[] {
         const { target } = result;
         const via = target.kind === 'cli' ? 'oidc-cli' : 'oidc';
         try {
-          if (result.error !== undefined) throw await refusal(ctx, result.error, via);
-          const user = await signedIn(ctx, onboarding, result.identity!, via);
+          if (result.error !== undefined) {
+            const refused = await refusal(ctx, result.error, via);
+            if (target.kind === 'web') return toPortal(ctx, portalCode(result.error));
+            throw refused;
+          }
+          let user: UserRow;
+          try {
+            user = await signedIn(ctx, onboarding, result.identity!, via);
+          } catch (err) {
+            // Onboarding refused the person (unknown to Berth, or the name is another account's).
+            if (target.kind === 'web' && err instanceof RegistryError && err.code === 'DENIED') return toPortal(ctx, 'sso_not_onboarded');
+            throw err;
+          }
           if (target.kind === 'web') {
             const session = await services.sessions.openFor(ctx, user, { uid: user.uid, cred: `sso:${user.credential_generation}` });
             return { status: 302, headers: { Location: target.returnTo, 'Set-Cookie': [session.setCookie, flowCookie(ctx, '', 0)] } };
@@ -335,6 +350,30 @@ export function ssoOperations(services: ApiServices): Operation[] {
 
 /** The cookie that ties a portal sign-in to the browser that started it. */
 const FLOW_COOKIE = 'berth_sso';
+
+/**
+ * Why a portal sign-in was refused, as the portal's sign-in page reads it from `/login?error=`: a
+ * fixed code, never the provider's text or anything of the request (the audit log has the reason).
+ * `sso_denied`: the person or the provider said no; `sso_expired`: the sign-in is unknown, expired
+ * or already used; `sso_state`: the answer belongs to another sign-in or browser; `sso_unavailable`:
+ * the provider could not be reached (or too many sign-ins are open); `sso_not_onboarded`: Berth has
+ * no account this person may use; `sso_failed`: anything else the provider's answer failed.
+ */
+export const PORTAL_SIGN_IN_ERRORS = ['sso_denied', 'sso_expired', 'sso_state', 'sso_unavailable', 'sso_not_onboarded', 'sso_failed'] as const;
+export type PortalSignInError = (typeof PORTAL_SIGN_IN_ERRORS)[number];
+
+/** The portal's sign-in page with the refusal's code; the flow cookie is spent. */
+function toPortal(ctx: Context, code: PortalSignInError): ApiResult {
+  return { status: 302, headers: { Location: `/login?error=${code}`, 'Set-Cookie': flowCookie(ctx, '', 0) } };
+}
+
+/** The code of a refusal the flow reported (see PORTAL_SIGN_IN_ERRORS). */
+function portalCode(err: unknown): PortalSignInError {
+  if (err instanceof IdentitySourceUnavailableError) return 'sso_unavailable';
+  if (err instanceof FlowError) return err.kind === 'busy' ? 'sso_unavailable' : err.kind === 'proof' ? 'sso_state' : 'sso_expired';
+  if (err instanceof OidcError) return err.kind === 'callback' ? 'sso_state' : err.kind === 'provider' && err.providerError === 'access_denied' ? 'sso_denied' : 'sso_failed';
+  return 'sso_failed';
+}
 const FLOW_COOKIE_SECONDS = 600;
 
 /**

@@ -30,6 +30,8 @@ import { ociRoutes } from './http/oci/index.ts';
 import { opsRoutes } from './http/ops/ops.ts';
 import { tokenRoutes } from './http/token/token.ts';
 import { apiRoutes } from './http/api/index.ts';
+import { portalRoutes } from './http/portal/portal.ts';
+import { PACKAGE_ROOT } from './version.ts';
 import { parseSecretsKey, Sealer } from './auth/sealed.ts';
 import { EndpointService } from './remote/endpoints.ts';
 import { createProxyCache } from './proxy/index.ts';
@@ -194,6 +196,8 @@ export async function startBerth(config: Config, logDestination?: DestinationStr
       ...(identity.directoryGroups ? { directoryGroups: identity.directoryGroups } : {}),
     }),
     ...ociRoutes({ registry, access, authorizer: pullAuthorizer, maxManifestBytes: config.maxManifestBytes, tokenTTL: config.auth.tokenTTL, externalURLs: config.externalURL, blobRedirect: blobRedirector(config, store), proxy }),
+    // Last: every path the others do not own is the portal's (BERTH_PORTAL_DIR: a build of one's own, for work on the portal).
+    ...portalRoutes(process.env.BERTH_PORTAL_DIR || join(PACKAGE_ROOT, 'dist', 'ui')),
   ];
 
   const secure = Boolean(config.tls.cert);

@@ -9,5 +9,8 @@ function packageFile(): string {
   return join(dir, 'package.json');
 }
 
+/** The folder holding Berth's package.json (and dist/, where the built portal is). */
+export const PACKAGE_ROOT = dirname(packageFile());
+
 /** Berth's version, from package.json. */
 export const VERSION = (JSON.parse(readFileSync(packageFile(), 'utf8')) as { version: string }).version;

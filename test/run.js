@@ -1,4 +1,4 @@
-// The whole test suite: type-check, then every *.test.ts through Node's built-in runner, in one run.
+// The whole test suite: type-check (server and portal), then every *.test.ts through Node's built-in runner, in one run.
 // The files under test/postgres-s3/ run suites of test/http/ again on PostgreSQL + S3: for them
 // this script first starts one PostgreSQL and one S3 server that all those files share
 // (test/support/global-servers.ts) and stops them when the run ends.
@@ -21,10 +21,13 @@ function find(dir) {
 const only = process.argv.slice(2);
 const files = (only.length ? only : find(join(root, 'test'))).sort();
 
-const tsc = spawnSync('npx', ['tsc', '--noEmit'], { cwd: root, stdio: 'inherit' });
-if (tsc.status !== 0) {
-  console.error('type-check failed');
-  process.exit(tsc.status ?? 1);
+// The server's sources and tests, then the portal's (ui/, its own compiler settings for the browser).
+for (const project of ['tsconfig.json', 'ui/tsconfig.json']) {
+  const tsc = spawnSync('npx', ['tsc', '--noEmit', '-p', project], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) {
+    console.error(`type-check failed (${project})`);
+    process.exit(tsc.status ?? 1);
+  }
 }
 
 /** Starts the shared PostgreSQL and S3 servers; resolves to the environment naming them. */

@@ -11,7 +11,7 @@ import { cleanEnv, run } from './run.ts';
 
 /** A program a test needs and the Debian package that provides it. */
 export interface PackageNeed {
-  /** Executable name, looked up on PATH and in the sbin directories. */
+  /** Executable name, looked up on PATH and in the sbin directories; or an absolute path to a file the package installs (fonts have no executable). */
   readonly binary: string;
   /** Debian package to install when the executable is missing. */
   readonly pkg: string;
@@ -31,6 +31,7 @@ const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin'];
 
 /** Finds an executable on PATH (plus the sbin directories); undefined when it is not installed. */
 export async function findBinary(binary: string): Promise<string | undefined> {
+  if (path.isAbsolute(binary)) return access(binary).then(() => binary, () => undefined);
   const dirs = [...(process.env['PATH'] ?? '').split(path.delimiter), ...SBIN_DIRS].filter(Boolean);
   for (const dir of dirs) {
     const candidate = path.join(dir, binary);

@@ -1,0 +1,22 @@
+// Strings of the sign-in page. Every key must be in zh-CN/auth.ts too (the type checker says so).
+export const auth = {
+  'login.title': 'Sign in to Berth',
+  'login.username': 'Username',
+  'login.password': 'Password',
+  'login.submit': 'Sign in',
+  'login.busy': 'Signing in…',
+  'login.or': 'or',
+  'login.sso': 'Sign in with {provider}',
+  'login.ssoHint': 'Use your company account. Local accounts (such as admin) sign in with the form.',
+  'login.failed': 'Wrong username or password.',
+  'login.robot': 'Robot accounts cannot sign in to the portal; use their secret with docker login.',
+  'login.tooMany': 'Too many attempts. Wait a minute, then try again.',
+  'login.unavailable': 'The directory or identity provider does not answer. Try again later, or ask an administrator to run berth auth test.',
+  'login.sso_denied': 'The identity provider did not let you sign in.',
+  'login.sso_expired': 'The sign-in took too long. Start again.',
+  'login.sso_state': 'The sign-in could not be verified (it was started in another browser or tab). Start again.',
+  'login.sso_unavailable': 'The identity provider does not answer. Try again later.',
+  'login.sso_not_onboarded': 'Your account has not been set up in Berth. Ask an administrator.',
+  'login.sso_failed': 'Signing in through the identity provider failed. Start again.',
+  'login.signedOut': 'You are signed out.',
+} as const;

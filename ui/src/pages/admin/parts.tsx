@@ -1,0 +1,83 @@
+// Small pieces the administration and account pages share: a table for lists the API answers
+// whole (a group's members, a user's groups), a labelled multi-line field, a user's source badge.
+
+import { useId, type ReactNode } from 'react';
+import { useI18n } from '../../i18n/index';
+
+/** A plain table for a short list the server answered in one piece (no paging to do). */
+export function SimpleTable<T>({ caption, columns, rows, rowKey }: { caption: string; columns: { key: string; header: string; render: (row: T) => ReactNode; className?: string }[]; rows: T[]; rowKey: (row: T) => string }) {
+  return (
+    <div className="table-wrap" tabIndex={0} role="region" aria-label={caption}>
+      <table>
+        <caption className="visually-hidden">{caption}</caption>
+        <thead>
+          <tr>
+            {columns.map((c) => (
+              <th key={c.key} scope="col" className={c.className}>
+                {c.header}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {rows.map((row) => (
+            <tr key={rowKey(row)}>
+              {columns.map((c) => (
+                <td key={c.key} className={c.className} data-label={c.header}>
+                  {c.render(row)}
+                </td>
+              ))}
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/** A labelled textarea; `hint` is tied to it for screen readers. */
+export function TextAreaField({ label, value, onChange, hint, maxLength, error }: { label: string; value: string; onChange: (value: string) => void; hint?: string; maxLength?: number; error?: string }) {
+  const id = useId();
+  return (
+    <div className="field">
+      <label htmlFor={id}>{label}</label>
+      <textarea
+        id={id}
+        value={value}
+        maxLength={maxLength}
+        aria-describedby={[hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined}
+        aria-invalid={error ? true : undefined}
+        onChange={(e) => onChange(e.target.value)}
+      />
+      {hint && (
+        <p className="field-hint" id={`${id}-hint`}>
+          {hint}
+        </p>
+      )}
+      {error && (
+        <p className="field-error" id={`${id}-error`}>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** Where an account or group lives, as words (never colour alone). */
+export function SourceBadge({ source }: { source: string }) {
+  const { t } = useI18n();
+  const label = source === 'local' ? t('users.source.local') : source === 'ldap' ? t('users.source.ldap') : source === 'oidc' ? t('users.source.oidc') : source;
+  return <span className="badge">{label}</span>;
+}
+
+/** A password of 20 characters from the browser's cryptographic generator (for an administrator's reset). */
+export function generatePassword(): string {
+  const alphabet = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
+  const bytes = crypto.getRandomValues(new Uint8Array(20));
+  // 256 is not a multiple of 56: bytes at or past 224 would skew the draw, so they are re-drawn.
+  return Array.from(bytes, (b) => {
+    let v = b;
+    while (v >= 224) v = crypto.getRandomValues(new Uint8Array(1))[0]!;
+    return alphabet[v % alphabet.length];
+  }).join('');
+}

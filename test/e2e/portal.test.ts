@@ -230,7 +230,7 @@ describe('the web portal in a real browser', { timeout: 420_000 }, () => {
       }
       assert.ok(id !== undefined, `${button}: a run started`);
       const row = page.getByRole('row').filter({ has: page.getByRole('link', { name: L('gc.history.open', { id }) }) });
-      await row.filter({ hasText: L('jobs.state.succeeded') }).waitFor({ timeout: 30_000 });
+      await row.filter({ hasText: L('jobState.succeeded') }).waitFor({ timeout: 30_000 });
       if (dryRun) await row.filter({ hasText: L('gc.dryRun.badge') }).waitFor();
       return id;
     };
@@ -292,7 +292,7 @@ describe('the web portal in a real browser', { timeout: 420_000 }, () => {
     await page.getByRole('button', { name: L('replication.runNowLabel', { name: 'to-peer' }) }).click();
     await page.waitForURL(/\/admin\/replication\/executions\/\d+/);
     await page.evaluate('window.__berthNoReload = true');
-    await page.getByText(L('jobs.state.succeeded'), { exact: true }).first().waitFor({ timeout: 60_000 });
+    await page.getByText(L('jobState.succeeded'), { exact: true }).first().waitFor({ timeout: 60_000 });
     assert.equal(await page.evaluate('window.__berthNoReload'), true, 'the execution page followed the run without a reload');
     await page.getByRole('row').filter({ hasText: `${PROJECT}/app:1.0` }).filter({ hasText: L('execution.outcome.copied') }).first().waitFor();
     await visit(null, 'admin-replication-execution');

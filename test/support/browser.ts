@@ -136,11 +136,10 @@ export async function measureLoad(context: BrowserContext, url: string, name: st
 
 /**
  * An English message of the portal's catalogue with its {placeholders} filled: how the pages name
- * their controls. A key the catalogue lacks comes back as the key, so a locator's error names it
- * (the page is not finished, or the key was renamed).
+ * their controls. Keys are typed: a key the catalogue lost fails the type check.
  */
-export function L(key: string, vars: Record<string, string | number> = {}): string {
-  const template = (en as Record<string, string>)[key] ?? key;
+export function L(key: keyof typeof en, vars: Record<string, string | number> = {}): string {
+  const template: string = en[key];
   return template.replace(/\{(\w+)\}/g, (whole, name: string) => (name in vars ? String(vars[name]) : whole));
 }
 

@@ -3,7 +3,9 @@
 // are `unknown` on the server (each job kind saves its own), so they are read here defensively.
 import { ApiError } from './client';
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+import type { JobState } from './types';
+
+export type { JobState };
 export const JOB_STATES: JobState[] = ['queued', 'running', 'succeeded', 'failed', 'cancelled'];
 
 /** Whether a job (a run, an execution) may still change: poll it. */

@@ -80,7 +80,8 @@ export interface RetentionPolicy {
   updatedAt: string;
 }
 
-export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export type { JobState } from './types';
+import type { JobState } from './types';
 
 export interface RetentionProgress {
   phase?: string;

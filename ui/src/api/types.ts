@@ -20,3 +20,6 @@ export interface SystemInfo {
   database: 'sqlite' | 'postgres';
   announcement?: string | null;
 }
+
+/** The state of a background job (GC, replication, retention runs, jobs). */
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

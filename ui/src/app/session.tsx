@@ -47,3 +47,18 @@ export function useSession(): Session {
   if (!value) throw new Error('useSession outside SessionProvider');
   return value;
 }
+
+/**
+ * The host clients type in `docker login` / `docker pull`: the first external URL's host (a
+ * registry reference has no scheme nor path), else the host this page was loaded from.
+ */
+export function registryHost(info: SystemInfo | null): string {
+  for (const external of info?.externalURLs ?? []) {
+    try {
+      return new URL(external).host;
+    } catch {
+      // A malformed configured URL: try the next one.
+    }
+  }
+  return location.host;
+}

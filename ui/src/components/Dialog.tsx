@@ -1,5 +1,6 @@
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { useI18n } from '../i18n/index';
+import { TextField } from './Field';
 import { errorMessage } from './states';
 
 /**
@@ -93,100 +94,5 @@ export function ConfirmDialog({
         </div>
       </form>
     </Dialog>
-  );
-}
-
-/** A labelled text input; `hint` and `error` are tied to it for screen readers. */
-export function TextField({
-  label,
-  value,
-  onChange,
-  type = 'text',
-  hint,
-  error,
-  required,
-  autoComplete,
-  maxLength,
-  placeholder,
-  name,
-}: {
-  label: string;
-  value: string;
-  onChange: (value: string) => void;
-  type?: 'text' | 'password' | 'url' | 'number' | 'email' | 'datetime-local' | 'search';
-  hint?: string;
-  error?: string;
-  required?: boolean;
-  autoComplete?: string;
-  maxLength?: number;
-  placeholder?: string;
-  name?: string;
-}) {
-  const id = useId();
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <input
-        id={id}
-        name={name}
-        type={type}
-        value={value}
-        required={required}
-        autoComplete={autoComplete}
-        maxLength={maxLength}
-        placeholder={placeholder}
-        aria-describedby={[hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined}
-        aria-invalid={error ? true : undefined}
-        onChange={(e) => onChange(e.target.value)}
-      />
-      {hint && (
-        <p className="field-hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      {error && (
-        <p className="field-error" id={`${id}-error`}>
-          {error}
-        </p>
-      )}
-    </div>
-  );
-}
-
-/** A labelled select. */
-export function SelectField<V extends string>({ label, value, onChange, options, hint }: { label: string; value: V; onChange: (value: V) => void; options: { value: V; label: string }[]; hint?: string }) {
-  const id = useId();
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <select id={id} value={value} onChange={(e) => onChange(e.target.value as V)} aria-describedby={hint ? `${id}-hint` : undefined}>
-        {options.map((o) => (
-          <option key={o.value} value={o.value}>
-            {o.label}
-          </option>
-        ))}
-      </select>
-      {hint && (
-        <p className="field-hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-    </div>
-  );
-}
-
-/** A labelled checkbox. */
-export function CheckboxField({ label, checked, onChange, hint }: { label: string; checked: boolean; onChange: (checked: boolean) => void; hint?: string }) {
-  const id = useId();
-  return (
-    <div className="field field-checkbox">
-      <input id={id} type="checkbox" checked={checked} onChange={(e) => onChange(e.target.checked)} aria-describedby={hint ? `${id}-hint` : undefined} />
-      <label htmlFor={id}>{label}</label>
-      {hint && (
-        <p className="field-hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-    </div>
   );
 }

@@ -3,7 +3,7 @@ import { api, ApiError } from '../api/client';
 import { safeReturn } from '../app/App';
 import { navigate, useLocation, useTitle } from '../app/router';
 import { useSession } from '../app/session';
-import { TextField } from '../components/Dialog';
+import { TextField } from '../components/Field';
 import { errorMessage, Notice } from '../components/states';
 import { LOCALES, useI18n, type Locale, type MessageKey } from '../i18n/index';
 

@@ -72,5 +72,11 @@ export const common = {
   'notFound.title': 'Page not found',
   'notFound.text': 'There is no page at this address.',
   'notFound.home': 'Go to the projects',
+  'jobState.queued': 'Queued',
+  'jobState.running': 'Running',
+  'jobState.succeeded': 'Succeeded',
+  'jobState.failed': 'Failed',
+  'jobState.cancelled': 'Cancelled',
+  'jobState.cancelling': 'Cancelling',
   'confirm.typeToConfirm': 'Type {word} to confirm',
 } as const;

@@ -72,5 +72,11 @@ export const common: Record<keyof typeof en, string> = {
   'notFound.title': '页面不存在',
   'notFound.text': '此地址没有页面。',
   'notFound.home': '前往项目列表',
+  'jobState.queued': '排队中',
+  'jobState.running': '运行中',
+  'jobState.succeeded': '成功',
+  'jobState.failed': '失败',
+  'jobState.cancelled': '已取消',
+  'jobState.cancelling': '正在取消',
   'confirm.typeToConfirm': '输入 {word} 以确认',
 };

@@ -4,27 +4,17 @@ import type { CreatedToken, Me, PersonalToken, TokenRequest } from '../../api/ac
 import { TOKEN_NAME } from '../../api/account';
 import { navigate } from '../../app/router';
 import type { PageProps } from '../../app/routes';
-import { useSession } from '../../app/session';
+import { registryHost, useSession } from '../../app/session';
 import { Copyable } from '../../components/CopyButton';
 import { DataTable, type Column } from '../../components/DataTable';
-import { ConfirmDialog, Dialog, SelectField, TextField } from '../../components/Dialog';
+import { ConfirmDialog, Dialog } from '../../components/Dialog';
+import { SelectField, TextField } from '../../components/Field';
 import { useAction, useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { EmptyState, ErrorState, Loading, Notice, errorMessage } from '../../components/states';
 import { useI18n } from '../../i18n/index';
 import { SourceBadge } from '../admin/parts';
 
-/** The host to `docker login` to: the first external URL's, else the one this page came from. */
-function registryHost(externalURLs: string[] | undefined): string {
-  for (const u of externalURLs ?? []) {
-    try {
-      return new URL(u).host;
-    } catch {
-      // A malformed configured URL: try the next one.
-    }
-  }
-  return location.host;
-}
 
 /** Whether an error is the server asking for proof of the password (a fresh sign-in, or `currentPassword`). */
 function needsFreshSignIn(error: unknown): boolean {
@@ -237,7 +227,7 @@ function CreateTokenDialog({ open, me, onClose, onCreated }: { open: boolean; me
       onCreated();
     });
   };
-  const host = registryHost(info?.externalURLs);
+  const host = registryHost(info);
   const signInAgain = authConfig.oidc ? `${authConfig.oidc.loginPath}?return=${encodeURIComponent('/account')}` : null;
   return (
     <Dialog open={open} title={t('account.tokens.createTitle')} onClose={close}>

@@ -6,13 +6,14 @@ import { api, seg, type Page } from '../../api/client';
 import { TASK_OUTCOMES, executionDone, executionFigures, isActive, type ExecutionDetail, type LogLine, type ReplicationTask, type TaskOutcome } from '../../api/operations';
 import { Link, setQuery, useLocation } from '../../app/router';
 import { DataTable, type Column, type ListParams } from '../../components/DataTable';
-import { SelectField } from '../../components/Dialog';
+import { SelectField } from '../../components/Field';
 import { useAction, useApi, usePoll } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { Progress } from '../../components/Progress';
 import { EmptyState, ErrorState, Loading, Notice, errorMessage } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { LogView, StateBadge, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { LogView, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { StateBadge } from '../../components/StateBadge';
 
 const OUTCOME_CLASS: Record<TaskOutcome, string> = { copied: 'badge badge-ok', skipped: 'badge', diverged: 'badge badge-warn', deleted: 'badge', failed: 'badge badge-bad' };
 

@@ -6,13 +6,14 @@ import { api, seg, type Page } from '../../api/client';
 import { GC_PHASES, fieldErrors, gcEtaSeconds, isActive, type GcLogPage, type GcRun, type GcSchedule } from '../../api/operations';
 import { Link, setQuery, useLocation } from '../../app/router';
 import { DataTable, type Column } from '../../components/DataTable';
-import { CheckboxField, TextField } from '../../components/Dialog';
+import { CheckboxField, TextField } from '../../components/Field';
 import { useAction, useApi, usePoll } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { Progress } from '../../components/Progress';
 import { EmptyState, ErrorState, Loading, Notice, errorMessage } from '../../components/states';
 import { useI18n, type MessageKey } from '../../i18n/index';
-import { LogView, StateBadge, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { LogView, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { StateBadge } from '../../components/StateBadge';
 
 const phaseKey = (phase: string): MessageKey => ((GC_PHASES as readonly string[]).includes(phase) || phase === 'done' ? (`gc.phase.${phase}` as MessageKey) : 'gc.phase.unknown');
 

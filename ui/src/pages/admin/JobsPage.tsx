@@ -6,13 +6,15 @@ import { api, seg, type Page } from '../../api/client';
 import { JOB_KINDS, JOB_STATES, STARTABLE_KINDS, fieldErrors, isActive, jobFraction, type Job, type JobDetail, type JobState } from '../../api/operations';
 import { Link, setQuery, useLocation } from '../../app/router';
 import { DataTable, type Column, type ListParams } from '../../components/DataTable';
-import { Dialog, SelectField, TextField } from '../../components/Dialog';
+import { Dialog } from '../../components/Dialog';
+import { SelectField, TextField } from '../../components/Field';
 import { useAction, useApi, usePoll } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { Progress } from '../../components/Progress';
 import { ErrorState, EmptyState, Loading, Notice, errorMessage } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { LogView, StateBadge, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { LogView, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { StateBadge } from '../../components/StateBadge';
 
 /** A job's progress in a cell: a bar when it says done of total, else its phase. */
 function JobProgress({ job }: { job: Job }) {
@@ -244,7 +246,7 @@ export function JobsPage(_props: PageProps) {
               label={t('jobs.filter.state')}
               value={state}
               onChange={(v) => setQuery({ state: v, page: undefined })}
-              options={[{ value: '', label: t('jobs.filter.anyState') }, ...JOB_STATES.map((s) => ({ value: s, label: t(`jobs.state.${s}`) }))]}
+              options={[{ value: '', label: t('jobs.filter.anyState') }, ...JOB_STATES.map((s) => ({ value: s, label: t(`jobState.${s}`) }))]}
             />
             <SelectField
               label={t('jobs.filter.kind')}

@@ -4,7 +4,8 @@ import { REGISTRY_TYPES, type Registry, type RegistryDetail, type RegistrySettin
 import { Link } from '../../app/router';
 import type { PageProps } from '../../app/routes';
 import { DataTable, type Column } from '../../components/DataTable';
-import { CheckboxField, ConfirmDialog, Dialog, SelectField, TextField } from '../../components/Dialog';
+import { ConfirmDialog, Dialog } from '../../components/Dialog';
+import { CheckboxField, SelectField, TextField } from '../../components/Field';
 import { useAction, useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { EmptyState, Loading, Notice, errorMessage } from '../../components/states';

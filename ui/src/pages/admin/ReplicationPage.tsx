@@ -12,7 +12,8 @@ import { PageHeader } from '../../components/Page';
 import { EmptyState, Notice, errorMessage } from '../../components/states';
 import { useI18n, type Translate } from '../../i18n/index';
 import { ReplicationRuleForm } from './ReplicationRuleForm';
-import { StateBadge, elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { elapsedSeconds, useDuration, useNow } from './operations-shared';
+import { StateBadge } from '../../components/StateBadge';
 
 /** The rule in the reader's language: where, what, how names map, when. */
 export function ruleWords(t: Translate, rule: ReplicationRule): string {

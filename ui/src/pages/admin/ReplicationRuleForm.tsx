@@ -1,9 +1,10 @@
 // The form that creates or changes a replication rule, in a dialog. The API checks everything; its
 // INVALID answer names fields, and each message is shown next to the field it names.
-import { useEffect, useId, useState, type FormEvent } from 'react';
+import { useEffect, useState, type FormEvent } from 'react';
 import { api, seg, type Page } from '../../api/client';
 import { fieldErrors, type DestinationMode, type Direction, type ReplicationRule, type ReplicationRuleInput, type Selector, type Trigger } from '../../api/operations';
-import { CheckboxField, Dialog, SelectField, TextField } from '../../components/Dialog';
+import { Dialog } from '../../components/Dialog';
+import { CheckboxField, SelectField, TextField, TextAreaField } from '../../components/Field';
 import { useAction, useApi } from '../../components/hooks';
 import { Notice, errorMessage } from '../../components/states';
 import { Link } from '../../app/router';
@@ -125,35 +126,6 @@ function fieldOf(path: string): { field: Field; line?: number } | undefined {
   return plain.includes(path as Field) ? { field: path as Field } : undefined;
 }
 
-/** A labelled multi-line input (pattern lists). */
-function TextArea({ label, value, onChange, hint, error }: { label: string; value: string; onChange: (v: string) => void; hint?: string; error?: string }) {
-  const id = useId();
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <textarea
-        id={id}
-        value={value}
-        rows={3}
-        maxLength={4000}
-        spellCheck={false}
-        aria-invalid={error ? true : undefined}
-        aria-describedby={[hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined}
-        onChange={(e) => onChange(e.target.value)}
-      />
-      {hint && (
-        <p className="field-hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      {error && (
-        <p className="field-error" id={`${id}-error`}>
-          {error}
-        </p>
-      )}
-    </div>
-  );
-}
 
 /**
  * Creates a rule (`rule` undefined) or changes `rule` (its name stays). `onSaved` receives the rule
@@ -238,8 +210,8 @@ export function ReplicationRuleForm({ open, rule, onClose, onSaved }: { open: bo
         </fieldset>
         <fieldset>
           <legend>{t('replication.form.what')}</legend>
-          <TextArea label={t('replication.form.repositories')} value={s.repositories} onChange={set('repositories')} hint={t('replication.form.patternsHint')} error={errors.repositories} />
-          <TextArea label={t('replication.form.tags')} value={s.tags} onChange={set('tags')} hint={t('replication.form.patternsHint')} error={errors.tags} />
+          <TextAreaField rows={3} maxLength={4000} spellCheck={false} label={t('replication.form.repositories')} value={s.repositories} onChange={set('repositories')} hint={t('replication.form.patternsHint')} error={errors.repositories} />
+          <TextAreaField rows={3} maxLength={4000} spellCheck={false} label={t('replication.form.tags')} value={s.tags} onChange={set('tags')} hint={t('replication.form.patternsHint')} error={errors.tags} />
           <TextField label={`${t('replication.form.artifactTypes')} ${t('common.optional')}`} value={s.artifactTypes} onChange={set('artifactTypes')} hint={t('replication.form.artifactTypesHint')} error={errors.artifactTypes} maxLength={2000} />
         </fieldset>
         <fieldset>

@@ -4,12 +4,11 @@ import { ANNOUNCEMENT_MAX, type Setting, type SettingsChange, type SystemSetting
 import type { AuthConfig, SystemInfo } from '../../api/types';
 import type { PageProps } from '../../app/routes';
 import { useSession } from '../../app/session';
-import { CheckboxField, SelectField } from '../../components/Dialog';
+import { CheckboxField, SelectField, TextAreaField } from '../../components/Field';
 import { useAction, useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { ErrorState, Loading, Notice, errorMessage } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { TextAreaField } from './parts';
 
 type Creation = 'admins' | 'everyone';
 

@@ -1,23 +1,8 @@
-// What the operations pages (replication, executions, garbage collection, jobs) share: a job's
-// state as a badge, durations in the reader's language, a log, and the live clock for elapsed time.
+// What the operations pages (replication, executions, garbage collection, jobs) share: durations
+// in the reader's language, a log, and the live clock for elapsed time.
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'react';
-import type { JobState, LogLine } from '../../api/operations';
-import { useI18n, type MessageKey } from '../../i18n/index';
-
-const STATE_CLASS: Record<JobState, string> = {
-  queued: 'badge',
-  running: 'badge badge-warn',
-  succeeded: 'badge badge-ok',
-  failed: 'badge badge-bad',
-  cancelled: 'badge',
-};
-
-/** A job's state in words (never by colour alone), with "cancelling" while a cancel is pending. */
-export function StateBadge({ state, cancelRequested }: { state: JobState; cancelRequested?: boolean }) {
-  const { t } = useI18n();
-  const pending = cancelRequested && (state === 'queued' || state === 'running');
-  return <span className={STATE_CLASS[state] ?? 'badge'}>{pending ? t('jobs.state.cancelling') : t(`jobs.state.${state}` as MessageKey)}</span>;
-}
+import type { LogLine } from '../../api/operations';
+import { useI18n } from '../../i18n/index';
 
 /**
  * Formats a number of seconds as hours, minutes and seconds in the locale's units ("1 h 5 min",

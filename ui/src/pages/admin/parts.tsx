@@ -1,7 +1,7 @@
 // Small pieces the administration and account pages share: a table for lists the API answers
 // whole (a group's members, a user's groups), a labelled multi-line field, a user's source badge.
 
-import { useId, type ReactNode } from 'react';
+import type { ReactNode } from 'react';
 import { useI18n } from '../../i18n/index';
 
 /** A plain table for a short list the server answered in one piece (no paging to do). */
@@ -35,33 +35,6 @@ export function SimpleTable<T>({ caption, columns, rows, rowKey }: { caption: st
   );
 }
 
-/** A labelled textarea; `hint` is tied to it for screen readers. */
-export function TextAreaField({ label, value, onChange, hint, maxLength, error }: { label: string; value: string; onChange: (value: string) => void; hint?: string; maxLength?: number; error?: string }) {
-  const id = useId();
-  return (
-    <div className="field">
-      <label htmlFor={id}>{label}</label>
-      <textarea
-        id={id}
-        value={value}
-        maxLength={maxLength}
-        aria-describedby={[hint ? `${id}-hint` : '', error ? `${id}-error` : ''].filter(Boolean).join(' ') || undefined}
-        aria-invalid={error ? true : undefined}
-        onChange={(e) => onChange(e.target.value)}
-      />
-      {hint && (
-        <p className="field-hint" id={`${id}-hint`}>
-          {hint}
-        </p>
-      )}
-      {error && (
-        <p className="field-error" id={`${id}-error`}>
-          {error}
-        </p>
-      )}
-    </div>
-  );
-}
 
 /** Where an account or group lives, as words (never colour alone). */
 export function SourceBadge({ source }: { source: string }) {

@@ -3,15 +3,15 @@ import { ApiError, api, type Page } from '../../api/client';
 import { PROJECT_NAME, type CreateProject, type Project, type ProjectSummary, type RegistryEndpoint } from '../../api/projects';
 import { Link, navigate } from '../../app/router';
 import type { PageProps } from '../../app/routes';
-import { useSession } from '../../app/session';
+import { registryHost, useSession } from '../../app/session';
 import { CopyButton } from '../../components/CopyButton';
 import { DataTable, type Column } from '../../components/DataTable';
-import { CheckboxField, Dialog, SelectField, TextField } from '../../components/Dialog';
+import { Dialog } from '../../components/Dialog';
+import { CheckboxField, SelectField, TextField } from '../../components/Field';
 import { useAction, useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { EmptyState, errorMessage } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { registryHost } from '../repositories/format';
 import { QuotaField, QuotaUsage, quotaBytes, type QuotaInput } from './QuotaField';
 
 /** The projects the caller may see, searched and sorted by the server; "New project" for those who may create one. */

@@ -1,4 +1,4 @@
-import { SelectField, TextField } from '../../components/Dialog';
+import { SelectField, TextField } from '../../components/Field';
 import { UsageBar } from '../../components/Progress';
 import { useI18n } from '../../i18n/index';
 

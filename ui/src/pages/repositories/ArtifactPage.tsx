@@ -4,7 +4,7 @@ import type { Project } from '../../api/projects';
 import type { ArtifactDetail } from '../../api/repositories';
 import { Link, navigate } from '../../app/router';
 import type { PageProps } from '../../app/routes';
-import { useSession } from '../../app/session';
+import { registryHost, useSession } from '../../app/session';
 import { Copyable } from '../../components/CopyButton';
 import { ConfirmDialog } from '../../components/Dialog';
 import { useApi } from '../../components/hooks';
@@ -12,7 +12,7 @@ import { PageHeader } from '../../components/Page';
 import { ErrorState, Loading, Notice } from '../../components/states';
 import { useI18n } from '../../i18n/index';
 import { Annotations, Config, Layers, Platforms, Referrers } from './ArtifactSections';
-import { KIND_LABEL, artifactKind, artifactPath, platformLabel, registryHost, shortDigest } from './format';
+import { KIND_LABEL, artifactKind, artifactPath, platformLabel, shortDigest } from './format';
 
 /** One artifact: what it is, how to pull it, its platforms or layers, config, history and referrers; deletion. */
 export function ArtifactPage({ params }: PageProps) {

@@ -4,7 +4,7 @@ import type { Project } from '../../api/projects';
 import type { Artifact } from '../../api/repositories';
 import { Link, navigate } from '../../app/router';
 import type { PageProps } from '../../app/routes';
-import { useSession } from '../../app/session';
+import { registryHost, useSession } from '../../app/session';
 import { CopyButton, Copyable } from '../../components/CopyButton';
 import { DataTable, type Column } from '../../components/DataTable';
 import { ConfirmDialog } from '../../components/Dialog';
@@ -12,7 +12,7 @@ import { useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { EmptyState, Notice } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { KIND_LABEL, artifactKind, artifactPath, platformLabel, registryHost, shortDigest } from './format';
+import { KIND_LABEL, artifactKind, artifactPath, platformLabel, shortDigest } from './format';
 
 /** Tags shown in a row; the rest are counted ("+N more") and listed on the artifact's page. */
 const ROW_TAGS = 5;

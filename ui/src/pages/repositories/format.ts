@@ -1,7 +1,6 @@
 // What the repository and artifact pages (and a project's repositories tab) show about artifacts:
-// their kind in words, short digests, and the host to put in pull and push commands.
+// their kind in words, short digests, their addresses.
 import { repoPath, seg } from '../../api/client';
-import type { SystemInfo } from '../../api/types';
 import type { MessageKey } from '../../i18n/index';
 import type { Platform } from '../../api/repositories';
 
@@ -52,22 +51,6 @@ export function platformLabel(p: Platform): string {
   return [p.os, p.architecture, p.variant].filter(Boolean).join('/');
 }
 
-/**
- * The host clients use in `docker pull`: the first external URL's host (a registry reference has
- * no scheme nor path), else the host this page was loaded from.
- */
-export function registryHost(info: SystemInfo | null): string {
-  const external = info?.externalURLs[0];
-  if (external) {
-    try {
-      const url = new URL(external);
-      return url.host;
-    } catch {
-      return external.replace(/^[a-z]+:\/\//i, '').replace(/\/.*$/, '');
-    }
-  }
-  return location.host;
-}
 
 /** A time from pushed content (an image config's `created`) in the user's locale; shown as is when it does not parse. */
 export function contentTime(dateTime: (iso: string | null) => string, value: string | null): string {

@@ -4,7 +4,7 @@ import type { AuditEvent } from '../../../api/project-tabs';
 import type { ProjectTabProps } from '../../../api/projects';
 import { setQuery, useLocation } from '../../../app/router';
 import { DataTable, type Column } from '../../../components/DataTable';
-import { TextField } from '../../../components/Dialog';
+import { TextField } from '../../../components/Field';
 import { EmptyState, Notice } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';
 

@@ -4,7 +4,8 @@ import { ROLES, type Group, type Member, type Role } from '../../../api/project-
 import type { ProjectTabProps } from '../../../api/projects';
 import { useSession } from '../../../app/session';
 import { DataTable, type Column } from '../../../components/DataTable';
-import { ConfirmDialog, SelectField, TextField } from '../../../components/Dialog';
+import { ConfirmDialog } from '../../../components/Dialog';
+import { SelectField, TextField } from '../../../components/Field';
 import { useAction, useApi } from '../../../components/hooks';
 import { EmptyState, Notice, errorMessage } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';

@@ -2,13 +2,13 @@ import { useState, type FormEvent } from 'react';
 import { api, seg } from '../../../api/client';
 import type { ProjectTabProps } from '../../../api/projects';
 import { Link } from '../../../app/router';
-import { useSession } from '../../../app/session';
+import { registryHost, useSession } from '../../../app/session';
 import { Copyable } from '../../../components/CopyButton';
-import { CheckboxField } from '../../../components/Dialog';
+import { CheckboxField, wholeNumber } from '../../../components/Field';
 import { useAction } from '../../../components/hooks';
 import { EmptyState, Notice, errorMessage } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';
-import { NumberField, registryHost, wholeNumber } from './shared';
+import { NumberField } from '../../../components/Field';
 
 const MAX_FRESHNESS = 31_536_000;
 

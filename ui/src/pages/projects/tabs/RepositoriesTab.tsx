@@ -2,12 +2,11 @@ import { api, repoPath, type Page } from '../../../api/client';
 import type { ProjectTabProps } from '../../../api/projects';
 import type { Repository } from '../../../api/repositories';
 import { Link } from '../../../app/router';
-import { useSession } from '../../../app/session';
+import { registryHost, useSession } from '../../../app/session';
 import { Copyable } from '../../../components/CopyButton';
 import { DataTable, type Column } from '../../../components/DataTable';
 import { EmptyState } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';
-import { registryHost } from '../../repositories/format';
 
 /** A project's repositories, filtered and sorted by the server; when there are none, how to push the first image. */
 export function RepositoriesTab({ project }: ProjectTabProps) {

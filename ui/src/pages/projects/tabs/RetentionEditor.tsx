@@ -1,11 +1,11 @@
 import { useState, type FormEvent } from 'react';
 import { api, seg } from '../../../api/client';
 import { MAX_RETENTION_RULES, RETAIN_KINDS, type RetainKind, type RetentionPolicy, type RetentionRule } from '../../../api/project-tabs';
-import { CheckboxField, SelectField, TextField } from '../../../components/Dialog';
+import { CheckboxField, SelectField, TextField, wholeNumber } from '../../../components/Field';
 import { useAction } from '../../../components/hooks';
 import { Notice, errorMessage } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';
-import { NumberField, wholeNumber } from './shared';
+import { NumberField } from '../../../components/Field';
 
 /** A rule as the form holds it: numbers as typed. */
 interface Draft {

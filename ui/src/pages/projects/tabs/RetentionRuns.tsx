@@ -3,12 +3,12 @@ import { api, seg, type Page } from '../../../api/client';
 import type { RetentionItem, RetentionOutcome, RetentionRun, RetentionRunDetail } from '../../../api/project-tabs';
 import { setQuery, useLocation } from '../../../app/router';
 import { DataTable, type Column } from '../../../components/DataTable';
-import { SelectField } from '../../../components/Dialog';
+import { SelectField } from '../../../components/Field';
 import { useAction, useApi, usePoll } from '../../../components/hooks';
 import { Progress } from '../../../components/Progress';
 import { EmptyState, ErrorState, Loading, Notice, errorMessage } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';
-import { JobStateBadge } from './shared';
+import { StateBadge } from '../../../components/StateBadge';
 
 const OUTCOMES: RetentionOutcome[] = ['retained', 'deleted', 'would-delete', 'failed', 'pending'];
 const KNOWN_BASES = ['rule', 'immutable', 'unselected', 'unretained', 'changed'];
@@ -34,7 +34,7 @@ export function RetentionRuns({ project, manage, reloadKey }: { project: string;
     },
     { key: 'kind', header: t('retention.runs.col.kind'), render: (r) => (r.dryRun ? t('retention.runs.dry') : t('retention.runs.real')) },
     { key: 'trigger', header: t('retention.runs.col.trigger'), render: (r) => t(`retention.trigger.${r.trigger}`) },
-    { key: 'state', header: t('common.status'), render: (r) => <JobStateBadge state={r.state} /> },
+    { key: 'state', header: t('common.status'), render: (r) => <StateBadge state={r.state} /> },
     {
       key: 'figures',
       header: t('retention.runs.col.figures'),
@@ -124,7 +124,7 @@ function RunPanel({ base, id, manage, onChanged }: { base: string; id: number; m
           <dl className="props">
             <dt>{t('common.status')}</dt>
             <dd>
-              <JobStateBadge state={run.data.state} /> {run.data.cancelRequested && running && <span className="muted">{t('retention.run.cancelling')}</span>}
+              <StateBadge state={run.data.state} /> {run.data.cancelRequested && running && <span className="muted">{t('retention.run.cancelling')}</span>}
             </dd>
             <dt>{t('retention.runs.col.trigger')}</dt>
             <dd>{t(`retention.trigger.${run.data.trigger}`)}</dd>

@@ -2,14 +2,15 @@ import { useState, type FormEvent } from 'react';
 import { api, seg, type Page } from '../../../api/client';
 import { ROBOT_ACTIONS, type CreatedRobot, type Robot, type RobotAction } from '../../../api/project-tabs';
 import type { ProjectTabProps } from '../../../api/projects';
-import { useSession } from '../../../app/session';
+import { registryHost, useSession } from '../../../app/session';
 import { Copyable } from '../../../components/CopyButton';
 import { DataTable, type Column } from '../../../components/DataTable';
-import { CheckboxField, ConfirmDialog, Dialog, SelectField, TextField } from '../../../components/Dialog';
+import { ConfirmDialog, Dialog } from '../../../components/Dialog';
+import { CheckboxField, SelectField, TextField, wholeNumber } from '../../../components/Field';
 import { useAction } from '../../../components/hooks';
 import { EmptyState, Notice, errorMessage } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';
-import { NumberField, registryHost, wholeNumber } from './shared';
+import { NumberField } from '../../../components/Field';
 
 const SHORT_NAME = /^[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 

@@ -1,7 +1,8 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { api, seg } from '../../../api/client';
 import { WEBHOOK_EVENTS, WEBHOOK_FORMATS, type SavedWebhook, type Webhook, type WebhookEvent, type WebhookFormat } from '../../../api/project-tabs';
-import { CheckboxField, Dialog, SelectField, TextField } from '../../../components/Dialog';
+import { Dialog } from '../../../components/Dialog';
+import { CheckboxField, SelectField, TextField } from '../../../components/Field';
 import { useAction } from '../../../components/hooks';
 import { Notice, errorMessage } from '../../../components/states';
 import { useI18n } from '../../../i18n/index';

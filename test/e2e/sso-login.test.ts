@@ -124,6 +124,25 @@ describe('berth login through the OpenID provider', { timeout: 4 * 60_000 }, () 
     await storedLogin(config, 'alice');
   });
 
+  test('the portal: "Sign in with Test IdP" signs in at the provider and comes back to the page asked for, signed in', async () => {
+    const browser = await chromium.launch({ executablePath: '/usr/lib/chromium/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run'] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${server.url}/account`);
+      await page.waitForURL(/\/login\?return=%2Faccount$/);
+      await page.getByRole('link', { name: 'Sign in with Test IdP' }).click();
+      await page.waitForSelector('input[name=login]');
+      await page.fill('input[name=login]', bob.login);
+      await page.fill('input[name=password]', bob.password);
+      await Promise.all([page.waitForURL(`${server.url}/account`, { timeout: 30_000 }), page.click('button[name=submit]')]);
+      // The session cookie set on the way back works for the portal's own requests.
+      await page.getByRole('link', { name: 'Signed in as bob' }).waitFor({ timeout: 10_000 });
+      await page.getByRole('heading', { level: 1 }).waitFor();
+    } finally {
+      await browser.close();
+    }
+  });
+
   test('--device: the CLI shows the code, the person approves elsewhere, the CLI stores a token', async () => {
     const config = path.join(home, 'bob', 'cli.json');
     const cli = startCli(['login', server.url, '--device', '--json'], { BERTH_CLI_CONFIG: config });

@@ -302,7 +302,7 @@ describe('berth CLI: the admin story of a team registry', { timeout: 6 * 60_000 
     const listed = await admin.json<Artifact[]>(['artifact', 'list', `${PROJECT}/app`]);
     assert.equal(listed.length, 1);
     const app = listed[0]!;
-    assert.deepEqual(Object.keys(app).sort(), ['artifactType', 'digest', 'lastPulledAt', 'mediaType', 'platforms', 'pushedAt', 'pushedBy', 'size', 'tags']);
+    assert.deepEqual(Object.keys(app).sort(), ['artifactType', 'digest', 'lastPulledAt', 'mediaType', 'platforms', 'pushedAt', 'pushedBy', 'size', 'subject', 'tagCount', 'tags']);
     assert.deepEqual([app.digest, app.mediaType, app.tags, app.platforms, app.pushedBy], [pushedDigest, DOCKER_MANIFEST, ['1.0'], [], 'robot$team+ci']);
     assert.ok(app.size > 40_000 && app.lastPulledAt !== null, JSON.stringify(app));
 

@@ -287,7 +287,7 @@ describe('listings, names and routing', () => {
   });
 
   test('paths that cannot be routed: 404 NOT_FOUND, never 200 or 500', async () => {
-    const paths = ['/v2/../../etc/passwd', '/v2/%2e%2e/%2e%2e/etc/passwd', '/../../etc/passwd', '/v2/..', '/v2/x/manifests/', '/v2/x/blobs/', '/v2/x', '/v2//', '/v2/_catalog/x', '/v3/', '/', '/v2/x/unknown', '/service/nothing', '/healthz/x'];
+    const paths = ['/v2/../../etc/passwd', '/v2/%2e%2e/%2e%2e/etc/passwd', '/../../etc/passwd', '/v2/..', '/v2/x/manifests/', '/v2/x/blobs/', '/v2/x', '/v2//', '/v2/_catalog/x', '/v3/', '/nope', '/projectsx', '/v2/x/unknown', '/service/nothing', '/healthz/x'];
     for (const path of paths) {
       const res = await rawRequest(url, { path, headers: AUTH });
       assert.equal(res.status, 404, `${path}: ${res.status} ${res.text.slice(0, 200)}`);

@@ -14,6 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { brotliCompressSync, brotliDecompressSync, gunzipSync, gzipSync } from 'node:zlib';
 import { REPO_ROOT } from '../support/berth.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
+import { PORTAL_SECTIONS } from '../../src/http/portal/portal.ts';
 
 interface Answer {
   status: number;
@@ -144,13 +145,9 @@ describe('the portal as Berth serves it', () => {
     assert.equal(v2.status, 401);
     assert.match(String(v2.headers['www-authenticate']), /^Bearer /);
     assert.equal(v2.headers['docker-distribution-api-version'], 'registry/2.0');
-    for (const path of ['/api/v1/unknown', '/api/unknown', '/v2/team/app/unknown', '/api/v1/', '/apix']) {
+    // Paths nobody owns (not a page of the portal either) are the registry's JSON 404 too.
+    for (const path of ['/api/v1/unknown', '/api/unknown', '/v2/team/app/unknown', '/api/v1/', '/apix', '/nope', '/projectsx', '/missing.js']) {
       const answer = await raw(server.url, path);
-      if (path === '/apix') {
-        // Not the API's prefix: a portal path like any other.
-        assertIndex(answer, path);
-        continue;
-      }
       assert.equal(answer.status, 404, path);
       assert.match(String(answer.headers['content-type']), /application\/json/, `${path}: JSON`);
       assert.doesNotMatch(answer.body.toString('utf8'), /<html/i, `${path}: not the page`);
@@ -232,6 +229,13 @@ describe('the portal as Berth serves it', () => {
     assert.ok(long.status !== 500 && !long.body.toString('utf8').includes(SECRET), `a very long path: ${long.status}`);
     assert.equal((await raw(server.url, '/readyz')).status, 200, 'the server is still well');
   });
+});
+
+test("the server serves the page at every address of the portal's route table (ui/src/app/routes.ts)", () => {
+  const routes = readFileSync(join(REPO_ROOT, 'ui', 'src', 'app', 'routes.ts'), 'utf8');
+  const sections = [...routes.matchAll(/pattern: '\/([a-z-]+)/g)].map((m) => m[1]!);
+  assert.ok(sections.length >= 10, 'the route table was read');
+  for (const section of new Set([...sections, 'login'])) assert.ok((PORTAL_SECTIONS as readonly string[]).includes(section), `/${section}/… is a page of the portal: add it to PORTAL_SECTIONS (src/http/portal/portal.ts)`);
 });
 
 describe('the real build (dist/ui), when it has been built', { skip: !existsSync(join(REPO_ROOT, 'dist', 'ui', 'index.html')) ? 'dist/ui not built: npm run build (the fake build above is checked)' : false }, () => {

@@ -8,14 +8,16 @@ import type { Context, Route } from '../context.ts';
  * served from memory.
  *
  * - `/assets/…` carry a content hash in their names: cached for a year, never revalidated.
- * - Every other path the portal owns (`/`, `/projects/…`, `/login`…) is the single page,
- *   `index.html`, never cached, so a new build is picked up on the next visit.
+ * - The paths of the portal's pages (`/`, `/login`, `/account`, `/projects/…`, `/repositories/…`,
+ *   `/admin/…`: ui/src/app/routes.ts) are the single page, `index.html`, never cached, so a new
+ *   build is picked up on the next visit. Other files at the top of the build are served as they are.
  * - The build leaves a `.br` and a `.gz` beside each text file; the client's Accept-Encoding picks one.
  * - Pages are sent with a Content-Security-Policy that allows only the portal's own scripts and
  *   styles and forbids framing: the portal has no inline script, so an injected one cannot run.
  *
- * The registry (`/v2`), the API (`/api/`), the token service (`/service/`) and the operations
- * endpoints are never answered here; their 404s stay their own.
+ * Every other path — the registry (`/v2`), the API (`/api/`), the token service (`/service/`), the
+ * operations endpoints, and paths nothing owns — is never answered here: its 404 stays the OCI
+ * error envelope.
  */
 
 interface StaticFile {
@@ -37,11 +39,11 @@ const TYPES: Record<string, string> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-/**
- * Every path but those of the registry, the API, the token service and the operations endpoints,
- * whose unknown paths and methods keep their own 404 and 405.
- */
-const PORTAL_PATHS = /^(?!\/(?:v2(?:\/|$)|api(?:\/|$)|service(?:\/|$)|healthz$|readyz$|metrics$))\/.*$/;
+/** The first segments of the portal's page addresses (besides `/`): those of ui/src/app/routes.ts. */
+export const PORTAL_SECTIONS = ['login', 'account', 'projects', 'repositories', 'admin'] as const;
+
+/** The portal's pages, its assets, and files at the top of its build (a name with an extension). */
+const PORTAL_PATHS = new RegExp(`^/(?:(?:${PORTAL_SECTIONS.join('|')}|assets)(?:/.*)?|[^/]+\\.[A-Za-z0-9]+)?$`);
 
 /** Headers of the portal's page: its Content-Security-Policy and the usual hardening. */
 export const PAGE_HEADERS: Readonly<Record<string, string>> = {
@@ -119,7 +121,8 @@ export function portalRoutes(dir: string): Route[] {
           send(ctx, file, { 'Cache-Control': 'public, max-age=31536000, immutable' });
           return;
         }
-        if (file && path !== 'index.html') {
+        if (/^[^/]+\.[A-Za-z0-9]+$/.test(path) && path !== 'index.html') {
+          if (!file) throw new RegistryError('NOT_FOUND', 'no such endpoint', { reason: 'no route matches the request path' });
           send(ctx, file, { 'Cache-Control': 'no-cache' });
           return;
         }

@@ -31,7 +31,7 @@ const TABS: TabSpec[] = [
   { id: 'repositories', label: 'projects.tab.repositories', component: RepositoriesTab, needs: ['repository.list'] },
   { id: 'members', label: 'projects.tab.members', component: MembersTab, needs: ['member.list'] },
   { id: 'robots', label: 'projects.tab.robots', component: RobotsTab, needs: ['robot.list'] },
-  { id: 'policies', label: 'projects.tab.policies', component: PoliciesTab, needs: ['project.update'] },
+  { id: 'policies', label: 'projects.tab.policies', component: PoliciesTab, needs: ['member.list'] },
   { id: 'webhooks', label: 'projects.tab.webhooks', component: WebhooksTab, needs: ['project.update'] },
   { id: 'proxy-cache', label: 'projects.tab.proxyCache', component: ProxyCacheTab, needs: ['project.read'], onlyProxy: true },
   { id: 'audit', label: 'projects.tab.audit', component: AuditTab, needs: ['log.list'] },

@@ -84,20 +84,29 @@ export async function ensurePackages(pkgs: readonly PackageNeed[]): Promise<void
   }
 }
 
-/** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise<number>((resolve, reject) => {
+/** Whether `port` can be listened on at `host` now. */
+function canListen(port: number, host: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const server = net.createServer();
     server.unref();
-    server.on('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not determine a free port'));
-      });
-    });
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
   });
+}
+
+/**
+ * Returns a TCP port that was free on `host` a moment ago, for a server a test starts later.
+ *
+ * Picked at random below the kernel's ephemeral range (32768–60999 on Linux), not by listening on
+ * port 0: a port the kernel hands out is handed out again at once to the outgoing connections
+ * other tests open meanwhile, so the server that meant to listen there would find it taken.
+ */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    if (await canListen(port, host)) return port;
+  }
+  throw new Error(`no free port found on ${host} between 20000 and 32000`);
 }
 
 /** Options for {@link waitForHttp}. */

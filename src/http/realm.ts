@@ -9,6 +9,11 @@ export function normalizeHost(host: string, protocol: string): string {
   return port && lower.endsWith(`:${port}`) ? lower.slice(0, -port.length - 1) : lower;
 }
 
+/** `scheme://host[:port]` with the default port dropped, lower-case: how browsers write `Origin`, and how two URLs' origins compare. */
+export function urlOrigin(url: URL): string {
+  return `${url.protocol}//${normalizeHost(url.host, url.protocol)}`;
+}
+
 /** The host name without any port (IPv6 brackets kept). */
 function hostName(host: string): string {
   const lower = host.toLowerCase();

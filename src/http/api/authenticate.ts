@@ -8,7 +8,7 @@ import type { Metadata } from '../../metadata/index.ts';
 import type { UserRow } from '../../metadata/schema.ts';
 import type { Context } from '../context.ts';
 import { readCredentials } from '../credentials.ts';
-import { normalizeHost } from '../realm.ts';
+import { urlOrigin } from '../realm.ts';
 import { invalid, type CallerIdentifier } from './route.ts';
 
 /** The management API's login cookie (the web portal's). */
@@ -54,7 +54,7 @@ export class ApiAuthenticator implements CallerIdentifier {
     private readonly credentials: CredentialCheck,
     private readonly settings: SessionSettings,
   ) {
-    this.externalOrigins = new Set(settings.externalURLs.map((url) => originOf(new URL(url))));
+    this.externalOrigins = new Set(settings.externalURLs.map((url) => urlOrigin(new URL(url))));
   }
 
   async identify(ctx: Context): Promise<Identity> {
@@ -102,11 +102,11 @@ export class ApiAuthenticator implements CallerIdentifier {
     }
     let origin: string | undefined;
     try {
-      origin = originOf(new URL(header));
+      origin = urlOrigin(new URL(header));
     } catch {
       origin = undefined;
     }
-    const own = ctx.origin.host ? originOf(new URL(`${ctx.origin.scheme}://${ctx.origin.host}`)) : undefined;
+    const own = ctx.origin.host ? urlOrigin(new URL(`${ctx.origin.scheme}://${ctx.origin.host}`)) : undefined;
     if (origin !== undefined && (origin === own || this.externalOrigins.has(origin))) return;
     throw new RegistryError('DENIED', 'cross-site request refused: the Origin header is not this registry (a change made with the session cookie must come from Berth\'s own pages)');
   }
@@ -165,11 +165,6 @@ export class ApiAuthenticator implements CallerIdentifier {
     if (id !== undefined) await this.meta.tokens.deleteSession(hashSecret(id));
     return cookie(ctx, '', 0);
   }
-}
-
-/** `scheme://host[:port]` with the default port dropped, lower-case: how browsers write `Origin`. */
-function originOf(url: URL): string {
-  return `${url.protocol}//${normalizeHost(url.host, url.protocol)}`;
 }
 
 /** A 401 UNAUTHORIZED (the router adds the challenge). */

@@ -7,7 +7,7 @@ import { MECHANISM_NAMES, urlFindings } from '../../diagnose/doctor/findings.ts'
 import { judgeNextUrl, parseTarget } from '../../diagnose/doctor/urls.ts';
 import type { Context } from '../context.ts';
 import { forwardingHeaders } from '../forwarded.ts';
-import { externalBase, matchExternalURL, normalizeHost } from '../realm.ts';
+import { externalBase, matchExternalURL, urlOrigin } from '../realm.ts';
 import { requireSignedIn, type ApiServices } from './common.ts';
 import { operation, type Operation } from './route.ts';
 
@@ -60,12 +60,6 @@ function cap(value: string): string {
   return value.length > VALUE_MAX ? `${value.slice(0, VALUE_MAX)}…` : value;
 }
 
-/** Whether `origin` (scheme://host) is `url` once default ports are normalised. */
-function sameOrigin(origin: URL, url: string): boolean {
-  const u = new URL(url);
-  return u.protocol === origin.protocol && normalizeHost(u.host, u.protocol) === normalizeHost(origin.host, origin.protocol);
-}
-
 /** The doctor's fix without its registry-side advice: externalURL is set already here. */
 function proxySide(fix: string): string {
   const cut = fix.indexOf(' Berth: set `externalURL`');
@@ -104,7 +98,7 @@ export function checkConnection(ctx: Context, externalURLs: readonly string[], u
   let agrees: boolean;
   if (externalURLs.length > 0) {
     const derived = parseURL(derivedText);
-    agrees = derived !== undefined && externalURLs.some((url) => sameOrigin(derived, url));
+    agrees = derived !== undefined && externalURLs.some((url) => urlOrigin(new URL(url)) === urlOrigin(derived));
     if (!derived) {
       problems.push({
         id: 'host-mismatch',

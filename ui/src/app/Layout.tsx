@@ -1,7 +1,8 @@
 import { useState, type ReactNode } from 'react';
 import { api } from '../api/client';
 import { useApi } from '../components/hooks';
-import { LOCALES, useI18n, type Locale, type MessageKey } from '../i18n/index';
+import { useI18n, type MessageKey } from '../i18n/index';
+import { LanguageSelect } from '../components/LanguageSelect';
 import { Link, navigate, useLocation } from './router';
 import { useSession } from './session';
 
@@ -30,7 +31,7 @@ function ConnectionBanner() {
 
 /** The frame of every page once signed in: header, navigation, banners, and the page in <main>. */
 export function Layout({ children }: { children: ReactNode }) {
-  const { t, locale, setLocale } = useI18n();
+  const { t } = useI18n();
   const { user, info, signOut } = useSession();
   const { path } = useLocation();
   const [menuOpen, setMenuOpen] = useState(false);
@@ -56,16 +57,7 @@ export function Layout({ children }: { children: ReactNode }) {
           {t('nav.menu')}
         </button>
         <div className="topbar-end">
-          <label className="language">
-            <span className="visually-hidden">{t('nav.language')}</span>
-            <select value={locale} onChange={(e) => setLocale(e.target.value as Locale)}>
-              {LOCALES.map((l) => (
-                <option key={l.id} value={l.id} lang={l.id}>
-                  {l.label}
-                </option>
-              ))}
-            </select>
-          </label>
+          <LanguageSelect label={t('nav.language')} />
           <Link to="/account" className="user" aria-label={t('nav.signedInAs', { name: user?.name ?? '' })}>
             {user?.name}
           </Link>

@@ -5,14 +5,15 @@ import { navigate, useLocation, useTitle } from '../app/router';
 import { useSession } from '../app/session';
 import { TextField } from '../components/Field';
 import { errorMessage, Notice } from '../components/states';
-import { LOCALES, useI18n, type Locale, type MessageKey } from '../i18n/index';
+import { useI18n, type MessageKey } from '../i18n/index';
+import { LanguageSelect } from '../components/LanguageSelect';
 
 // The codes the OpenID callback sends the browser back with (src/http/api/sso.ts PORTAL_SIGN_IN_ERRORS).
 const SSO_ERRORS = ['sso_denied', 'sso_expired', 'sso_state', 'sso_unavailable', 'sso_not_onboarded', 'sso_failed'];
 
 /** Sign in with a password, or through the OpenID provider when one is configured. */
 export function LoginPage() {
-  const { t, locale, setLocale } = useI18n();
+  const { t } = useI18n();
   const { authConfig, refresh } = useSession();
   const { query } = useLocation();
   const [username, setUsername] = useState('');
@@ -68,16 +69,7 @@ export function LoginPage() {
             <p className="field-hint">{t('login.ssoHint')}</p>
           </div>
         )}
-        <label className="language">
-          <span className="visually-hidden">Language / 语言</span>
-          <select value={locale} onChange={(e) => setLocale(e.target.value as Locale)}>
-            {LOCALES.map((l) => (
-              <option key={l.id} value={l.id} lang={l.id}>
-                {l.label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <LanguageSelect label="Language / 语言" />
       </div>
     </main>
   );

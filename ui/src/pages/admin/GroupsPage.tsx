@@ -1,6 +1,6 @@
 import { api, seg, type Page } from '../../api/client';
 import type { Group, GroupDetail } from '../../api/admin';
-import { Link, setQuery, useLocation } from '../../app/router';
+import { Link, useLocation } from '../../app/router';
 import type { PageProps } from '../../app/routes';
 import { useSession } from '../../app/session';
 import { DataTable, type Column } from '../../components/DataTable';
@@ -8,7 +8,7 @@ import { useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { EmptyState, ErrorState, Loading } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { SimpleTable, SourceBadge } from './parts';
+import { SimpleTable, SourceBadge, SourceFilter } from './parts';
 
 const SOURCES = ['ldap', 'oidc'] as const;
 const ROLES = ['projectAdmin', 'maintainer', 'developer', 'guest', 'limitedGuest'] as const;
@@ -41,19 +41,7 @@ function GroupList() {
         rowKey={(g) => String(g.id)}
         filterLabel={t('groups.filter')}
         reloadKey={source ?? ''}
-        toolbar={
-          <label className="admin-inline-select">
-            {t('groups.sourceFilter')}{' '}
-            <select value={source ?? ''} onChange={(e) => setQuery({ source: e.target.value, page: undefined })}>
-              <option value="">{t('users.source.all')}</option>
-              {SOURCES.map((s) => (
-                <option key={s} value={s}>
-                  {t(`users.source.${s}`)}
-                </option>
-              ))}
-            </select>
-          </label>
-        }
+        toolbar={<SourceFilter label={t('groups.sourceFilter')} sources={SOURCES} source={source} />}
         empty={
           <EmptyState title={t('groups.empty')}>
             <p>{authConfig.mode === 'local' ? t('groups.emptyLocal') : t('groups.emptyHow')}</p>

@@ -12,7 +12,7 @@ import { useAction, useApi } from '../../components/hooks';
 import { PageHeader } from '../../components/Page';
 import { ErrorState, Loading, Notice, errorMessage } from '../../components/states';
 import { useI18n } from '../../i18n/index';
-import { SourceBadge, generatePassword } from './parts';
+import { SourceBadge, generatePassword, SourceFilter } from './parts';
 
 const SOURCES: UserSource[] = ['local', 'ldap', 'oidc'];
 
@@ -88,19 +88,7 @@ export function UsersPage(_props: PageProps) {
         defaultSort="username"
         filterLabel={t('users.filter')}
         reloadKey={`${reloadKey}:${source ?? ''}`}
-        toolbar={
-          <label className="admin-inline-select">
-            {t('users.sourceFilter')}{' '}
-            <select value={source ?? ''} onChange={(e) => setQuery({ source: e.target.value, page: undefined })}>
-              <option value="">{t('users.source.all')}</option>
-              {SOURCES.map((s) => (
-                <option key={s} value={s}>
-                  {t(`users.source.${s}`)}
-                </option>
-              ))}
-            </select>
-          </label>
-        }
+        toolbar={<SourceFilter label={t('users.sourceFilter')} sources={SOURCES} source={source} />}
       />
       <CreateUserDialog open={creating} onClose={() => setCreating(false)} onCreated={reload} />
       <ResetPasswordDialog user={resetting} onClose={() => setResetting(null)} />

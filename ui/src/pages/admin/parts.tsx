@@ -1,7 +1,9 @@
 // Small pieces the administration and account pages share: a table for lists the API answers
-// whole (a group's members, a user's groups), a labelled multi-line field, a user's source badge.
+// whole (a group's members, a user's groups), a user's source as a badge and as a list filter.
 
 import type { ReactNode } from 'react';
+import type { UserSource } from '../../api/admin';
+import { setQuery } from '../../app/router';
 import { useI18n } from '../../i18n/index';
 
 /** A plain table for a short list the server answered in one piece (no paging to do). */
@@ -41,6 +43,27 @@ export function SourceBadge({ source }: { source: string }) {
   const { t } = useI18n();
   const label = source === 'local' ? t('users.source.local') : source === 'ldap' ? t('users.source.ldap') : source === 'oidc' ? t('users.source.oidc') : source;
   return <span className="badge">{label}</span>;
+}
+
+/**
+ * The toolbar's "source" filter of a list (users: local, ldap, oidc; groups: ldap, oidc): the choice
+ * lives in the address (`?source=`), like the rest of the list's state.
+ */
+export function SourceFilter({ label, sources, source }: { label: string; sources: readonly UserSource[]; source: UserSource | undefined }) {
+  const { t } = useI18n();
+  return (
+    <label className="admin-inline-select">
+      {label}{' '}
+      <select value={source ?? ''} onChange={(e) => setQuery({ source: e.target.value, page: undefined })}>
+        <option value="">{t('users.source.all')}</option>
+        {sources.map((s) => (
+          <option key={s} value={s}>
+            {t(`users.source.${s}`)}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
 }
 
 /** A password of 20 characters from the browser's cryptographic generator (for an administrator's reset). */

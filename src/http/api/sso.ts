@@ -210,7 +210,7 @@ export function ssoOperations(services: ApiServices): Operation[] {
           result = await flows.callback(query.state, answer, browser === undefined ? undefined : hashSecret(browser));
         } catch (err) {
           // The flow cookie says a portal started a sign-in in this browser: it goes back there.
-          if (err instanceof FlowError && browser !== undefined) return toPortal(ctx, err.kind === 'proof' ? 'sso_state' : err.kind === 'busy' ? 'sso_unavailable' : 'sso_expired');
+          if (err instanceof FlowError && browser !== undefined) return toPortal(ctx, portalCode(err));
           if (err instanceof FlowError && err.kind === 'proof') throw invalid([{ path: 'state', message: 'belongs to a sign-in started in another browser: start the sign-in again here' }]);
           if (err instanceof FlowError) throw invalid([{ path: 'state', message: 'is unknown, expired or already used: start the sign-in again' }]);
           throw err;
